@@ -1,0 +1,274 @@
+"""Local AWS emulator for the eks-private-dns tests and demo.
+
+Starts moto's server on a loopback address, prints "READY <port>" on stdout,
+and runs until its standard input closes (so it never outlives the test
+process that started it).
+
+moto differs from the documented AWS behaviour in ways that matter to this
+product. Each difference is fixed here, in the emulator, with a patch that
+cites the AWS API reference; product code is never bent to the emulator.
+
+Environment (all optional):
+  EMULATOR_EKS_CREATE_SECONDS  how long a new cluster stays CREATING (default 0)
+  EMULATOR_EKS_UPDATE_SECONDS  how long a cluster stays UPDATING after
+                               UpdateClusterConfig (default 0)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
+from moto.ec2.responses.security_groups import SecurityGroups
+from moto.eks import models as eks_models
+from moto.eks import responses as eks_responses
+from moto.eks import urls as eks_urls
+from moto.eks.exceptions import InvalidParameterException, ResourceInUseException
+from moto.eks.exceptions import ResourceNotFoundException
+from moto.server import ThreadedMotoServer
+
+
+def _seconds(name: str) -> float:
+    try:
+        return float(os.environ.get(name, "0"))
+    except ValueError:
+        return 0.0
+
+
+CREATE_SECONDS = _seconds("EMULATOR_EKS_CREATE_SECONDS")
+UPDATE_SECONDS = _seconds("EMULATOR_EKS_UPDATE_SECONDS")
+
+
+# ---------------------------------------------------------------------------
+# EKS
+# ---------------------------------------------------------------------------
+# DescribeCluster (EKS API reference, Cluster and VpcConfigResponse):
+# - "endpoint" is https://<32 upper-case hex>.<shard>.<region>.eks.amazonaws.com
+#   with no trailing slash, and it is unique per cluster. moto computes one
+#   string at import time, so every cluster shares it, and it ends with "/".
+# - resourcesVpcConfig carries vpcId and clusterSecurityGroupId (a security
+#   group EKS creates in the cluster VPC, tagged aws:eks:cluster-name), and
+#   the endpointPublicAccess (default true), endpointPrivateAccess (default
+#   false) and publicAccessCidrs (default 0.0.0.0/0) flags. moto echoes the
+#   request only.
+# - status is CREATING until the control plane is up, then ACTIVE. moto makes
+#   clusters ACTIVE at once.
+_original_cluster_init = eks_models.Cluster.__init__
+
+
+def _cluster_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    self._region = kwargs["region_name"]
+    self._account_id = kwargs["account_id"]
+    _original_cluster_init(self, *args, **kwargs)
+    shard = secrets.choice(["gr7", "sk1", "yl4"])
+    self.endpoint = (
+        f"https://{secrets.token_hex(16).upper()}.{shard}."
+        f"{self._region}.eks.amazonaws.com"
+    )
+    self._active_at = time.time() + CREATE_SECONDS
+    self._updates: list[dict[str, Any]] = []
+    self._updating_until = 0.0
+    config = dict(self.resources_vpc_config or {})
+    config.setdefault("subnetIds", [])
+    config.setdefault("securityGroupIds", [])
+    config.setdefault("endpointPublicAccess", True)
+    config.setdefault("endpointPrivateAccess", False)
+    config.setdefault("publicAccessCidrs", ["0.0.0.0/0"])
+    ec2 = ec2_backends[self._account_id][self._region]
+    if config["subnetIds"]:
+        subnet = ec2.get_subnet(config["subnetIds"][0])
+        config["vpcId"] = subnet.vpc_id
+        group = ec2.create_security_group(
+            name=f"eks-cluster-sg-{self.name}-{secrets.randbelow(10**10):010d}",
+            description="EKS created security group applied to ENI that is attached "
+            "to EKS Control Plane master nodes, as well as any managed workloads.",
+            vpc_id=subnet.vpc_id,
+            tags={
+                "aws:eks:cluster-name": self.name,
+                f"kubernetes.io/cluster/{self.name}": "owned",
+            },
+        )
+        config["clusterSecurityGroupId"] = group.id
+    self.resources_vpc_config = config
+    network = dict(self.kubernetes_network_config or {})
+    network.setdefault("ipFamily", "ipv4")
+    self.kubernetes_network_config = network
+
+
+def _status_get(self: Any) -> str:
+    now = time.time()
+    if getattr(self, "_deleting", False):
+        return "DELETING"
+    if now < getattr(self, "_active_at", 0.0):
+        return "CREATING"
+    if now < getattr(self, "_updating_until", 0.0):
+        return "UPDATING"
+    return "ACTIVE"
+
+
+def _status_set(self: Any, value: str) -> None:
+    # moto assigns ACTIVE in __init__; the status is derived from time instead.
+    pass
+
+
+eks_models.Cluster.__init__ = _cluster_init
+eks_models.Cluster.status = property(_status_get, _status_set)
+eks_models.Cluster.is_active = property(lambda self: _status_get(self) == "ACTIVE")
+
+# UpdateClusterConfig (EKS API reference): resourcesVpcConfig carries only the
+# settings to change; the others keep their values. The call is refused while
+# the cluster is not ACTIVE, puts it in UPDATING, and returns an Update object
+# {id, status InProgress, type, params, createdAt, errors}. DescribeUpdate and
+# ListUpdates report it (InProgress, then Successful). moto replaces the whole
+# resourcesVpcConfig, returns the cluster, and has neither DescribeUpdate nor
+# ListUpdates.
+_ACCESS_KEYS = {
+    "endpointPublicAccess": "EndpointPublicAccess",
+    "endpointPrivateAccess": "EndpointPrivateAccess",
+    "publicAccessCidrs": "PublicAccessCidrs",
+}
+_VPC_KEYS = {"subnetIds": "SubnetIds", "securityGroupIds": "SecurityGroupIds"}
+
+
+def _update_status(update: dict[str, Any]) -> str:
+    return "Successful" if time.time() >= update["_done_at"] else "InProgress"
+
+
+def _public_update(update: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": update["id"],
+        "status": _update_status(update),
+        "type": update["type"],
+        "params": update["params"],
+        "createdAt": update["createdAt"],
+        "errors": [],
+    }
+
+
+def _find_cluster(backend: Any, name: str) -> Any:
+    cluster = backend.clusters.get(name)
+    if cluster is None:
+        raise ResourceNotFoundException(
+            clusterName=name,
+            nodegroupName=None,
+            fargateProfileName=None,
+            addonName=None,
+            message=f"No cluster found for name: {name}.",
+        )
+    return cluster
+
+
+def _update_cluster_config(self: Any) -> ActionResult:
+    name = self._get_param("name")
+    changes = self._get_param("resourcesVpcConfig") or {}
+    cluster = _find_cluster(self.eks_backend, name)
+    if _status_get(cluster) != "ACTIVE":
+        raise ResourceInUseException(
+            clusterName=name,
+            nodegroupName=None,
+            addonName=None,
+            message=f"Cluster is in {_status_get(cluster)} status, "
+            "updates are allowed only when it is ACTIVE",
+        )
+    if not changes:
+        raise InvalidParameterException("No changes needed")
+    access = {k: v for k, v in changes.items() if k in _ACCESS_KEYS}
+    vpc = {k: v for k, v in changes.items() if k in _VPC_KEYS}
+    update_type = "EndpointAccessUpdate" if access and not vpc else "VpcConfigUpdate"
+    config = dict(cluster.resources_vpc_config)
+    config.update(changes)
+    cluster.resources_vpc_config = config
+    cluster._updating_until = time.time() + UPDATE_SECONDS
+    params = []
+    for key, value in changes.items():
+        label = _ACCESS_KEYS.get(key) or _VPC_KEYS.get(key) or key
+        text = value if isinstance(value, str) else str(value).lower()
+        if isinstance(value, list):
+            text = '["' + '","'.join(value) + '"]'
+        params.append({"type": label, "value": text})
+    update = {
+        "id": str(uuid.uuid4()),
+        "type": update_type,
+        "params": params,
+        "createdAt": time.time(),
+        "_done_at": cluster._updating_until,
+    }
+    cluster._updates.append(update)
+    return ActionResult({"update": _public_update(update)})
+
+
+def _describe_update(self: Any) -> ActionResult:
+    name = self._get_param("name")
+    update_id = self._get_param("updateId")
+    cluster = _find_cluster(self.eks_backend, name)
+    for update in cluster._updates:
+        if update["id"] == update_id:
+            return ActionResult({"update": _public_update(update)})
+    raise ResourceNotFoundException(
+        clusterName=name,
+        nodegroupName=None,
+        fargateProfileName=None,
+        addonName=None,
+        message=f"No update found for ID: {update_id}",
+    )
+
+
+def _list_updates(self: Any) -> ActionResult:
+    name = self._get_param("name")
+    cluster = _find_cluster(self.eks_backend, name)
+    return ActionResult({"updateIds": [u["id"] for u in cluster._updates]})
+
+
+eks_responses.EKSResponse.update_cluster_config = _update_cluster_config
+eks_responses.EKSResponse.describe_update = _describe_update
+eks_responses.EKSResponse.list_updates = _list_updates
+eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates$"] = eks_urls.response.dispatch
+eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"] = (
+    eks_urls.response.dispatch
+)
+
+
+# ---------------------------------------------------------------------------
+# EC2
+# ---------------------------------------------------------------------------
+# AuthorizeSecurityGroupIngress (EC2 API reference) returns every rule it
+# added in SecurityGroupRules. moto returns only the rules of the last
+# IpPermissions entry (all of them are stored).
+def _authorize_security_group_ingress(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    added: list[Any] = []
+    for kwargs in self._process_rules_from_querystring():
+        rules, _ = self.ec2_backend.authorize_security_group_ingress(**kwargs)
+        added.extend(rules)
+    return ActionResult({"Return": True, "SecurityGroupRules": added})
+
+
+SecurityGroups.authorize_security_group_ingress = _authorize_security_group_ingress
+
+
+def main() -> None:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    print(f"READY {port}", flush=True)
+    # Run until the parent closes our standard input (or exits).
+    try:
+        while sys.stdin.read(1024):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopper = threading.Thread(target=server.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=2)
+
+
+if __name__ == "__main__":
+    main()
