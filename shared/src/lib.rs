@@ -1,1 +1,22 @@
+//! eks-private-dns core: zero-touch private DNS for Amazon EKS.
+//!
+//! The pipeline is observe -> plan -> apply:
+//! - [`observe`] reads AWS (thin adapters, paginated, concurrent),
+//! - [`plan`] decides, purely, what should change,
+//! - [`apply`] carries it out idempotently, checking ownership again.
+//!
+//! [`reconcile`] ties them together for one cluster; the Lambdas and the CLI
+//! are thin shells over it.
 
+pub mod apply;
+pub mod aws;
+pub mod config;
+pub mod event;
+pub mod model;
+pub mod observe;
+pub mod owner;
+pub mod plan;
+pub mod reconcile;
+
+pub use config::Config;
+pub use reconcile::{Reconciler, Report};

@@ -1,0 +1,339 @@
+//! AWS clients, built once from the standard SDK configuration chain
+//! (AWS_REGION, credentials, AWS_ENDPOINT_URL), with a counter of the API
+//! calls each reconcile makes, and the error type of the adapters.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+/// Counts every attempt (so retries count too), by service and operation.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter {
+    inner: Arc<Mutex<Counts>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// "Service.Operation" -> attempts.
+    pub calls: BTreeMap<String, u64>,
+    /// Attempts answered with a throttling error.
+    pub throttles: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    /// Calls that change something.
+    pub fn writes(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(name, _)| is_write_operation(name))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        let mut calls = BTreeMap::new();
+        for (name, n) in &self.calls {
+            let before = earlier.calls.get(name).copied().unwrap_or(0);
+            if *n > before {
+                calls.insert(name.clone(), n - before);
+            }
+        }
+        Counts {
+            calls,
+            throttles: self.throttles.saturating_sub(earlier.throttles),
+        }
+    }
+}
+
+/// Whether "Service.Operation" changes anything.
+pub fn is_write_operation(name: &str) -> bool {
+    let op = name.rsplit('.').next().unwrap_or(name);
+    const READ: &[&str] = &["Describe", "List", "Get"];
+    !READ.iter().any(|prefix| op.starts_with(prefix))
+}
+
+impl CallCounter {
+    pub fn snapshot(&self) -> Counts {
+        self.inner.lock().expect("counter lock").clone()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let key = format!("{}.{}", meta.service(), meta.name());
+            *self
+                .inner
+                .lock()
+                .expect("counter lock")
+                .calls
+                .entry(key)
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let throttled = context
+            .response()
+            .map(|r| r.status().as_u16() == 429)
+            .unwrap_or(false)
+            || context
+                .output_or_error()
+                .and_then(|r| r.err())
+                .map(|e| {
+                    let text = format!("{e:?}");
+                    THROTTLING_CODES.iter().any(|c| text.contains(c))
+                })
+                .unwrap_or(false);
+        if throttled {
+            self.inner.lock().expect("counter lock").throttles += 1;
+        }
+        Ok(())
+    }
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+];
+
+/// The four service clients, sharing one call counter.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub eks: aws_sdk_eks::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub resolver: aws_sdk_route53resolver::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub counter: CallCounter,
+    pub region: String,
+}
+
+impl Clients {
+    /// Load the standard configuration chain; `region` overrides AWS_REGION.
+    pub async fn from_env(region: Option<String>) -> Result<Clients, AwsError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        let sdk = loader.load().await;
+        Clients::from_sdk_config(&sdk)
+    }
+
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Result<Clients, AwsError> {
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| AwsError {
+                operation: "configuration".into(),
+                code: Some("NoRegion".into()),
+                message: "no AWS region is set; set AWS_REGION or pass --region".into(),
+                transient: false,
+            })?;
+        let counter = CallCounter::default();
+        let eks = aws_sdk_eks::config::Builder::from(sdk)
+            .interceptor(counter.clone())
+            .build();
+        let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .interceptor(counter.clone())
+            .build();
+        let resolver = aws_sdk_route53resolver::config::Builder::from(sdk)
+            .interceptor(counter.clone())
+            .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(sdk)
+            .interceptor(counter.clone())
+            .build();
+        Ok(Clients {
+            eks: aws_sdk_eks::Client::from_conf(eks),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            resolver: aws_sdk_route53resolver::Client::from_conf(resolver),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            counter,
+            region,
+        })
+    }
+}
+
+/// A failed AWS call: which one, the service's error code and message, and
+/// whether trying again later can help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsError {
+    pub operation: String,
+    pub code: Option<String>,
+    pub message: String,
+    pub transient: bool,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} failed: {code}: {}", self.operation, self.message),
+            None => write!(f, "{} failed: {}", self.operation, self.message),
+        }
+    }
+}
+
+impl StdError for AwsError {}
+
+/// Error codes after which the same call may succeed later.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServiceErrorException",
+    "InternalServiceError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "DependencyViolation",
+    "ResourceInUseException",
+    "ResourceUnavailableException",
+    "IncorrectState",
+    "ServerException",
+];
+
+impl AwsError {
+    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        R: fmt::Debug,
+    {
+        match &err {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                let code = e.code().map(str::to_string);
+                let status = service.raw();
+                let message = e
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{e}"));
+                let server_side = format!("{status:?}").contains("status: 5");
+                let transient = code
+                    .as_deref()
+                    .map(|c| TRANSIENT_CODES.contains(&c))
+                    .unwrap_or(false)
+                    || server_side;
+                AwsError {
+                    operation: operation.into(),
+                    code,
+                    message,
+                    transient,
+                }
+            }
+            SdkError::ConstructionFailure(_) => AwsError {
+                operation: operation.into(),
+                code: None,
+                message: error_chain(&err),
+                transient: false,
+            },
+            _ => AwsError {
+                operation: operation.into(),
+                code: err.code().map(str::to_string),
+                message: error_chain(&err),
+                transient: true,
+            },
+        }
+    }
+
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    pub fn message_contains(&self, text: &str) -> bool {
+        self.message.contains(text)
+    }
+}
+
+/// "outer: inner: innermost", so that a connection failure says why.
+pub fn error_chain(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// Shorthand for adapters: `.map_err(aws("ec2.DescribeVpcs"))`.
+pub fn aws<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: fmt::Debug,
+{
+    move |err| AwsError::from_sdk(operation, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_operations() {
+        assert!(is_write_operation("EC2.AuthorizeSecurityGroupIngress"));
+        assert!(is_write_operation("SSM.PutParameter"));
+        assert!(!is_write_operation("Route53Resolver.ListResolverRules"));
+        assert!(!is_write_operation("EKS.DescribeCluster"));
+        assert!(!is_write_operation("SSM.GetParametersByPath"));
+    }
+
+    #[test]
+    fn counts_since() {
+        let mut a = Counts::default();
+        a.calls.insert("EC2.DescribeVpcs".into(), 2);
+        let mut b = a.clone();
+        b.calls.insert("EC2.DescribeVpcs".into(), 5);
+        b.calls.insert("SSM.PutParameter".into(), 1);
+        let d = b.since(&a);
+        assert_eq!(d.total(), 4);
+        assert_eq!(d.writes(), 1);
+    }
+}

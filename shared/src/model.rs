@@ -1,0 +1,382 @@
+//! What the observe step sees, in plain data the planner can reason about
+//! without I/O. The AWS adapters translate SDK types into these.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ClusterStatus {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+    Failed,
+    Pending,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ClusterStatus {
+    pub fn parse(value: &str) -> ClusterStatus {
+        match value {
+            "CREATING" => ClusterStatus::Creating,
+            "ACTIVE" => ClusterStatus::Active,
+            "UPDATING" => ClusterStatus::Updating,
+            "DELETING" => ClusterStatus::Deleting,
+            "FAILED" => ClusterStatus::Failed,
+            "PENDING" => ClusterStatus::Pending,
+            other => ClusterStatus::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ClusterStatus::Creating => "CREATING",
+            ClusterStatus::Active => "ACTIVE",
+            ClusterStatus::Updating => "UPDATING",
+            ClusterStatus::Deleting => "DELETING",
+            ClusterStatus::Failed => "FAILED",
+            ClusterStatus::Pending => "PENDING",
+            ClusterStatus::Other(s) => s,
+        }
+    }
+
+    /// EKS is still working on the cluster; its final shape is not known yet.
+    pub fn is_in_progress(&self) -> bool {
+        matches!(
+            self,
+            ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending
+        )
+    }
+}
+
+/// DescribeCluster, reduced to what matters here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    pub name: String,
+    pub arn: String,
+    pub status: ClusterStatus,
+    /// The endpoint host name: lower case, no scheme, no trailing dot or slash.
+    pub endpoint_host: Option<String>,
+    pub vpc_id: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub cluster_security_group_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub public_access: bool,
+    pub private_access: bool,
+    pub ipv6: bool,
+    pub tags: Tags,
+}
+
+impl ClusterView {
+    /// Where the 443 rule goes: the EKS-made cluster security group, or the
+    /// first additional group when there is none.
+    pub fn control_plane_group(&self) -> Option<&str> {
+        self.cluster_security_group_id
+            .as_deref()
+            .or_else(|| self.security_group_ids.first().map(String::as_str))
+    }
+}
+
+/// "https://ABC.gr7.eu-west-1.eks.amazonaws.com/" -> "abc.gr7.eu-west-1.eks.amazonaws.com".
+pub fn endpoint_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .trim()
+        .strip_prefix("https://")
+        .or_else(|| endpoint.trim().strip_prefix("http://"))
+        .unwrap_or(endpoint.trim());
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.contains('.')
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    valid.then_some(host)
+}
+
+/// A domain name as compared here: lower case, no trailing dot.
+pub fn normalize_domain(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcView {
+    pub id: String,
+    pub cidrs: Vec<IpNet>,
+    pub tags: Tags,
+}
+
+/// The cluster VPC's DNS attributes (DescribeVpcAttribute, one per call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpcDns {
+    pub support: bool,
+    pub hostnames: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetView {
+    pub id: String,
+    pub vpc_id: String,
+    pub az: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "INBOUND",
+            Direction::Outbound => "OUTBOUND",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointIp {
+    pub ip_id: String,
+    pub subnet_id: String,
+    pub ip: Option<String>,
+    pub ipv6: Option<String>,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointView {
+    pub id: String,
+    pub arn: String,
+    pub direction: Direction,
+    pub vpc_id: String,
+    pub security_group_ids: Vec<String>,
+    pub status: String,
+    pub creator_request_id: String,
+    pub name: String,
+    pub creation_time: String,
+    pub ip_count: i32,
+    /// Listed only for the endpoints the planner needs them for.
+    pub ips: Option<Vec<EndpointIp>>,
+}
+
+impl EndpointView {
+    pub fn is_going_away(&self) -> bool {
+        self.status == "DELETING"
+    }
+
+    /// The endpoint's IPv4 addresses, sorted.
+    pub fn ipv4s(&self) -> Vec<String> {
+        let mut ips: Vec<String> = self
+            .ips
+            .iter()
+            .flatten()
+            .filter(|ip| !is_leaving(&ip.status))
+            .filter_map(|ip| ip.ip.clone())
+            .collect();
+        ips.sort_by_key(|ip| ip_sort_key(ip));
+        ips.dedup();
+        ips
+    }
+
+    pub fn ipv6s(&self) -> Vec<String> {
+        let mut ips: Vec<String> = self
+            .ips
+            .iter()
+            .flatten()
+            .filter(|ip| !is_leaving(&ip.status))
+            .filter_map(|ip| ip.ipv6.clone())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips
+    }
+}
+
+fn is_leaving(status: &str) -> bool {
+    matches!(status, "DELETING" | "DELETE_FAILED_FAS_EXPIRED" | "DETACHING")
+}
+
+/// Sort IPv4 addresses numerically (10.0.2.5 before 10.0.10.5).
+pub fn ip_sort_key(ip: &str) -> (u32, String) {
+    match ip.parse::<std::net::Ipv4Addr>() {
+        Ok(addr) => (u32::from(addr), String::new()),
+        Err(_) => (u32::MAX, ip.to_string()),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TargetAddress {
+    pub ip: String,
+    pub port: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleView {
+    pub id: String,
+    pub arn: String,
+    /// Normalized: lower case, no trailing dot.
+    pub domain: String,
+    pub rule_type: String,
+    pub endpoint_id: Option<String>,
+    pub targets: Vec<TargetAddress>,
+    pub creator_request_id: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssociationView {
+    pub id: String,
+    pub rule_id: String,
+    pub vpc_id: String,
+    pub status: String,
+}
+
+impl AssociationView {
+    pub fn is_going_away(&self) -> bool {
+        matches!(self.status.as_str(), "DELETING" | "FAILED")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityGroupView {
+    pub id: String,
+    pub vpc_id: String,
+    pub name: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// An ingress permission: protocol, one port, one CIDR.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Permission {
+    pub protocol: Protocol,
+    pub port: i32,
+    pub cidr: IpNet,
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} from {}", self.protocol.as_str(), self.port, self.cidr)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityGroupRuleView {
+    pub id: String,
+    pub group_id: String,
+    pub is_egress: bool,
+    /// "tcp", "udp", "-1" (all), or a protocol number.
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub cidr: Option<IpNet>,
+    pub tags: Tags,
+}
+
+impl SecurityGroupRuleView {
+    /// Whether this rule admits `permission` exactly (same CIDR, protocol
+    /// and port inside its range, or all traffic from that CIDR).
+    pub fn admits(&self, permission: &Permission) -> bool {
+        if self.is_egress || self.cidr != Some(permission.cidr) {
+            return false;
+        }
+        if self.protocol == "-1" {
+            return true;
+        }
+        self.protocol == permission.protocol.as_str()
+            && self.from_port <= permission.port
+            && permission.port <= self.to_port
+    }
+
+    /// The single permission this rule grants, when it is of the form we make.
+    pub fn as_permission(&self) -> Option<Permission> {
+        let protocol = match self.protocol.as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            _ => return None,
+        };
+        if self.is_egress || self.from_port != self.to_port {
+            return None;
+        }
+        Some(Permission {
+            protocol,
+            port: self.from_port,
+            cidr: self.cidr?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterView {
+    pub name: String,
+    pub value: String,
+    pub kind: String,
+    pub version: i64,
+}
+
+/// The `state` parameter: what was made for one cluster. It is also the
+/// record that a cluster uses its VPC's shared inbound endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StateDoc {
+    pub schema: u32,
+    pub cluster: String,
+    pub cluster_arn: String,
+    pub vpc_id: String,
+    pub endpoint: String,
+    pub inbound_endpoint_id: String,
+    pub outbound_endpoint_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub associated_vpcs: Vec<String>,
+    pub control_plane_security_group_id: String,
+    pub control_plane_rule_ids: Vec<String>,
+    /// Every CIDR this cluster admits on 53 and 443.
+    pub allowed_cidrs: Vec<String>,
+    pub updated_at: String,
+}
+
+pub const STATE_SCHEMA: u32 = 1;
+
+impl StateDoc {
+    /// Equal but for the time stamp: a state with nothing new is not rewritten.
+    pub fn same_content(&self, other: &StateDoc) -> bool {
+        let mut a = self.clone();
+        a.updated_at = other.updated_at.clone();
+        &a == other
+    }
+}
+
+/// Another cluster recorded as using a VPC's inbound endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub cluster: String,
+    pub allowed_cidrs: Vec<IpNet>,
+}
