@@ -1,1 +1,487 @@
-fn main() {}
+//! eks-private-dns: the operator's and on-premises host's command line, a
+//! thin shell over the same core as the Lambdas.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use shared::aws::Clients;
+use shared::config::{self, Config, Mode};
+use shared::handler::{handle_event, EventResult};
+use shared::plan::{parameter_name, Decision, PARAM_INBOUND_IPS};
+use shared::reconcile::{Reconciler, Report};
+
+#[derive(Parser)]
+#[command(
+    name = "eks-private-dns",
+    version,
+    about = "Zero-touch private DNS for Amazon EKS: Route 53 Resolver plumbing for private cluster endpoints",
+    after_help = "AWS credentials, AWS_REGION and AWS_ENDPOINT_URL come from the standard AWS SDK \
+                  configuration chain. Every setting below can also be given as the environment \
+                  variable shown; a flag overrides it."
+)]
+struct Cli {
+    /// AWS region (default: AWS_REGION / the profile's region).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Output format: text for people, json (one document on stdout) for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct Settings {
+    /// Comma-separated VPC ids that must resolve the cluster names.
+    #[arg(long, global = true, env = config::ENV_CLIENT_VPC_IDS, hide_env_values = true)]
+    client_vpc_ids: Option<String>,
+    /// Comma-separated on-premises CIDRs allowed on 53 and 443.
+    #[arg(long, global = true, env = config::ENV_ONPREM_CIDRS, hide_env_values = true)]
+    onprem_cidrs: Option<String>,
+    /// Also treat VPCs peered with the cluster VPC as client VPCs (true/false).
+    #[arg(long, global = true, env = config::ENV_DISCOVER_PEERED_VPCS, hide_env_values = true)]
+    discover_peered_vpcs: Option<String>,
+    /// Use this existing outbound Resolver endpoint; never create or delete one.
+    #[arg(long, global = true, env = config::ENV_OUTBOUND_ENDPOINT_ID, hide_env_values = true)]
+    outbound_endpoint_id: Option<String>,
+    /// Where to create the shared outbound endpoint.
+    #[arg(long, global = true, env = config::ENV_OUTBOUND_VPC_ID, hide_env_values = true)]
+    outbound_vpc_id: Option<String>,
+    /// private-only or private-access.
+    #[arg(long, global = true, env = config::ENV_TRIGGER, hide_env_values = true)]
+    trigger: Option<String>,
+    /// SSM parameter path prefix.
+    #[arg(long, global = true, env = config::ENV_SSM_PREFIX, hide_env_values = true)]
+    ssm_prefix: Option<String>,
+    /// Owner id written in ownership tags.
+    #[arg(long, global = true, env = config::ENV_OWNER, hide_env_values = true)]
+    owner: Option<String>,
+    /// IPs per inbound endpoint, 2 to 6.
+    #[arg(long, global = true, env = config::ENV_INBOUND_IPS, hide_env_values = true)]
+    inbound_ips: Option<String>,
+    /// Allow 0.0.0.0/0 or ::/0 among the CIDRs (true/false).
+    #[arg(long, global = true, env = config::ENV_ALLOW_WORLD, hide_env_values = true)]
+    allow_world: Option<String>,
+    /// apply, or plan (observe and report, change nothing); the commands
+    /// plan and status never change anything whatever this says.
+    #[arg(long, global = true, env = config::ENV_MODE, hide_env_values = true)]
+    mode: Option<String>,
+}
+
+impl Settings {
+    fn config(&self) -> Result<Config> {
+        let value = |name: &str| -> Option<String> {
+            let v = match name {
+                config::ENV_CLIENT_VPC_IDS => &self.client_vpc_ids,
+                config::ENV_ONPREM_CIDRS => &self.onprem_cidrs,
+                config::ENV_DISCOVER_PEERED_VPCS => &self.discover_peered_vpcs,
+                config::ENV_OUTBOUND_ENDPOINT_ID => &self.outbound_endpoint_id,
+                config::ENV_OUTBOUND_VPC_ID => &self.outbound_vpc_id,
+                config::ENV_TRIGGER => &self.trigger,
+                config::ENV_SSM_PREFIX => &self.ssm_prefix,
+                config::ENV_OWNER => &self.owner,
+                config::ENV_INBOUND_IPS => &self.inbound_ips,
+                config::ENV_ALLOW_WORLD => &self.allow_world,
+                config::ENV_MODE => &self.mode,
+                _ => return None,
+            };
+            v.clone()
+        };
+        Config::from_lookup(value).map_err(|e| anyhow!("invalid configuration: {e}"))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the actions that apply would take; change nothing. Exit 0: nothing
+    /// to do, 2: changes, 1: error.
+    Plan {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Reconcile one cluster now.
+    Apply {
+        #[arg(long)]
+        cluster: String,
+        /// While the cluster is CREATING or UPDATING, poll until it is done.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait may wait, in seconds.
+        #[arg(long, default_value_t = 1200)]
+        timeout: u64,
+        /// First poll interval of --wait, in seconds (it doubles up to 30).
+        #[arg(long, default_value_t = 5.0, hide = true)]
+        poll: f64,
+    },
+    /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs.
+    Status {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Process one EventBridge event (a file, or - for stdin) exactly as the
+    /// cluster-event Lambda does.
+    HandleEvent {
+        file: String,
+        /// How long to wait for a cluster that is CREATING or UPDATING, in
+        /// seconds (the Lambda waits for its remaining time).
+        #[arg(long, default_value_t = 840)]
+        timeout: u64,
+        /// First poll interval, in seconds (it doubles up to 30).
+        #[arg(long, default_value_t = 5.0, hide = true)]
+        poll: f64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(&cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_sentence(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EKS_PRIVATE_DNS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// "context: cause: root" in one line.
+fn one_sentence(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn reconciler(cli: &Cli, mode: Mode) -> Result<Reconciler> {
+    let mut config = cli.settings.config()?;
+    if mode == Mode::Plan {
+        config.mode = Mode::Plan;
+    }
+    let clients = Clients::from_env(cli.region.clone())
+        .await
+        .map_err(|e| anyhow!("{}", e.message))?;
+    Ok(Reconciler::new(clients, config))
+}
+
+async fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Plan { cluster } => {
+            let rec = reconciler(cli, Mode::Plan).await?;
+            let report = rec.reconcile_in(cluster, None, Mode::Plan).await;
+            emit(cli.output, &report, || print_report(&report))?;
+            if let Some(error) = &report.error {
+                return Err(anyhow!("{error}"));
+            }
+            Ok(if report.actions.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Apply {
+            cluster,
+            wait,
+            timeout,
+            poll,
+        } => {
+            let rec = reconciler(cli, Mode::Apply).await?;
+            let report = if *wait {
+                let deadline = Instant::now() + Duration::from_secs(*timeout);
+                let tty = std::io::stderr().is_terminal();
+                rec.reconcile_waiting(
+                    cluster,
+                    None,
+                    deadline,
+                    Duration::from_secs_f64(poll.max(0.05)),
+                    |report, delay| {
+                        if tty {
+                            eprintln!(
+                                "{}: {}; checking again in {:.0} s",
+                                report.cluster,
+                                report.detail.as_deref().unwrap_or("pending"),
+                                delay.as_secs_f64()
+                            );
+                        }
+                    },
+                )
+                .await
+            } else {
+                rec.reconcile(cluster, None).await
+            };
+            emit(cli.output, &report, || print_report(&report))?;
+            finish(&report, *wait)
+        }
+        Command::HandleEvent {
+            file,
+            timeout,
+            poll,
+        } => {
+            let bytes = read_input(file)?;
+            let rec = reconciler(cli, Mode::Apply).await?;
+            let deadline = Instant::now() + Duration::from_secs(*timeout);
+            let result = handle_event(
+                &rec,
+                &bytes,
+                deadline,
+                Duration::from_secs_f64(poll.max(0.05)),
+            )
+            .await
+            .map_err(|e| anyhow!("{file}: {e}"))?;
+            match result {
+                EventResult::Ignored { reason } => {
+                    #[derive(Serialize)]
+                    struct Ignored<'a> {
+                        ignored: bool,
+                        reason: &'a str,
+                    }
+                    emit(
+                        cli.output,
+                        &Ignored {
+                            ignored: true,
+                            reason: &reason,
+                        },
+                        || println!("ignored: {reason}"),
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                EventResult::Reconciled { report, .. } => {
+                    emit(cli.output, &report, || print_report(&report))?;
+                    finish(&report, false)
+                }
+            }
+        }
+        Command::Status { cluster } => status(cli, cluster.as_deref()).await,
+    }
+}
+
+fn finish(report: &Report, waited: bool) -> Result<ExitCode> {
+    if let Some(error) = &report.error {
+        return Err(anyhow!("cluster {}: {error}", report.cluster));
+    }
+    if waited && report.is_pending() {
+        return Err(anyhow!(
+            "cluster {} is still {}; the next sweep finishes it",
+            report.cluster,
+            report.detail.as_deref().unwrap_or("pending")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the event from standard input")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("cannot read event file {file}"))?;
+    }
+    Ok(bytes)
+}
+
+fn emit<T: Serialize>(output: Output, value: &T, text: impl FnOnce()) -> Result<()> {
+    match output {
+        Output::Json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, value)?;
+            writeln!(out)?;
+        }
+        Output::Text => text(),
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    let detail = report
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    println!("cluster {}: {}{detail}", report.cluster, report.decision);
+    for action in &report.actions {
+        println!("  + {action}");
+    }
+    let verb = if report.applied {
+        format!("applied {} actions", report.actions.len())
+    } else if report.actions.is_empty() {
+        "nothing to do".to_string()
+    } else if report.mode == "plan" {
+        format!("{} planned actions (nothing changed)", report.actions.len())
+    } else {
+        "not applied".to_string()
+    };
+    println!(
+        "  {verb}; {} API calls ({} writes) in {} ms",
+        report.api_calls, report.write_calls, report.duration_ms
+    );
+}
+
+#[derive(Serialize)]
+struct StatusRow {
+    cluster: String,
+    status: String,
+    endpoint_access: String,
+    decision: String,
+    detail: Option<String>,
+    plumbing: String,
+    pending_actions: Vec<String>,
+    inbound_ips: Vec<String>,
+}
+
+async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let names: Vec<String> = match only {
+        Some(name) => vec![name.to_string()],
+        None => list_clusters(&rec).await?,
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let (plan, obs) = rec.plan(&name, None).await.map_err(|e| anyhow!("{e}"))?;
+        let (status, access) = match &obs.cluster {
+            Some(c) => (
+                c.status.as_str().to_string(),
+                match (c.private_access, c.public_access) {
+                    (true, false) => "private",
+                    (true, true) => "public+private",
+                    (false, true) => "public",
+                    (false, false) => "none",
+                }
+                .to_string(),
+            ),
+            None => ("gone".into(), "-".into()),
+        };
+        let ips_name = parameter_name(&rec.config.ssm_prefix, &name, PARAM_INBOUND_IPS);
+        let inbound_ips: Vec<String> = obs
+            .parameters
+            .iter()
+            .find(|p| p.name == ips_name)
+            .map(|p| p.value.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        let has_any = !obs.parameters.is_empty();
+        let plumbing = match (&plan.decision, plan.actions.is_empty(), has_any) {
+            (Decision::Managed, true, _) => "in place".to_string(),
+            (Decision::Managed, false, false) => "missing".to_string(),
+            (Decision::Managed, false, true) => "drifted".to_string(),
+            (Decision::Pending { .. }, _, true) => "in place (waiting for EKS)".to_string(),
+            (Decision::Pending { .. }, _, false) => "none yet (waiting for EKS)".to_string(),
+            (Decision::Invalid { .. }, _, _) => "blocked".to_string(),
+            (_, true, _) => "none".to_string(),
+            (_, false, _) => "left over (will be removed)".to_string(),
+        };
+        let detail = match &plan.decision {
+            Decision::NotManaged { reason } => Some(reason.clone()),
+            Decision::Pending { status } => Some(format!("the cluster is {status}")),
+            Decision::Invalid { problem } => Some(problem.clone()),
+            _ => None,
+        };
+        rows.push(StatusRow {
+            cluster: name,
+            status,
+            endpoint_access: access,
+            decision: plan.decision.label().to_string(),
+            detail,
+            plumbing,
+            pending_actions: plan.actions.iter().map(|a| a.describe()).collect(),
+            inbound_ips,
+        });
+    }
+    emit(cli.output, &rows, || print_status(&rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(rows: &[StatusRow]) {
+    let headers = [
+        "CLUSTER",
+        "STATUS",
+        "ACCESS",
+        "DECISION",
+        "PLUMBING",
+        "INBOUND IPS",
+    ];
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.cluster.clone(),
+                r.status.clone(),
+                r.endpoint_access.clone(),
+                r.decision.clone(),
+                r.plumbing.clone(),
+                if r.inbound_ips.is_empty() {
+                    "-".into()
+                } else {
+                    r.inbound_ips.join(",")
+                },
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &table {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(&headers.map(str::to_string)));
+    for row in &table {
+        println!("{}", line(row));
+    }
+    for r in rows {
+        if let Some(detail) = &r.detail {
+            println!("{}: {detail}", r.cluster);
+        }
+    }
+    if rows.is_empty() {
+        println!("(no clusters in this region)");
+    }
+}
+
+async fn list_clusters(rec: &Reconciler) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = rec.clients.eks.list_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| anyhow!("{}", shared::aws::AwsError::from_sdk("EKS.ListClusters", e)))?;
+        names.extend(page.clusters().iter().cloned());
+    }
+    names.sort();
+    Ok(names)
+}

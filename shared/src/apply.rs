@@ -100,15 +100,17 @@ impl<'a> Applier<'a> {
             .actions
             .iter()
             .flat_map(|a| match a {
-                Action::RemoveEndpointIps { ips, .. } => {
-                    ips.iter().filter_map(|ip| ip.ip.clone()).collect::<Vec<_>>()
-                }
+                Action::RemoveEndpointIps { ips, .. } => ips
+                    .iter()
+                    .filter_map(|ip| ip.ip.clone())
+                    .collect::<Vec<_>>(),
                 _ => Vec::new(),
             })
             .collect();
         for (phase, actions) in phases {
             if phase == 2 || phase == 7 {
-                self.resolve_inbound_ips(plan, &mut resolved, &removing).await?;
+                self.resolve_inbound_ips(plan, &mut resolved, &removing)
+                    .await?;
             }
             let results = join_all(actions.iter().map(|a| self.run(a, &resolved))).await;
             let mut first_error = None;
@@ -171,18 +173,14 @@ impl<'a> Applier<'a> {
         if !needs {
             return Ok(());
         }
-        let id = resolved
-            .endpoints
-            .get("inbound")
-            .cloned()
-            .or_else(|| {
-                plan.actions.iter().find_map(|a| match a {
-                    Action::AddEndpointIps { endpoint_id, .. }
-                    | Action::RemoveEndpointIps { endpoint_id, .. } => Some(endpoint_id.clone()),
-                    Action::PublishParameters(p) => p.inbound_endpoint_id.clone(),
-                    _ => None,
-                })
-            });
+        let id = resolved.endpoints.get("inbound").cloned().or_else(|| {
+            plan.actions.iter().find_map(|a| match a {
+                Action::AddEndpointIps { endpoint_id, .. }
+                | Action::RemoveEndpointIps { endpoint_id, .. } => Some(endpoint_id.clone()),
+                Action::PublishParameters(p) => p.inbound_endpoint_id.clone(),
+                _ => None,
+            })
+        });
         let Some(id) = id else {
             return Ok(());
         };
@@ -253,7 +251,8 @@ impl<'a> Applier<'a> {
                 endpoint_id,
                 subnet_ids,
             } => {
-                self.ensure_resolver_owned(endpoint_id, "change", None).await?;
+                self.ensure_resolver_owned(endpoint_id, "change", None)
+                    .await?;
                 for subnet in subnet_ids {
                     self.clients
                         .resolver
@@ -267,7 +266,8 @@ impl<'a> Applier<'a> {
                 Ok(Effect::None)
             }
             Action::RemoveEndpointIps { endpoint_id, ips } => {
-                self.ensure_resolver_owned(endpoint_id, "change", None).await?;
+                self.ensure_resolver_owned(endpoint_id, "change", None)
+                    .await?;
                 for ip in ips {
                     let result = self
                         .clients
@@ -310,7 +310,8 @@ impl<'a> Applier<'a> {
             } => {
                 let targets = targets_of(targets, resolved)?;
                 let endpoint_id = endpoint_id(endpoint, resolved)?;
-                self.ensure_resolver_owned(rule_id, "update", Some(rule_arn)).await?;
+                self.ensure_resolver_owned(rule_id, "update", Some(rule_arn))
+                    .await?;
                 self.clients
                     .resolver
                     .update_resolver_rule()
@@ -333,7 +334,10 @@ impl<'a> Applier<'a> {
             } => {
                 let rule_id = match rule {
                     RuleRef::Existing(id) => id.clone(),
-                    RuleRef::New => resolved.rule_id.clone().ok_or_else(|| missing("the new rule"))?,
+                    RuleRef::New => resolved
+                        .rule_id
+                        .clone()
+                        .ok_or_else(|| missing("the new rule"))?,
                 };
                 self.associate(&rule_id, vpc_id, cluster).await?;
                 Ok(Effect::Associated(vpc_id.clone()))
@@ -343,7 +347,8 @@ impl<'a> Applier<'a> {
                 rule_arn,
                 vpc_id,
             } => {
-                self.ensure_resolver_owned(rule_id, "disassociate", Some(rule_arn)).await?;
+                self.ensure_resolver_owned(rule_id, "disassociate", Some(rule_arn))
+                    .await?;
                 let result = self
                     .clients
                     .resolver
@@ -359,7 +364,8 @@ impl<'a> Applier<'a> {
             Action::DeleteRule {
                 rule_id, rule_arn, ..
             } => {
-                self.ensure_resolver_owned(rule_id, "delete", Some(rule_arn)).await?;
+                self.ensure_resolver_owned(rule_id, "delete", Some(rule_arn))
+                    .await?;
                 let result = self
                     .clients
                     .resolver
@@ -376,7 +382,8 @@ impl<'a> Applier<'a> {
                 endpoint_arn,
                 ..
             } => {
-                self.ensure_resolver_owned(endpoint_id, "delete", Some(endpoint_arn)).await?;
+                self.ensure_resolver_owned(endpoint_id, "delete", Some(endpoint_arn))
+                    .await?;
                 let result = self
                     .clients
                     .resolver
@@ -578,11 +585,9 @@ impl<'a> Applier<'a> {
 
     async fn revoke(&self, group_id: &str, rule_ids: &[String]) -> Result<(), ApplyError> {
         // Ownership, again, right before the change.
-        let current = observe::security_group_rules(
-            self.clients,
-            vec![ec2_filter("group-id", group_id)],
-        )
-        .await?;
+        let current =
+            observe::security_group_rules(self.clients, vec![ec2_filter("group-id", group_id)])
+                .await?;
         let mut ours = Vec::new();
         for id in rule_ids {
             match current.iter().find(|r| &r.id == id) {
@@ -776,7 +781,12 @@ impl<'a> Applier<'a> {
         )))
     }
 
-    async fn associate(&self, rule_id: &str, vpc_id: &str, cluster: &str) -> Result<(), ApplyError> {
+    async fn associate(
+        &self,
+        rule_id: &str,
+        vpc_id: &str,
+        cluster: &str,
+    ) -> Result<(), ApplyError> {
         let result = self
             .clients
             .resolver
@@ -842,7 +852,11 @@ impl<'a> Applier<'a> {
         }
     }
 
-    async fn publish(&self, publication: &Publication, resolved: &Resolved) -> Result<(), ApplyError> {
+    async fn publish(
+        &self,
+        publication: &Publication,
+        resolved: &Resolved,
+    ) -> Result<(), ApplyError> {
         let mut p = publication.clone();
         if let Some(id) = resolved.endpoints.get("inbound") {
             p.inbound_endpoint_id = Some(id.clone());

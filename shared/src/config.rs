@@ -307,7 +307,9 @@ fn is_aws_id(value: &str, prefix: &str) -> bool {
     match value.strip_prefix(prefix) {
         Some(hex) => {
             (hex.len() == 8 || hex.len() == 17)
-                && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
         }
         None => false,
     }
@@ -339,9 +341,7 @@ fn parse_endpoint_id(setting: &str, value: &str) -> Result<String, ConfigError> 
     let ok = value
         .strip_prefix("rslvr-out-")
         .map(|hex| {
-            !hex.is_empty()
-                && hex.len() <= 32
-                && hex.chars().all(|c| c.is_ascii_alphanumeric())
+            !hex.is_empty() && hex.len() <= 32 && hex.chars().all(|c| c.is_ascii_alphanumeric())
         })
         .unwrap_or(false);
     if ok {
@@ -424,7 +424,10 @@ fn parse_ssm_prefix(value: &str) -> Result<String, ConfigError> {
 fn parse_owner(value: &str) -> Result<String, ConfigError> {
     let valid = !value.is_empty()
         && value.len() <= 64
-        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
@@ -478,7 +481,10 @@ mod tests {
     #[test]
     fn parses_every_variable() {
         let c = config(&[
-            (ENV_CLIENT_VPC_IDS, "vpc-0123456789abcdef0, vpc-11111111,vpc-11111111"),
+            (
+                ENV_CLIENT_VPC_IDS,
+                "vpc-0123456789abcdef0, vpc-11111111,vpc-11111111",
+            ),
             (ENV_ONPREM_CIDRS, "10.0.0.0/8,fd00::/8"),
             (ENV_DISCOVER_PEERED_VPCS, "true"),
             (ENV_OUTBOUND_ENDPOINT_ID, "rslvr-out-0123456789abcdef0"),
@@ -490,10 +496,16 @@ mod tests {
             (ENV_INBOUND_IPS, "3"),
         ])
         .unwrap();
-        assert_eq!(c.client_vpc_ids, vec!["vpc-0123456789abcdef0", "vpc-11111111"]);
+        assert_eq!(
+            c.client_vpc_ids,
+            vec!["vpc-0123456789abcdef0", "vpc-11111111"]
+        );
         assert_eq!(c.onprem_cidrs.len(), 2);
         assert!(c.discover_peered_vpcs);
-        assert_eq!(c.outbound_endpoint_id.as_deref(), Some("rslvr-out-0123456789abcdef0"));
+        assert_eq!(
+            c.outbound_endpoint_id.as_deref(),
+            Some("rslvr-out-0123456789abcdef0")
+        );
         assert_eq!(c.outbound_vpc_id.as_deref(), Some("vpc-22222222"));
         assert_eq!(c.trigger, Trigger::PrivateAccess);
         assert_eq!(c.ssm_prefix, "/dns/eks");
@@ -555,10 +567,16 @@ mod tests {
     #[test]
     fn bad_cluster_tags_name_the_tag_and_cluster() {
         let mut tags = BTreeMap::new();
-        tags.insert(TAG_ONPREM_CIDRS.to_string(), "10.0.0.0/8,10.1.0.0/16".to_string());
+        tags.insert(
+            TAG_ONPREM_CIDRS.to_string(),
+            "10.0.0.0/8,10.1.0.0/16".to_string(),
+        );
         let err = ClusterTags::parse("prod", &tags, false).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(TAG_ONPREM_CIDRS) && text.contains("prod"), "{text}");
+        assert!(
+            text.contains(TAG_ONPREM_CIDRS) && text.contains("prod"),
+            "{text}"
+        );
         let mut tags = BTreeMap::new();
         tags.insert(TAG_ENABLED.to_string(), "sometimes".to_string());
         assert!(ClusterTags::parse("prod", &tags, false).is_err());

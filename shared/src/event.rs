@@ -23,7 +23,9 @@ pub const HANDLED_EVENTS: &[&str] = &[
 pub enum EventOutcome {
     Reconcile(EventTarget),
     /// Not for us (another source, another call, a failed call): log and succeed.
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
 }
 
 /// The cluster that an event names.
@@ -82,8 +84,8 @@ pub fn interpret_bytes(bytes: &[u8]) -> Result<EventOutcome, EventError> {
             bytes.len()
         )));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| EventError(format!("not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| EventError(format!("not valid JSON: {e}")))?;
     interpret(&value)
 }
 
@@ -98,7 +100,10 @@ pub fn interpret(value: &Value) -> Result<EventOutcome, EventError> {
         ))
     })?;
     if envelope.source != SOURCE {
-        return Ok(ignore(format!("source is {}, not {SOURCE}", envelope.source)));
+        return Ok(ignore(format!(
+            "source is {}, not {SOURCE}",
+            envelope.source
+        )));
     }
     if envelope.detail_type != DETAIL_TYPE {
         return Ok(ignore(format!(
@@ -258,7 +263,10 @@ mod tests {
                 EventOutcome::Reconcile(t) => {
                     assert_eq!(t.cluster_name, "prod");
                     assert!(t.starts_long_change);
-                    assert_eq!(t.cluster_arn.as_deref(), Some("arn:aws:eks:eu-west-1:1:cluster/prod"));
+                    assert_eq!(
+                        t.cluster_arn.as_deref(),
+                        Some("arn:aws:eks:eu-west-1:1:cluster/prod")
+                    );
                 }
                 other => panic!("{other:?}"),
             }
@@ -271,12 +279,17 @@ mod tests {
             "TagResource",
             json!({"requestParameters":{"resourceArn":"arn:aws:eks:eu-west-1:1:cluster/prod"}}),
         );
-        assert!(matches!(interpret(&e).unwrap(), EventOutcome::Reconcile(t) if t.cluster_name == "prod" && !t.starts_long_change));
+        assert!(
+            matches!(interpret(&e).unwrap(), EventOutcome::Reconcile(t) if t.cluster_name == "prod" && !t.starts_long_change)
+        );
         let e = event(
             "UntagResource",
             json!({"requestParameters":{"resourceArn":"arn:aws:eks:eu-west-1:1:nodegroup/prod/ng/abc"}}),
         );
-        assert!(matches!(interpret(&e).unwrap(), EventOutcome::Ignore { .. }));
+        assert!(matches!(
+            interpret(&e).unwrap(),
+            EventOutcome::Ignore { .. }
+        ));
     }
 
     #[test]
@@ -286,11 +299,20 @@ mod tests {
             json!({"errorCode":"InvalidParameterException","errorMessage":"no",
                    "requestParameters":{"name":"prod"}}),
         );
-        let other_call = event("CreateNodegroup", json!({"requestParameters":{"name":"prod"}}));
-        let mut other_source = event("DeleteCluster", json!({"requestParameters":{"name":"prod"}}));
+        let other_call = event(
+            "CreateNodegroup",
+            json!({"requestParameters":{"name":"prod"}}),
+        );
+        let mut other_source = event(
+            "DeleteCluster",
+            json!({"requestParameters":{"name":"prod"}}),
+        );
         other_source["source"] = json!("aws.ec2");
         for e in [failed, other_call, other_source] {
-            assert!(matches!(interpret(&e).unwrap(), EventOutcome::Ignore { .. }), "{e}");
+            assert!(
+                matches!(interpret(&e).unwrap(), EventOutcome::Ignore { .. }),
+                "{e}"
+            );
         }
     }
 
@@ -301,7 +323,10 @@ mod tests {
         assert!(interpret(&json!({"source":"aws.eks"})).is_err());
         let no_name = event("DeleteCluster", json!({"requestParameters":{}}));
         assert!(interpret(&no_name).is_err());
-        let bad_name = event("DeleteCluster", json!({"requestParameters":{"name":"../etc"}}));
+        let bad_name = event(
+            "DeleteCluster",
+            json!({"requestParameters":{"name":"../etc"}}),
+        );
         assert!(interpret(&bad_name).is_err());
         let wrong_type = event("DeleteCluster", json!({"requestParameters":{"name":42}}));
         assert!(interpret(&wrong_type).is_err());
@@ -319,6 +344,9 @@ mod tests {
             cluster_name_from_arn("arn:aws-cn:eks:cn-north-1:1:cluster/x").as_deref(),
             Some("x")
         );
-        assert_eq!(cluster_name_from_arn("arn:aws:eks:r:1:nodegroup/x/y/z"), None);
+        assert_eq!(
+            cluster_name_from_arn("arn:aws:eks:r:1:nodegroup/x/y/z"),
+            None
+        );
     }
 }

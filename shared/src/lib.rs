@@ -12,6 +12,7 @@ pub mod apply;
 pub mod aws;
 pub mod config;
 pub mod event;
+pub mod handler;
 pub mod model;
 pub mod observe;
 pub mod owner;

@@ -205,7 +205,10 @@ impl EndpointView {
 }
 
 fn is_leaving(status: &str) -> bool {
-    matches!(status, "DELETING" | "DELETE_FAILED_FAS_EXPIRED" | "DETACHING")
+    matches!(
+        status,
+        "DELETING" | "DELETE_FAILED_FAS_EXPIRED" | "DETACHING"
+    )
 }
 
 /// Sort IPv4 addresses numerically (10.0.2.5 before 10.0.10.5).
@@ -284,7 +287,13 @@ pub struct Permission {
 
 impl std::fmt::Display for Permission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{} from {}", self.protocol.as_str(), self.port, self.cidr)
+        write!(
+            f,
+            "{}/{} from {}",
+            self.protocol.as_str(),
+            self.port,
+            self.cidr
+        )
     }
 }
 

@@ -62,7 +62,9 @@ pub fn cluster_view(c: &aws_sdk_eks::types::Cluster) -> ClusterView {
             .and_then(|v| v.cluster_security_group_id())
             .filter(|s| !s.is_empty())
             .map(str::to_string),
-        security_group_ids: vpc.map(|v| v.security_group_ids().to_vec()).unwrap_or_default(),
+        security_group_ids: vpc
+            .map(|v| v.security_group_ids().to_vec())
+            .unwrap_or_default(),
         public_access: vpc.map(|v| v.endpoint_public_access()).unwrap_or(false),
         private_access: vpc.map(|v| v.endpoint_private_access()).unwrap_or(false),
         ipv6: c
@@ -159,7 +161,10 @@ async fn vpc_dns(clients: &Clients, vpc_id: &str) -> Result<VpcDns, AwsError> {
     })
 }
 
-async fn describe_subnets(clients: &Clients, filters: Vec<Filter>) -> Result<Vec<SubnetView>, AwsError> {
+async fn describe_subnets(
+    clients: &Clients,
+    filters: Vec<Filter>,
+) -> Result<Vec<SubnetView>, AwsError> {
     let mut pages = clients
         .ec2
         .describe_subnets()
@@ -265,10 +270,7 @@ pub async fn security_group_rules(
                 protocol: r.ip_protocol().unwrap_or("-1").to_string(),
                 from_port: r.from_port().unwrap_or(-1),
                 to_port: r.to_port().unwrap_or(-1),
-                cidr: r
-                    .cidr_ipv4()
-                    .or(r.cidr_ipv6())
-                    .and_then(|c| c.parse().ok()),
+                cidr: r.cidr_ipv4().or(r.cidr_ipv6()).and_then(|c| c.parse().ok()),
                 tags: ec2_tags(r.tags()),
             });
         }
@@ -299,7 +301,11 @@ pub async fn list_endpoints(clients: &Clients) -> Result<Vec<EndpointView>, AwsE
                 direction,
                 vpc_id: e.host_vpc_id().unwrap_or_default().to_string(),
                 security_group_ids: e.security_group_ids().to_vec(),
-                status: e.status().map(|s| s.as_str()).unwrap_or_default().to_string(),
+                status: e
+                    .status()
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 creator_request_id: e.creator_request_id().unwrap_or_default().to_string(),
                 name: e.name().unwrap_or_default().to_string(),
                 creation_time: e.creation_time().unwrap_or_default().to_string(),
@@ -311,7 +317,10 @@ pub async fn list_endpoints(clients: &Clients) -> Result<Vec<EndpointView>, AwsE
     Ok(endpoints)
 }
 
-pub async fn endpoint_ips(clients: &Clients, endpoint_id: &str) -> Result<Vec<EndpointIp>, AwsError> {
+pub async fn endpoint_ips(
+    clients: &Clients,
+    endpoint_id: &str,
+) -> Result<Vec<EndpointIp>, AwsError> {
     let mut pages = clients
         .resolver
         .list_resolver_endpoint_ip_addresses()
@@ -328,7 +337,11 @@ pub async fn endpoint_ips(clients: &Clients, endpoint_id: &str) -> Result<Vec<En
                 subnet_id: ip.subnet_id().unwrap_or_default().to_string(),
                 ip: ip.ip().map(str::to_string),
                 ipv6: ip.ipv6().map(str::to_string),
-                status: ip.status().map(|s| s.as_str()).unwrap_or_default().to_string(),
+                status: ip
+                    .status()
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
     }
@@ -351,7 +364,11 @@ pub async fn list_rules(clients: &Clients) -> Result<Vec<RuleView>, AwsError> {
                 id: r.id().unwrap_or_default().to_string(),
                 arn: r.arn().unwrap_or_default().to_string(),
                 domain: normalize_domain(r.domain_name().unwrap_or_default()),
-                rule_type: r.rule_type().map(|t| t.as_str()).unwrap_or_default().to_string(),
+                rule_type: r
+                    .rule_type()
+                    .map(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 endpoint_id: r.resolver_endpoint_id().map(str::to_string),
                 targets: r
                     .target_ips()
@@ -365,7 +382,11 @@ pub async fn list_rules(clients: &Clients) -> Result<Vec<RuleView>, AwsError> {
                     .collect(),
                 creator_request_id: r.creator_request_id().unwrap_or_default().to_string(),
                 name: r.name().unwrap_or_default().to_string(),
-                status: r.status().map(|s| s.as_str()).unwrap_or_default().to_string(),
+                status: r
+                    .status()
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
     }
@@ -388,7 +409,11 @@ pub async fn list_associations(clients: &Clients) -> Result<Vec<AssociationView>
                 id: a.id().unwrap_or_default().to_string(),
                 rule_id: a.resolver_rule_id().unwrap_or_default().to_string(),
                 vpc_id: a.vpc_id().unwrap_or_default().to_string(),
-                status: a.status().map(|s| s.as_str()).unwrap_or_default().to_string(),
+                status: a
+                    .status()
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
     }
@@ -396,7 +421,10 @@ pub async fn list_associations(clients: &Clients) -> Result<Vec<AssociationView>
 }
 
 /// The parameters directly under `path`.
-pub async fn parameters_under(clients: &Clients, path: &str) -> Result<Vec<ParameterView>, AwsError> {
+pub async fn parameters_under(
+    clients: &Clients,
+    path: &str,
+) -> Result<Vec<ParameterView>, AwsError> {
     let mut pages = clients
         .ssm
         .get_parameters_by_path()
@@ -411,7 +439,11 @@ pub async fn parameters_under(clients: &Clients, path: &str) -> Result<Vec<Param
             params.push(ParameterView {
                 name: p.name().unwrap_or_default().to_string(),
                 value: p.value().unwrap_or_default().to_string(),
-                kind: p.r#type().map(|t| t.as_str()).unwrap_or_default().to_string(),
+                kind: p
+                    .r#type()
+                    .map(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 version: p.version(),
             });
         }
@@ -480,7 +512,10 @@ pub async fn registrations(
             .await
             .map_err(aws("SSM.GetParameters"))?;
         for p in out.parameters() {
-            let Some(doc) = p.value().and_then(|v| serde_json::from_str::<StateDoc>(v).ok()) else {
+            let Some(doc) = p
+                .value()
+                .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
+            else {
                 continue;
             };
             if doc.vpc_id != vpc_id {
@@ -611,7 +646,11 @@ pub async fn observe_cluster(
     };
     let subnets = async {
         if wants_details && !cluster_subnet_ids.is_empty() {
-            describe_subnets(clients, vec![filter("subnet-id", cluster_subnet_ids.clone())]).await
+            describe_subnets(
+                clients,
+                vec![filter("subnet-id", cluster_subnet_ids.clone())],
+            )
+            .await
         } else {
             Ok(Vec::new())
         }
@@ -668,10 +707,13 @@ pub async fn observe_cluster(
                 vpc_ids.push(vpc.clone());
             }
         }
-        let needs_outbound_subnets = outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
+        let needs_outbound_subnets =
+            outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
         let outbound_subnets = async {
             match (&outbound_vpc, needs_outbound_subnets) {
-                (Some(vpc), true) => describe_subnets(clients, vec![filter("vpc-id", [vpc.clone()])]).await,
+                (Some(vpc), true) => {
+                    describe_subnets(clients, vec![filter("vpc-id", [vpc.clone()])]).await
+                }
                 _ => Ok(Vec::new()),
             }
         };

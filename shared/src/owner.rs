@@ -60,9 +60,16 @@ pub struct Owner {
 /// What a CreatorRequestId of ours says about its resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CreatorId {
-    Inbound { vpc_id: String },
-    Outbound { vpc_id: String },
-    Rule { host_digest: String, cluster: String },
+    Inbound {
+        vpc_id: String,
+    },
+    Outbound {
+        vpc_id: String,
+    },
+    Rule {
+        host_digest: String,
+        cluster: String,
+    },
 }
 
 impl Owner {
@@ -216,7 +223,10 @@ mod tests {
     fn another_owner_does_not_parse_ours() {
         let a = Owner::new("a");
         let b = Owner::new("b");
-        assert_eq!(b.parse_creator_id(&a.inbound_creator_id("vpc-11111111", 1)), None);
+        assert_eq!(
+            b.parse_creator_id(&a.inbound_creator_id("vpc-11111111", 1)),
+            None
+        );
         assert_eq!(a.parse_creator_id("some-terraform-id"), None);
     }
 

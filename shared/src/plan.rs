@@ -293,11 +293,17 @@ impl Action {
             ),
             Action::RemoveEndpointIps { endpoint_id, ips } => format!(
                 "remove IPs {} from {endpoint_id}",
-                join(ips.iter().map(|ip| ip.ip.clone().unwrap_or(ip.ip_id.clone())))
+                join(
+                    ips.iter()
+                        .map(|ip| ip.ip.clone().unwrap_or(ip.ip_id.clone()))
+                )
             ),
             Action::CreateRule {
                 domain, targets, ..
-            } => format!("create forward rule for {domain} to {}", targets_label(targets)),
+            } => format!(
+                "create forward rule for {domain} to {}",
+                targets_label(targets)
+            ),
             Action::UpdateRule {
                 rule_id,
                 targets,
@@ -311,7 +317,9 @@ impl Action {
             Action::AssociateRule { rule, vpc_id, .. } => {
                 format!("associate {} with {vpc_id}", rule_label(rule))
             }
-            Action::DisassociateRule { rule_id, vpc_id, .. } => {
+            Action::DisassociateRule {
+                rule_id, vpc_id, ..
+            } => {
                 format!("disassociate rule {rule_id} from {vpc_id}")
             }
             Action::DeleteRule {
@@ -326,9 +334,9 @@ impl Action {
                 "delete {} endpoint {endpoint_id} in {vpc_id}",
                 direction.as_str().to_lowercase()
             ),
-            Action::DeleteSecurityGroup {
-                group_id, role, ..
-            } => format!("delete {role} endpoint security group {group_id}"),
+            Action::DeleteSecurityGroup { group_id, role, .. } => {
+                format!("delete {role} endpoint security group {group_id}")
+            }
             Action::PublishParameters(p) => {
                 format!("publish parameters under {}/{}/", p.prefix, p.cluster)
             }
@@ -530,7 +538,11 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
                 off.join(" and ")
             ));
         }
-        None => return Err(format!("the DNS attributes of VPC {vpc_id} could not be read")),
+        None => {
+            return Err(format!(
+                "the DNS attributes of VPC {vpc_id} could not be read"
+            ))
+        }
     }
     let azs: BTreeSet<&str> = obs
         .cluster_subnets
@@ -562,7 +574,11 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
             let source = if config.client_vpc_ids.contains(id) {
                 ENV_CLIENT_VPC_IDS.to_string()
             } else if tags.client_vpc_ids.contains(id) {
-                format!("tag {} of cluster {}", crate::config::TAG_CLIENT_VPC_IDS, cluster.name)
+                format!(
+                    "tag {} of cluster {}",
+                    crate::config::TAG_CLIENT_VPC_IDS,
+                    cluster.name
+                )
             } else {
                 "a peering connection".to_string()
             };
@@ -775,7 +791,14 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
             _ => None,
         })
         .collect();
-    collect_unused_outbound(config, owner, obs, outbound_in_use, &removed_rules, &mut actions);
+    collect_unused_outbound(
+        config,
+        owner,
+        obs,
+        outbound_in_use,
+        &removed_rules,
+        &mut actions,
+    );
 
     // 443 on the control plane, from this cluster's CIDRs only.
     let api_permissions: Vec<Permission> = d
@@ -870,16 +893,13 @@ fn plan_outbound(
     }
     let outbound_vpc = outbound_vpc(config, d);
     let ours = live_endpoints(owner, obs, Direction::Outbound, None);
-    let chosen = ours
-        .iter()
-        .find(|e| e.vpc_id == outbound_vpc)
-        .or_else(|| {
-            if config.outbound_vpc_id.is_none() {
-                ours.first()
-            } else {
-                None
-            }
-        });
+    let chosen = ours.iter().find(|e| e.vpc_id == outbound_vpc).or_else(|| {
+        if config.outbound_vpc_id.is_none() {
+            ours.first()
+        } else {
+            None
+        }
+    });
     if let Some(endpoint) = chosen {
         return Ok(EndpointRef::Existing(endpoint.id.clone()));
     }
@@ -949,7 +969,8 @@ pub fn client_vpc_hint(config: &Config, obs: &Observation) -> Vec<String> {
     let Some(cluster) = obs.cluster.as_ref() else {
         return Vec::new();
     };
-    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world).unwrap_or_default();
+    let tags =
+        ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world).unwrap_or_default();
     client_vpc_ids(config, &tags, obs)
 }
 
@@ -965,7 +986,9 @@ fn live_endpoints<'a>(
         .iter()
         .filter(|e| e.direction == direction && !e.is_going_away())
         .filter(|e| match owner.parse_creator_id(&e.creator_request_id) {
-            Some(CreatorId::Inbound { vpc_id: v }) => direction == Direction::Inbound && v == e.vpc_id,
+            Some(CreatorId::Inbound { vpc_id: v }) => {
+                direction == Direction::Inbound && v == e.vpc_id
+            }
             Some(CreatorId::Outbound { vpc_id: v }) => {
                 direction == Direction::Outbound && v == e.vpc_id
             }
@@ -1093,7 +1116,10 @@ fn reconcile_ingress(
 fn revoke_grouped(rules: &[&SecurityGroupRuleView], actions: &mut Vec<Action>) {
     let mut by_group: BTreeMap<&str, Vec<&SecurityGroupRuleView>> = BTreeMap::new();
     for rule in rules {
-        by_group.entry(rule.group_id.as_str()).or_default().push(rule);
+        by_group
+            .entry(rule.group_id.as_str())
+            .or_default()
+            .push(rule);
     }
     for (group_id, rules) in by_group {
         actions.push(Action::RevokeIngress {
@@ -1115,7 +1141,10 @@ fn revoke_grouped(rules: &[&SecurityGroupRuleView], actions: &mut Vec<Action>) {
 pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<String> {
     let mut by_az: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for subnet in subnets.iter().filter(|s| s.vpc_id == vpc_id) {
-        by_az.entry(subnet.az.as_str()).or_default().push(subnet.id.as_str());
+        by_az
+            .entry(subnet.az.as_str())
+            .or_default()
+            .push(subnet.id.as_str());
     }
     for ids in by_az.values_mut() {
         ids.sort();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Applier};
+use crate::apply::{Applier, ApplyError};
 use crate::aws::{AwsError, Clients, Counts};
 use crate::config::{Config, Mode};
 use crate::observe;
@@ -105,9 +105,14 @@ impl Reconciler {
         cluster: &str,
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
-        let obs =
-            observe::observe_cluster(&self.clients, &self.config, &self.owner, cluster, hinted_arn)
-                .await?;
+        let obs = observe::observe_cluster(
+            &self.clients,
+            &self.config,
+            &self.owner,
+            cluster,
+            hinted_arn,
+        )
+        .await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
         Ok((plan, obs))
     }
@@ -115,10 +120,16 @@ impl Reconciler {
     /// Reconcile one cluster in the configured mode. An AWS failure is in
     /// the report (`error`, `transient`), never a panic or a lost summary.
     pub async fn reconcile(&self, cluster: &str, hinted_arn: Option<String>) -> Report {
-        self.reconcile_in(cluster, hinted_arn, self.config.mode).await
+        self.reconcile_in(cluster, hinted_arn, self.config.mode)
+            .await
     }
 
-    pub async fn reconcile_in(&self, cluster: &str, hinted_arn: Option<String>, mode: Mode) -> Report {
+    pub async fn reconcile_in(
+        &self,
+        cluster: &str,
+        hinted_arn: Option<String>,
+        mode: Mode,
+    ) -> Report {
         let started = Instant::now();
         let before = self.clients.counter.snapshot();
         let mut report = Report {

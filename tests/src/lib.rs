@@ -1,1 +1,605 @@
+//! Test harness: the local AWS emulator (moto server with the documented
+//! patches in emulator/launcher.py) on a free loopback port, builders for a
+//! realistic world (VPCs, subnets, peering, clusters), and readers of the
+//! resulting AWS state. Tests assert on that state, never on which functions
+//! ran.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
+
+pub use shared;
+use shared::aws::Clients;
+use shared::config::Config;
+use shared::reconcile::Reconciler;
+
+pub const REGION: &str = "eu-west-1";
+pub const ACCOUNT: &str = "123456789012";
+
+/// The workspace root (where .venv and events/ live).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The Python that has moto: EKS_PRIVATE_DNS_TEST_PYTHON, else the
+/// project's .venv (made by `make test`).
+pub fn python() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("EKS_PRIVATE_DNS_TEST_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    if venv.exists() {
+        return Ok(venv);
+    }
+    bail!(
+        "the AWS emulator needs Python with moto[server]: run `make test` (it creates .venv), \
+         or set EKS_PRIVATE_DNS_TEST_PYTHON to a python that has it"
+    )
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EmulatorOptions {
+    /// Seconds a new cluster stays CREATING.
+    pub create_seconds: f64,
+    /// Seconds a cluster stays UPDATING after UpdateClusterConfig.
+    pub update_seconds: f64,
+}
+
+/// A running emulator; stopped when dropped (its stdin closes).
+pub struct Emulator {
+    pub url: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Emulator {
+    pub fn start() -> Result<Emulator> {
+        Emulator::start_with(EmulatorOptions::default())
+    }
+
+    pub fn start_with(options: EmulatorOptions) -> Result<Emulator> {
+        let launcher = workspace_root().join("tests/emulator/launcher.py");
+        let mut child = Command::new(python()?)
+            .arg(&launcher)
+            .env(
+                "EMULATOR_EKS_CREATE_SECONDS",
+                options.create_seconds.to_string(),
+            )
+            .env(
+                "EMULATOR_EKS_UPDATE_SECONDS",
+                options.update_seconds.to_string(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", launcher.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(90))
+            .map_err(|_| anyhow!("the AWS emulator did not start within 90 s"))?;
+        let port: u16 = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| anyhow!("the AWS emulator did not start: {line:?}"))?;
+        let stdin = child.stdin.take();
+        Ok(Emulator {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            stdin,
+        })
+    }
+
+    pub fn sdk_config(&self) -> SdkConfig {
+        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test");
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(creds))
+            .build()
+    }
+
+    /// Environment for a child process (the CLI, the demo) to reach this emulator.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.url.clone()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+
+    pub fn clients(&self) -> Clients {
+        Clients::from_sdk_config(&self.sdk_config()).expect("region is set")
+    }
+
+    pub fn reconciler(&self, config: Config) -> Reconciler {
+        Reconciler::new(self.clients(), config)
+    }
+
+    pub fn aws(&self) -> Aws {
+        let sdk = self.sdk_config();
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            eks: aws_sdk_eks::Client::new(&sdk),
+            resolver: aws_sdk_route53resolver::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Plain SDK clients, for building the world and reading the result.
+#[derive(Clone)]
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub resolver: aws_sdk_route53resolver::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// A VPC with its subnets.
+#[derive(Clone, Debug)]
+pub struct Vpc {
+    pub id: String,
+    pub subnets: Vec<String>,
+}
+
+impl Aws {
+    /// A VPC with DNS support and host names on, and one /24 subnet in each
+    /// of `azs` (letters a, b, c...). Extra IPv4 CIDR blocks are associated.
+    pub async fn vpc(&self, cidr: &str, extra_cidrs: &[&str], azs: &[&str]) -> Result<Vpc> {
+        let vpc = self
+            .ec2
+            .create_vpc()
+            .cidr_block(cidr)
+            .send()
+            .await?
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .ok_or_else(|| anyhow!("no vpc id"))?
+            .to_string();
+        for extra in extra_cidrs {
+            self.ec2
+                .associate_vpc_cidr_block()
+                .vpc_id(&vpc)
+                .cidr_block(*extra)
+                .send()
+                .await?;
+        }
+        self.set_dns(&vpc, true, true).await?;
+        let base: ipnet::Ipv4Net = cidr.parse()?;
+        let mut subnets = Vec::new();
+        for (i, az) in azs.iter().enumerate() {
+            let octets = base.network().octets();
+            let subnet_cidr = format!("{}.{}.{}.0/24", octets[0], octets[1], i + 1);
+            let subnet = self
+                .ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(subnet_cidr)
+                .availability_zone(format!("{REGION}{az}"))
+                .send()
+                .await?
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .ok_or_else(|| anyhow!("no subnet id"))?
+                .to_string();
+            subnets.push(subnet);
+        }
+        Ok(Vpc { id: vpc, subnets })
+    }
+
+    pub async fn set_dns(&self, vpc: &str, support: bool, hostnames: bool) -> Result<()> {
+        self.ec2
+            .modify_vpc_attribute()
+            .vpc_id(vpc)
+            .enable_dns_support(AttributeBooleanValue::builder().value(support).build())
+            .send()
+            .await?;
+        self.ec2
+            .modify_vpc_attribute()
+            .vpc_id(vpc)
+            .enable_dns_hostnames(AttributeBooleanValue::builder().value(hostnames).build())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// An active peering connection between two VPCs.
+    pub async fn peer(&self, a: &str, b: &str) -> Result<String> {
+        let pcx = self
+            .ec2
+            .create_vpc_peering_connection()
+            .vpc_id(a)
+            .peer_vpc_id(b)
+            .send()
+            .await?
+            .vpc_peering_connection()
+            .and_then(|p| p.vpc_peering_connection_id())
+            .ok_or_else(|| anyhow!("no peering id"))?
+            .to_string();
+        self.ec2
+            .accept_vpc_peering_connection()
+            .vpc_peering_connection_id(&pcx)
+            .send()
+            .await?;
+        Ok(pcx)
+    }
+
+    /// An EKS cluster in `vpc`'s subnets with the given endpoint access.
+    pub async fn cluster(
+        &self,
+        name: &str,
+        vpc: &Vpc,
+        private: bool,
+        public: bool,
+        tags: &[(&str, &str)],
+    ) -> Result<()> {
+        let config = aws_sdk_eks::types::VpcConfigRequest::builder()
+            .set_subnet_ids(Some(vpc.subnets.clone()))
+            .endpoint_private_access(private)
+            .endpoint_public_access(public)
+            .build();
+        let mut req = self
+            .eks
+            .create_cluster()
+            .name(name)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
+            .resources_vpc_config(config);
+        for (k, v) in tags {
+            req = req.tags(*k, *v);
+        }
+        req.send().await?;
+        Ok(())
+    }
+
+    pub async fn set_access(&self, name: &str, private: bool, public: bool) -> Result<()> {
+        self.eks
+            .update_cluster_config()
+            .name(name)
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .endpoint_private_access(private)
+                    .endpoint_public_access(public)
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn describe(&self, name: &str) -> Result<aws_sdk_eks::types::Cluster> {
+        Ok(self
+            .eks
+            .describe_cluster()
+            .name(name)
+            .send()
+            .await?
+            .cluster()
+            .cloned()
+            .ok_or_else(|| anyhow!("no cluster"))?)
+    }
+
+    pub async fn tag_cluster(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        let arn = self
+            .describe(name)
+            .await?
+            .arn()
+            .unwrap_or_default()
+            .to_string();
+        self.eks
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(key, value)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_cluster(&self, name: &str) -> Result<()> {
+        self.eks.delete_cluster().name(name).send().await?;
+        Ok(())
+    }
+
+    /// The observable AWS state, for assertions.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let endpoints = self
+            .resolver
+            .list_resolver_endpoints()
+            .send()
+            .await?
+            .resolver_endpoints()
+            .to_vec();
+        let mut endpoint_ips = BTreeMap::new();
+        for e in &endpoints {
+            let id = e.id().unwrap_or_default().to_string();
+            let ips = self
+                .resolver
+                .list_resolver_endpoint_ip_addresses()
+                .resolver_endpoint_id(&id)
+                .send()
+                .await?
+                .ip_addresses()
+                .to_vec();
+            endpoint_ips.insert(id, ips);
+        }
+        let rules = self
+            .resolver
+            .list_resolver_rules()
+            .send()
+            .await?
+            .resolver_rules()
+            .iter()
+            .filter(|r| r.rule_type().map(|t| t.as_str()) == Some("FORWARD"))
+            .cloned()
+            .collect();
+        let associations = self
+            .resolver
+            .list_resolver_rule_associations()
+            .send()
+            .await?
+            .resolver_rule_associations()
+            .to_vec();
+        let groups = self
+            .ec2
+            .describe_security_groups()
+            .send()
+            .await?
+            .security_groups()
+            .to_vec();
+        let group_rules = self
+            .ec2
+            .describe_security_group_rules()
+            .send()
+            .await?
+            .security_group_rules()
+            .to_vec();
+        let mut parameters = BTreeMap::new();
+        let mut next = None;
+        loop {
+            let out = self
+                .ssm
+                .get_parameters_by_path()
+                .path("/")
+                .recursive(true)
+                .set_next_token(next)
+                .send()
+                .await?;
+            for p in out.parameters() {
+                parameters.insert(
+                    p.name().unwrap_or_default().to_string(),
+                    (p.value().unwrap_or_default().to_string(), p.version()),
+                );
+            }
+            next = out.next_token().map(str::to_string);
+            if next.is_none() {
+                break;
+            }
+        }
+        Ok(Snapshot {
+            endpoints,
+            endpoint_ips,
+            rules,
+            associations,
+            groups,
+            group_rules,
+            parameters,
+        })
+    }
+
+    pub async fn resolver_tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .resolver
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    pub async fn parameter_tags(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(name)
+            .send()
+            .await?
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    pub async fn subnet_azs(&self, vpc: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .ec2
+            .describe_subnets()
+            .filters(filter("vpc-id", vpc))
+            .send()
+            .await?
+            .subnets()
+            .iter()
+            .map(|s| {
+                (
+                    s.subnet_id().unwrap_or_default().to_string(),
+                    s.availability_zone().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// Everything observable, read in one go.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub endpoints: Vec<aws_sdk_route53resolver::types::ResolverEndpoint>,
+    pub endpoint_ips: BTreeMap<String, Vec<aws_sdk_route53resolver::types::IpAddressResponse>>,
+    pub rules: Vec<aws_sdk_route53resolver::types::ResolverRule>,
+    pub associations: Vec<aws_sdk_route53resolver::types::ResolverRuleAssociation>,
+    pub groups: Vec<aws_sdk_ec2::types::SecurityGroup>,
+    pub group_rules: Vec<aws_sdk_ec2::types::SecurityGroupRule>,
+    /// name -> (value, version)
+    pub parameters: BTreeMap<String, (String, i64)>,
+}
+
+fn ec2_tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+impl Snapshot {
+    pub fn inbound_endpoints(&self) -> Vec<&aws_sdk_route53resolver::types::ResolverEndpoint> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.direction().map(|d| d.as_str()) == Some("INBOUND"))
+            .collect()
+    }
+
+    pub fn outbound_endpoints(&self) -> Vec<&aws_sdk_route53resolver::types::ResolverEndpoint> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.direction().map(|d| d.as_str()) == Some("OUTBOUND"))
+            .collect()
+    }
+
+    /// IPv4 addresses of an endpoint, sorted like the SSM parameter.
+    pub fn ips_of(&self, endpoint_id: &str) -> Vec<String> {
+        let mut ips: Vec<String> = self
+            .endpoint_ips
+            .get(endpoint_id)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|i| i.ip().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ips.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+        ips
+    }
+
+    pub fn rules_for(&self, domain: &str) -> Vec<&aws_sdk_route53resolver::types::ResolverRule> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                shared::model::normalize_domain(r.domain_name().unwrap_or_default()) == domain
+            })
+            .collect()
+    }
+
+    pub fn associated_vpcs(&self, rule_id: &str) -> Vec<String> {
+        let mut vpcs: Vec<String> = self
+            .associations
+            .iter()
+            .filter(|a| a.resolver_rule_id() == Some(rule_id))
+            .filter_map(|a| a.vpc_id().map(str::to_string))
+            .collect();
+        vpcs.sort();
+        vpcs
+    }
+
+    /// Ingress rules on a group: (protocol, port, cidr, owner tag, cluster tag).
+    pub fn ingress(
+        &self,
+        group_id: &str,
+    ) -> Vec<(String, i32, String, Option<String>, Option<String>)> {
+        let mut rules: Vec<_> = self
+            .group_rules
+            .iter()
+            .filter(|r| r.group_id() == Some(group_id) && r.is_egress() == Some(false))
+            .map(|r| {
+                (
+                    r.ip_protocol().unwrap_or_default().to_string(),
+                    r.from_port().unwrap_or(-1),
+                    r.cidr_ipv4()
+                        .or(r.cidr_ipv6())
+                        .unwrap_or_default()
+                        .to_string(),
+                    ec2_tag(r.tags(), shared::owner::TAG_OWNER).map(str::to_string),
+                    ec2_tag(r.tags(), shared::owner::TAG_CLUSTER).map(str::to_string),
+                )
+            })
+            .collect();
+        rules.sort();
+        rules
+    }
+
+    /// Security groups carrying `owner` as their owner tag.
+    pub fn owned_groups(&self, owner: &str) -> Vec<&aws_sdk_ec2::types::SecurityGroup> {
+        self.groups
+            .iter()
+            .filter(|g| ec2_tag(g.tags(), shared::owner::TAG_OWNER) == Some(owner))
+            .collect()
+    }
+
+    /// Parameters under a prefix.
+    pub fn parameters_under(&self, prefix: &str) -> BTreeMap<String, (String, i64)> {
+        self.parameters
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Counts that must not change on a no-op run.
+    pub fn shape(&self) -> (usize, usize, usize, usize, usize, usize) {
+        (
+            self.endpoints.len(),
+            self.endpoint_ips.values().map(Vec::len).sum(),
+            self.rules.len(),
+            self.associations.len(),
+            self.groups.len(),
+            self.group_rules.len(),
+        )
+    }
+}
+
+/// The event fixture `events/<name>`, as JSON.
+pub fn fixture(name: &str) -> Result<serde_json::Value> {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// A configuration for tests: defaults plus the given variables.
+pub fn config(vars: &[(&str, &str)]) -> Config {
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned()).expect("test configuration is valid")
+}

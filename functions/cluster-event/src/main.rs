@@ -1,1 +1,117 @@
-fn main() {}
+#![recursion_limit = "256"]
+//! cluster-event Lambda: an EventBridge "AWS API Call via CloudTrail" event
+//! from EKS -> reconcile the cluster it names. A thin shell over the core.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+
+use shared::aws::Clients;
+use shared::handler::{handle_event, EventResult};
+use shared::{Config, Reconciler};
+
+/// Time kept back from the invocation's deadline for the last reconcile.
+const MARGIN: Duration = Duration::from_secs(60);
+/// First poll while a cluster is CREATING or UPDATING (doubles up to 30 s).
+const FIRST_POLL: Duration = Duration::from_secs(10);
+
+/// A failure Lambda should retry (throttling, a service hiccup); the
+/// on-failure destination keeps the event once retries run out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Transient(String);
+
+impl From<Transient> for Diagnostic {
+    fn from(e: Transient) -> Diagnostic {
+        Diagnostic {
+            error_type: "TransientAwsError".into(),
+            error_message: e.0,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
+    let clients = Clients::from_env(None).await.map_err(|e| e.to_string())?;
+    let reconciler = Reconciler::new(clients, config);
+    tracing::info!(config = %reconciler.config, "cluster-event ready");
+    let reconciler = &reconciler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler(reconciler, event).await
+    }))
+    .await
+}
+
+/// Milliseconds since the epoch -> an Instant, keeping MARGIN back.
+fn deadline_of(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(MARGIN)
+}
+
+async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, Transient> {
+    let deadline = deadline_of(event.context.deadline);
+    let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
+    match handle_event(reconciler, &bytes, deadline, FIRST_POLL).await {
+        // Permanent bad input: log it and succeed, so it is not retried.
+        Err(e) => {
+            tracing::error!(error = %e, "event rejected");
+            Ok(json!({"rejected": e.to_string()}))
+        }
+        Ok(EventResult::Ignored { reason }) => {
+            tracing::info!(reason = %reason, "event ignored");
+            Ok(json!({"ignored": reason}))
+        }
+        Ok(EventResult::Reconciled { event_name, report }) => {
+            tracing::info!(
+                event = %event_name,
+                cluster = %report.cluster,
+                decision = %report.decision,
+                detail = report.detail.as_deref().unwrap_or(""),
+                actions = ?report.actions,
+                applied = report.applied,
+                api_calls = report.api_calls,
+                write_calls = report.write_calls,
+                throttles = report.throttles,
+                duration_ms = report.duration_ms,
+                error = report.error.as_deref().unwrap_or(""),
+                "reconcile"
+            );
+            if report.error.is_some() && report.transient == Some(true) {
+                return Err(Transient(format!(
+                    "cluster {}: {}",
+                    report.cluster,
+                    report.error.clone().unwrap_or_default()
+                )));
+            }
+            Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_keeps_a_margin() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let d = deadline_of(now_ms + 300_000);
+        let left = d.saturating_duration_since(Instant::now());
+        assert!(
+            left <= Duration::from_secs(240) && left > Duration::from_secs(230),
+            "{left:?}"
+        );
+        // Past deadlines do not underflow.
+        assert!(deadline_of(0) <= Instant::now() + Duration::from_millis(10));
+    }
+}
