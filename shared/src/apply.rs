@@ -801,7 +801,8 @@ impl<'a> Applier<'a> {
             Err(e) => AwsError::from_sdk("Route53Resolver.AssociateResolverRule", e),
         };
         let maybe_exists = e.is_code("ResourceExistsException")
-            || (e.is_code("InvalidRequestException") && e.message_contains("RSLVR-00802"));
+            || (e.is_code("InvalidRequestException")
+                && (e.message_contains("RSLVR-00802") || e.message_contains("same domain name")));
         if !maybe_exists {
             return Err(e.into());
         }

@@ -32,6 +32,10 @@ from moto.eks import responses as eks_responses
 from moto.eks import urls as eks_urls
 from moto.eks.exceptions import InvalidParameterException, ResourceInUseException
 from moto.eks.exceptions import ResourceNotFoundException
+from moto.moto_server import werkzeug_app
+from moto.route53resolver import models as resolver_models
+from moto.route53resolver import responses as resolver_responses
+from moto.route53resolver.exceptions import InvalidRequestException
 from moto.server import ThreadedMotoServer
 
 
@@ -251,6 +255,95 @@ def _authorize_security_group_ingress(self: Any) -> ActionResult:
 
 
 SecurityGroups.authorize_security_group_ingress = _authorize_security_group_ingress
+
+
+# ---------------------------------------------------------------------------
+# Route 53 Resolver
+# ---------------------------------------------------------------------------
+# UpdateResolverRule (Route 53 Resolver API reference) changes a rule's Name,
+# TargetIps and ResolverEndpointId in place. moto does not implement it.
+def _update_resolver_rule(self: Any) -> str:
+    import json
+
+    rule_id = self._get_param("ResolverRuleId")
+    config = self._get_param("Config") or {}
+    backend = self.route53resolver_backend
+    rule = backend.get_resolver_rule(rule_id)
+    if "Name" in config:
+        rule.name = config["Name"]
+    if "TargetIps" in config:
+        rule.target_ips = config["TargetIps"]
+    if "ResolverEndpointId" in config:
+        backend._validate_resolver_endpoint_id(config["ResolverEndpointId"])
+        rule.resolver_endpoint_id = config["ResolverEndpointId"]
+    rule.modification_time = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+    return json.dumps({"ResolverRule": rule.description()})
+
+
+resolver_responses.Route53ResolverResponse.update_resolver_rule = _update_resolver_rule
+
+# AssociateResolverRule (API reference, and error RSLVR-00802): a VPC can have
+# only one rule per domain name; a second rule for the same name fails with
+# InvalidRequestException "[RSLVR-00802] Cannot associate rules with same
+# domain name with same VPC". moto checks only the same rule id.
+_original_associate = resolver_models.Route53ResolverBackend.associate_resolver_rule
+
+
+def _associate_resolver_rule(self: Any, resolver_rule_id: str, name: str, vpc_id: str) -> Any:
+    rule = self.resolver_rules.get(resolver_rule_id)
+    if rule is not None:
+        domain = rule.domain_name.rstrip(".").lower()
+        for association in self.resolver_rule_associations.values():
+            other = self.resolver_rules.get(association.resolver_rule_id)
+            if (
+                association.vpc_id == vpc_id
+                and other is not None
+                and other.domain_name.rstrip(".").lower() == domain
+            ):
+                raise InvalidRequestException(
+                    "[RSLVR-00802] Cannot associate rules with same domain name with "
+                    f"same VPC. Conflict with resolver rule '{other.id}'"
+                )
+    return _original_associate(self, resolver_rule_id, name, vpc_id)
+
+
+resolver_models.Route53ResolverBackend.associate_resolver_rule = _associate_resolver_rule
+
+# ListResolverRuleAssociations lists every association; Name is optional in
+# AssociateResolverRule. moto sorts by name and fails (HTTP 500) when some
+# associations have a name and some do not.
+_original_list_associations = resolver_models.Route53ResolverBackend.list_resolver_rule_associations
+
+
+def _list_resolver_rule_associations(self: Any, *args: Any, **kwargs: Any) -> Any:
+    for association in self.resolver_rule_associations.values():
+        if association.name is None:
+            association.name = ""
+    return _original_list_associations(self, *args, **kwargs)
+
+
+resolver_models.Route53ResolverBackend.list_resolver_rule_associations = (
+    _list_resolver_rule_associations
+)
+
+
+# ---------------------------------------------------------------------------
+# Every service
+# ---------------------------------------------------------------------------
+# Each AWS API request is atomic: two CreateResolverRule calls with the same
+# CreatorRequestId make one rule, whatever their timing. moto's backends are
+# not thread-safe and its threaded server lets such checks race, so requests
+# are served one at a time.
+_request_lock = threading.Lock()
+_original_call = werkzeug_app.DomainDispatcherApplication.__call__
+
+
+def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
+    with _request_lock:
+        return list(_original_call(self, environ, start_response))
+
+
+werkzeug_app.DomainDispatcherApplication.__call__ = _serialized_call
 
 
 def main() -> None:

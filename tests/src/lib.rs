@@ -81,7 +81,16 @@ impl Emulator {
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("EKS_PRIVATE_DNS_EMULATOR_LOG") {
+                // Keep the emulator's own log (tracebacks of its 500s) when debugging.
+                Some(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+                None => Stdio::null(),
+            })
             .spawn()
             .with_context(|| format!("cannot start {}", launcher.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
