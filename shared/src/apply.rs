@@ -877,7 +877,7 @@ impl<'a> Applier<'a> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         let Some(rendered) = p.render(Some(&now)) else {
-            return Err(missing("the values of the parameters").into());
+            return Err(missing("the values of the parameters"));
         };
         let tags = self.owner.parameter_tags(&p.cluster_arn, &p.vpc_id);
         for (name, value, kind) in rendered.changed(&p.current) {

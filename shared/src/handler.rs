@@ -13,7 +13,10 @@ pub enum EventResult {
     /// Not for us: logged and acknowledged.
     Ignored { reason: String },
     /// The named cluster was reconciled.
-    Reconciled { event_name: String, report: Report },
+    Reconciled {
+        event_name: String,
+        report: Box<Report>,
+    },
 }
 
 /// Handle one raw event. For CreateCluster and UpdateClusterConfig the
@@ -63,7 +66,7 @@ pub async fn handle_event(
             };
             Ok(EventResult::Reconciled {
                 event_name: target.event_name,
-                report,
+                report: Box::new(report),
             })
         }
     }

@@ -6,7 +6,7 @@
 //! |--------------------------|----------------------|------------------------------------------|
 //! | inbound endpoint         | owner, vpc, role     | epd-{owner#}-in-g{N}-{vpc}               |
 //! | outbound endpoint        | owner, vpc, role     | epd-{owner#}-out-g{N}-{vpc}              |
-//! | endpoint security groups | owner, vpc, role     | name eks-private-dns-{owner}-{role}      |
+//! | endpoint security groups | owner, vpc, role     | name eks-private-dns[-{owner}]-{role}    |
 //! | forward rule             | owner, cluster       | epd-{owner#}-rule-g{N}-{host#}-{cluster} |
 //! | 53 rules (endpoint SG)   | owner, vpc           |                                          |
 //! | 443 rules (cluster SG)   | owner, cluster       |                                          |
@@ -133,8 +133,14 @@ impl Owner {
         }
     }
 
+    /// Unique per VPC and owner: "eks-private-dns-inbound" for the default
+    /// owner, "eks-private-dns-{owner}-inbound" for any other.
     pub fn security_group_name(&self, role: &str) -> String {
-        format!("eks-private-dns-{}-{role}", self.id)
+        if self.id == crate::config::DEFAULT_OWNER {
+            format!("eks-private-dns-{role}")
+        } else {
+            format!("eks-private-dns-{}-{role}", self.id)
+        }
     }
 
     pub fn shared_tags(&self, vpc_id: &str, role: &str) -> Tags {

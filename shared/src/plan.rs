@@ -647,7 +647,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
         obs,
         &inbound_group,
         &dns_permissions,
-        |rule| rule.tags.get(TAG_CLUSTER).is_none(),
+        |rule| !rule.tags.contains_key(TAG_CLUSTER),
         None,
         &d.vpc_id,
         &mut actions,
@@ -784,10 +784,14 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
         Some(EndpointRef::Existing(id)) => Some(id.as_str()),
         _ => None,
     };
+    // Rules deleted or moved to another outbound endpoint no longer hold
+    // their current one.
     let removed_rules: BTreeSet<String> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::DeleteRule { rule_id, .. } => Some(rule_id.clone()),
+            Action::DeleteRule { rule_id, .. } | Action::UpdateRule { rule_id, .. } => {
+                Some(rule_id.clone())
+            }
             _ => None,
         })
         .collect();
@@ -1483,3 +1487,7 @@ impl Publication {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -308,15 +308,14 @@ impl Aws {
     }
 
     pub async fn describe(&self, name: &str) -> Result<aws_sdk_eks::types::Cluster> {
-        Ok(self
-            .eks
+        self.eks
             .describe_cluster()
             .name(name)
             .send()
             .await?
             .cluster()
             .cloned()
-            .ok_or_else(|| anyhow!("no cluster"))?)
+            .ok_or_else(|| anyhow!("no cluster"))
     }
 
     pub async fn tag_cluster(&self, name: &str, key: &str, value: &str) -> Result<()> {
@@ -472,6 +471,9 @@ impl Aws {
     }
 }
 
+/// An ingress rule: (protocol, port, cidr, owner tag, cluster tag).
+pub type Ingress = (String, i32, String, Option<String>, Option<String>);
+
 /// Everything observable, read in one go.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -542,10 +544,7 @@ impl Snapshot {
     }
 
     /// Ingress rules on a group: (protocol, port, cidr, owner tag, cluster tag).
-    pub fn ingress(
-        &self,
-        group_id: &str,
-    ) -> Vec<(String, i32, String, Option<String>, Option<String>)> {
+    pub fn ingress(&self, group_id: &str) -> Vec<Ingress> {
         let mut rules: Vec<_> = self
             .group_rules
             .iter()

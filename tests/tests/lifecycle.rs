@@ -105,7 +105,7 @@ async fn run_event(rec: &shared::Reconciler, name: &str) -> EventResult {
 
 fn reconciled(result: EventResult) -> Report {
     match result {
-        EventResult::Reconciled { report, .. } => report,
+        EventResult::Reconciled { report, .. } => *report,
         EventResult::Ignored { reason } => panic!("ignored: {reason}"),
     }
 }
