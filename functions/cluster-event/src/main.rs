@@ -115,3 +115,50 @@ mod tests {
         assert!(deadline_of(0) <= Instant::now() + Duration::from_millis(10));
     }
 }
+
+#[cfg(test)]
+mod handler_tests {
+    use super::*;
+    use eks_private_dns_tests::*;
+    use lambda_runtime::Context;
+
+    fn event(name: &str) -> LambdaEvent<Value> {
+        LambdaEvent::new(fixture(name).unwrap(), Context::default())
+    }
+
+    #[tokio::test]
+    async fn reconciles_ignores_and_rejects() {
+        let emulator = Emulator::start().unwrap();
+        let aws = emulator.aws();
+        let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+        aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+        let rec = emulator.reconciler(config(&[(
+            "EKS_PRIVATE_DNS_ONPREM_CIDRS",
+            "192.168.0.0/16",
+        )]));
+
+        let out = handler(&rec, event("update-cluster-config-private.json"))
+            .await
+            .unwrap();
+        assert_eq!(out["decision"], "managed");
+        assert_eq!(aws.snapshot().await.unwrap().inbound_endpoints().len(), 1);
+
+        let out = handler(&rec, event("create-nodegroup.json")).await.unwrap();
+        assert!(out["ignored"].is_string());
+
+        let bad = LambdaEvent::new(serde_json::json!({"source": 1}), Context::default());
+        let out = handler(&rec, bad).await.unwrap();
+        assert!(out["rejected"].is_string(), "bad input is not retried");
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_errors_so_lambda_retries() {
+        let emulator = Emulator::start().unwrap();
+        let rec = emulator.reconciler(config(&[]));
+        drop(emulator); // AWS unreachable: a transient failure.
+        let err = handler(&rec, event("delete-cluster.json"))
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("demo"), "{err}");
+    }
+}

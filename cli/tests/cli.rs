@@ -1,0 +1,165 @@
+//! The eks-private-dns binary against the AWS emulator: exit codes, JSON
+//! output, stdin events, and one-sentence errors.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use eks_private_dns_tests::*;
+
+fn run(emulator: &Emulator, env: &[(&str, &str)], args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eks-private-dns"));
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in emulator.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the CLI runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+async fn world(emulator: &Emulator) -> (Vpc, Vpc) {
+    let aws = emulator.aws();
+    let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
+    let client_vpc = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    (cluster_vpc, client_vpc)
+}
+
+#[tokio::test]
+async fn plan_apply_plan_exit_codes_and_json() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let env = [("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str())];
+
+    let out = run(&emulator, &env, &["plan", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("create forward rule"));
+    // plan changed nothing.
+    assert!(emulator
+        .aws()
+        .snapshot()
+        .await
+        .unwrap()
+        .endpoints
+        .is_empty());
+
+    let out = run(
+        &emulator,
+        &env,
+        &["--output", "json", "apply", "--cluster", "demo"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["decision"], "managed");
+    assert_eq!(report["applied"], true);
+    assert!(report["api_calls"].as_u64().unwrap() > 0);
+
+    let out = run(&emulator, &env, &["plan", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    let out = run(&emulator, &env, &["--output", "json", "status"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["cluster"], "demo");
+    assert_eq!(rows[0]["plumbing"], "in place");
+    assert_eq!(rows[0]["inbound_ips"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn handle_event_from_stdin_and_ignored_events() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let env = [("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str())];
+    let event = std::fs::read(workspace_root().join("events/create-cluster.json")).unwrap();
+    let out = run(&emulator, &env, &["handle-event", "-"], Some(&event));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(emulator.aws().snapshot().await.unwrap().rules.len(), 1);
+
+    let out = run(
+        &emulator,
+        &env,
+        &[
+            "--output",
+            "json",
+            "handle-event",
+            "events/update-cluster-config-failed.json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ignored"], true);
+}
+
+#[tokio::test]
+async fn errors_are_one_sentence_on_stderr_with_exit_1() {
+    let emulator = Emulator::start().unwrap();
+    world(&emulator).await;
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, Option<&[u8]>, &str)> = vec![
+        (
+            vec![("EKS_PRIVATE_DNS_ONPREM_CIDRS", "10.0.0/8")],
+            vec!["plan", "--cluster", "demo"],
+            None,
+            "EKS_PRIVATE_DNS_ONPREM_CIDRS",
+        ),
+        (
+            vec![],
+            vec!["--inbound-ips", "9", "plan", "--cluster", "demo"],
+            None,
+            "EKS_PRIVATE_DNS_INBOUND_IPS",
+        ),
+        (
+            vec![],
+            vec!["handle-event", "-"],
+            Some(b"{not json"),
+            "not valid JSON",
+        ),
+        (
+            vec![],
+            vec!["handle-event", "events/no-such-file.json"],
+            None,
+            "no-such-file",
+        ),
+    ];
+    for (env, args, stdin, needle) in cases {
+        let out = run(&emulator, &env, &args, stdin);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    // A prerequisite problem names the VPC.
+    let aws = emulator.aws();
+    let bad = aws.vpc("10.9.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.set_dns(&bad.id, false, true).await.unwrap();
+    aws.cluster("nodns", &bad, true, false, &[]).await.unwrap();
+    let out = run(
+        &emulator,
+        &[("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16")],
+        &["apply", "--cluster", "nodns"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&bad.id), "{}", text(&out.stderr));
+}
