@@ -113,7 +113,13 @@ async fn handle_event_from_stdin_and_ignored_events() {
 async fn errors_are_one_sentence_on_stderr_with_exit_1() {
     let emulator = Emulator::start().unwrap();
     world(&emulator).await;
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, Option<&[u8]>, &str)> = vec![
+    type Case<'a> = (
+        Vec<(&'a str, &'a str)>,
+        Vec<&'a str>,
+        Option<&'a [u8]>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             vec![("EKS_PRIVATE_DNS_ONPREM_CIDRS", "10.0.0/8")],
             vec!["plan", "--cluster", "demo"],
