@@ -75,6 +75,12 @@ struct Settings {
     /// Allow 0.0.0.0/0 or ::/0 among the CIDRs (true/false).
     #[arg(long, global = true, env = config::ENV_ALLOW_WORLD, hide_env_values = true)]
     allow_world: Option<String>,
+    /// Route 53 Resolver requests per second (default 4).
+    #[arg(long, global = true, env = config::ENV_RESOLVER_RATE, hide_env_values = true)]
+    resolver_rate: Option<String>,
+    /// Clusters a sweep reconciles at once (default 4).
+    #[arg(long, global = true, env = config::ENV_SWEEP_CONCURRENCY, hide_env_values = true)]
+    sweep_concurrency: Option<String>,
     /// apply, or plan (observe and report, change nothing); the commands
     /// plan and status never change anything whatever this says.
     #[arg(long, global = true, env = config::ENV_MODE, hide_env_values = true)]
@@ -96,6 +102,8 @@ impl Settings {
                 config::ENV_INBOUND_IPS => &self.inbound_ips,
                 config::ENV_ALLOW_WORLD => &self.allow_world,
                 config::ENV_MODE => &self.mode,
+                config::ENV_RESOLVER_RATE => &self.resolver_rate,
+                config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,
                 _ => return None,
             };
             v.clone()
@@ -126,6 +134,9 @@ enum Command {
         #[arg(long, default_value_t = 5.0, hide = true)]
         poll: f64,
     },
+    /// Reconcile every cluster in the region, and remove what we own for
+    /// clusters that no longer exist (the scheduled sweep Lambda, on demand).
+    Sweep,
     /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs.
     Status {
         #[arg(long)]
@@ -185,7 +196,7 @@ async fn reconciler(cli: &Cli, mode: Mode) -> Result<Reconciler> {
     if mode == Mode::Plan {
         config.mode = Mode::Plan;
     }
-    let clients = Clients::from_env(cli.region.clone())
+    let clients = Clients::from_env(cli.region.clone(), config.resolver_rate)
         .await
         .map_err(|e| anyhow!("{}", e.message))?;
     Ok(Reconciler::new(clients, config))
@@ -279,7 +290,69 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             }
         }
         Command::Status { cluster } => status(cli, cluster.as_deref()).await,
+        Command::Sweep => {
+            let rec = reconciler(cli, Mode::Apply).await?;
+            let tty = std::io::stderr().is_terminal();
+            let summary = shared::sweep::sweep(&rec, |done, total, report| {
+                if tty {
+                    let what = if report.actions.is_empty() {
+                        "in sync".to_string()
+                    } else {
+                        format!("{} actions", report.actions.len())
+                    };
+                    eprintln!(
+                        "[{done}/{total}] {}: {} ({what}){}",
+                        report.cluster,
+                        report.decision,
+                        report
+                            .error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+            })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            emit(cli.output, &summary, || print_sweep(&summary))?;
+            if summary.failed > 0 {
+                return Err(anyhow!(
+                    "{} of {} clusters failed: {}",
+                    summary.failed,
+                    summary.clusters_seen,
+                    summary
+                        .failures
+                        .iter()
+                        .map(|f| format!("{} ({})", f.cluster, f.error))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn print_sweep(s: &shared::sweep::SweepReport) {
+    for report in s.reports.iter().filter(|r| !r.actions.is_empty()) {
+        print_report(report);
+    }
+    println!(
+        "swept {} clusters: {} managed, {} pending, {} not managed, {} invalid; {} changed, \
+         {} failed, {} orphans removed; {} API calls ({} writes, {} throttled) in {} ms",
+        s.clusters_seen,
+        s.managed,
+        s.pending,
+        s.not_managed,
+        s.invalid,
+        s.changed,
+        s.failed,
+        s.orphans_removed,
+        s.api_calls,
+        s.write_calls,
+        s.throttles,
+        s.duration_ms
+    );
 }
 
 fn finish(report: &Report, waited: bool) -> Result<ExitCode> {

@@ -709,6 +709,15 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => {
                     let e = AwsError::from_sdk("Route53Resolver.CreateResolverEndpoint", e);
+                    if e.is_code("LimitExceededException") {
+                        return Err(ApplyError::Conflict(format!(
+                            "cannot create the {role} Resolver endpoint in {vpc_id}: the account's \
+                             endpoint quota for this region is reached (4 by default; each cluster \
+                             VPC needs one inbound endpoint, the region one outbound). Request a \
+                             quota increase, or use EKS_PRIVATE_DNS_OUTBOUND_ENDPOINT_ID ({})",
+                            e.message
+                        )));
+                    }
                     if !e.is_code("ResourceExistsException") {
                         return Err(e.into());
                     }

@@ -143,20 +143,25 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub counter: CallCounter,
     pub region: String,
+    /// Every Route 53 Resolver request of this process waits for it.
+    pub resolver_limiter: Arc<crate::limit::RateLimiter>,
 }
 
 impl Clients {
     /// Load the standard configuration chain; `region` overrides AWS_REGION.
-    pub async fn from_env(region: Option<String>) -> Result<Clients, AwsError> {
+    pub async fn from_env(region: Option<String>, resolver_rate: f64) -> Result<Clients, AwsError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
         let sdk = loader.load().await;
-        Clients::from_sdk_config(&sdk)
+        Clients::from_sdk_config(&sdk, resolver_rate)
     }
 
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Result<Clients, AwsError> {
+    pub fn from_sdk_config(
+        sdk: &aws_config::SdkConfig,
+        resolver_rate: f64,
+    ) -> Result<Clients, AwsError> {
         let region = sdk
             .region()
             .map(|r| r.to_string())
@@ -173,7 +178,15 @@ impl Clients {
         let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
             .interceptor(counter.clone())
             .build();
+        let resolver_limiter = Arc::new(crate::limit::RateLimiter::per_second(resolver_rate));
+        let http = sdk
+            .http_client()
+            .unwrap_or_else(crate::limit::default_http_client);
         let resolver = aws_sdk_route53resolver::config::Builder::from(sdk)
+            .http_client(crate::limit::RateLimitedClient::new(
+                http,
+                resolver_limiter.clone(),
+            ))
             .interceptor(counter.clone())
             .build();
         let ssm = aws_sdk_ssm::config::Builder::from(sdk)
@@ -186,6 +199,7 @@ impl Clients {
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
             counter,
             region,
+            resolver_limiter,
         })
     }
 }

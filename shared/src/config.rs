@@ -17,6 +17,8 @@ pub const ENV_OWNER: &str = "EKS_PRIVATE_DNS_OWNER";
 pub const ENV_MODE: &str = "EKS_PRIVATE_DNS_MODE";
 pub const ENV_INBOUND_IPS: &str = "EKS_PRIVATE_DNS_INBOUND_IPS";
 pub const ENV_ALLOW_WORLD: &str = "EKS_PRIVATE_DNS_ALLOW_WORLD";
+pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
+pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
 
 /// Every variable the product reads, for `--help` texts and the docs.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -31,6 +33,8 @@ pub const ALL_VARIABLES: &[&str] = &[
     ENV_MODE,
     ENV_INBOUND_IPS,
     ENV_ALLOW_WORLD,
+    ENV_RESOLVER_RATE,
+    ENV_SWEEP_CONCURRENCY,
 ];
 
 /// Cluster tags that refine the configuration for one cluster.
@@ -43,6 +47,8 @@ pub const DEFAULT_OWNER: &str = "eks-private-dns";
 pub const DEFAULT_INBOUND_IPS: u8 = 2;
 pub const MIN_INBOUND_IPS: u8 = 2;
 pub const MAX_INBOUND_IPS: u8 = 6;
+pub const DEFAULT_RESOLVER_RATE: f64 = 4.0;
+pub const DEFAULT_SWEEP_CONCURRENCY: usize = 4;
 
 /// When a cluster's endpoint access makes it a candidate for plumbing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +85,7 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub client_vpc_ids: Vec<String>,
     pub onprem_cidrs: Vec<IpNet>,
@@ -92,6 +98,10 @@ pub struct Config {
     pub mode: Mode,
     pub inbound_ips: u8,
     pub allow_world: bool,
+    /// Route 53 Resolver requests per second, for this process.
+    pub resolver_rate: f64,
+    /// Clusters a sweep reconciles at once.
+    pub sweep_concurrency: usize,
 }
 
 impl Default for Config {
@@ -108,6 +118,8 @@ impl Default for Config {
             mode: Mode::Apply,
             inbound_ips: DEFAULT_INBOUND_IPS,
             allow_world: false,
+            resolver_rate: DEFAULT_RESOLVER_RATE,
+            sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
         }
     }
 }
@@ -201,6 +213,30 @@ impl Config {
             Some(v) => parse_inbound_ips(&v)?,
             None => defaults.inbound_ips,
         };
+        let resolver_rate = match get(ENV_RESOLVER_RATE) {
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if (0.1..=100.0).contains(&r) => r,
+                _ => {
+                    return Err(ConfigError::new(
+                        ENV_RESOLVER_RATE,
+                        format!("'{v}' is not a rate between 0.1 and 100 requests per second"),
+                    ))
+                }
+            },
+            None => defaults.resolver_rate,
+        };
+        let sweep_concurrency = match get(ENV_SWEEP_CONCURRENCY) {
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        ENV_SWEEP_CONCURRENCY,
+                        format!("'{v}' is not a number of clusters between 1 and 64"),
+                    ))
+                }
+            },
+            None => defaults.sweep_concurrency,
+        };
         Ok(Config {
             client_vpc_ids,
             onprem_cidrs,
@@ -213,6 +249,8 @@ impl Config {
             mode,
             inbound_ips,
             allow_world,
+            resolver_rate,
+            sweep_concurrency,
         })
     }
 }
@@ -532,6 +570,8 @@ mod tests {
             (ENV_SSM_PREFIX, "/aws/reserved"),
             (ENV_OUTBOUND_ENDPOINT_ID, "rslvr-in-0123"),
             (ENV_DISCOVER_PEERED_VPCS, "maybe"),
+            (ENV_RESOLVER_RATE, "0"),
+            (ENV_SWEEP_CONCURRENCY, "0"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();

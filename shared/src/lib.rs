@@ -13,11 +13,13 @@ pub mod aws;
 pub mod config;
 pub mod event;
 pub mod handler;
+pub mod limit;
 pub mod model;
 pub mod observe;
 pub mod owner;
 pub mod plan;
 pub mod reconcile;
+pub mod sweep;
 
 pub use config::Config;
 pub use reconcile::{Reconciler, Report};

@@ -557,22 +557,138 @@ pub async fn resolver_state(clients: &Clients) -> Result<ResolverState, AwsError
     })
 }
 
-/// Observe everything the planner needs for one cluster.
+/// What a sweep reads once for the whole region and shares between the
+/// clusters it reconciles: resolver state, our security groups and rules, our
+/// parameters, and the addresses of our inbound endpoints. A few paginated
+/// calls, whatever the number of clusters.
+#[derive(Clone, Debug, Default)]
+pub struct Fleet {
+    pub resolver: ResolverState,
+    pub security_groups: Vec<SecurityGroupView>,
+    /// Every security group rule carrying our owner tag.
+    pub owned_rules: Vec<SecurityGroupRuleView>,
+    /// Every parameter under the prefix.
+    pub parameters: Vec<ParameterView>,
+}
+
+pub async fn observe_fleet(
+    clients: &Clients,
+    config: &Config,
+    owner: &Owner,
+) -> Result<Fleet, AwsError> {
+    let (resolver, groups, rules, parameters) = tokio::try_join!(
+        resolver_state(clients),
+        our_security_groups(clients, owner),
+        security_group_rules(
+            clients,
+            vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])]
+        ),
+        parameters_recursive(clients, &config.ssm_prefix),
+    )?;
+    let mut resolver = resolver;
+    let inbound: Vec<String> = resolver
+        .endpoints
+        .iter()
+        .filter(|e| {
+            e.direction == Direction::Inbound
+                && owner.parse_creator_id(&e.creator_request_id).is_some()
+        })
+        .map(|e| e.id.clone())
+        .collect();
+    let ips = try_join_all(inbound.iter().map(|id| endpoint_ips(clients, id))).await?;
+    let mut by_id: BTreeMap<String, Vec<EndpointIp>> = inbound.into_iter().zip(ips).collect();
+    for endpoint in &mut resolver.endpoints {
+        if let Some(ips) = by_id.remove(&endpoint.id) {
+            endpoint.ips = Some(ips);
+        }
+    }
+    Ok(Fleet {
+        resolver,
+        security_groups: groups,
+        owned_rules: rules,
+        parameters,
+    })
+}
+
+/// Every parameter under `prefix`, recursively.
+pub async fn parameters_recursive(
+    clients: &Clients,
+    prefix: &str,
+) -> Result<Vec<ParameterView>, AwsError> {
+    let mut pages = clients
+        .ssm
+        .get_parameters_by_path()
+        .path(prefix)
+        .recursive(true)
+        .into_paginator()
+        .send();
+    let mut params = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws("SSM.GetParametersByPath"))?;
+        for p in page.parameters() {
+            params.push(ParameterView {
+                name: p.name().unwrap_or_default().to_string(),
+                value: p.value().unwrap_or_default().to_string(),
+                kind: p
+                    .r#type()
+                    .map(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                version: p.version(),
+            });
+        }
+    }
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(params)
+}
+
+/// The clusters recorded in `parameters` (by their state documents).
+pub fn recorded_states(parameters: &[ParameterView]) -> Vec<StateDoc> {
+    parameters
+        .iter()
+        .filter(|p| p.name.ends_with(&format!("/{PARAM_STATE}")))
+        .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
+        .collect()
+}
+
+/// Observe everything the planner needs for one cluster. With `fleet`, the
+/// region-wide parts come from it instead of being read again.
 pub async fn observe_cluster(
     clients: &Clients,
     config: &Config,
     owner: &Owner,
     cluster_name: &str,
     hinted_arn: Option<String>,
+    fleet: Option<&Fleet>,
 ) -> Result<Observation, AwsError> {
     // Round 1: nothing here depends on anything else.
     let own_path = format!("{}/{}", config.ssm_prefix, cluster_name);
-    let (cluster, resolver, groups, parameters) = tokio::try_join!(
-        describe_cluster(clients, cluster_name),
-        resolver_state(clients),
-        our_security_groups(clients, owner),
-        parameters_under(clients, &own_path),
-    )?;
+    let (cluster, resolver, groups, parameters) = match fleet {
+        Some(fleet) => {
+            let cluster = describe_cluster(clients, cluster_name).await?;
+            let own: Vec<ParameterView> = fleet
+                .parameters
+                .iter()
+                .filter(|p| {
+                    p.name.starts_with(&format!("{own_path}/"))
+                        && !p.name[own_path.len() + 1..].contains('/')
+                })
+                .cloned()
+                .collect();
+            (
+                cluster,
+                fleet.resolver.clone(),
+                fleet.security_groups.clone(),
+                own,
+            )
+        }
+        None => tokio::try_join!(
+            describe_cluster(clients, cluster_name),
+            resolver_state(clients),
+            our_security_groups(clients, owner),
+            parameters_under(clients, &own_path),
+        )?,
+    };
     let mut obs = Observation {
         cluster_name: cluster_name.to_string(),
         cluster,
@@ -656,11 +772,16 @@ pub async fn observe_cluster(
         }
     };
     let rules = async {
-        let mut all = security_group_rules(
-            clients,
-            vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])],
-        )
-        .await?;
+        let mut all = match fleet {
+            Some(fleet) => fleet.owned_rules.clone(),
+            None => {
+                security_group_rules(
+                    clients,
+                    vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])],
+                )
+                .await?
+            }
+        };
         if !rule_group_ids.is_empty() {
             let on_groups =
                 security_group_rules(clients, vec![filter("group-id", rule_group_ids.clone())])
@@ -671,15 +792,29 @@ pub async fn observe_cluster(
         Ok::<_, AwsError>(all)
     };
     let registry = async {
-        match &vpc_id {
-            Some(vpc) => registrations(clients, config, owner, vpc, cluster_name).await,
-            None => Ok(Vec::new()),
+        match (&vpc_id, fleet) {
+            (Some(vpc), Some(fleet)) => Ok(recorded_states(&fleet.parameters)
+                .into_iter()
+                .filter(|doc| &doc.vpc_id == vpc && doc.cluster != cluster_name)
+                .map(|doc| Registration {
+                    cluster: doc.cluster.clone(),
+                    allowed_cidrs: doc
+                        .allowed_cidrs
+                        .iter()
+                        .filter_map(|c| c.parse().ok())
+                        .collect(),
+                })
+                .collect()),
+            (Some(vpc), None) => registrations(clients, config, owner, vpc, cluster_name).await,
+            (None, _) => Ok(Vec::new()),
         }
     };
+    // Addresses of the VPC's inbound endpoints (already read in a fleet).
     let inbound_ids: Vec<String> = obs
         .endpoints
         .iter()
         .filter(|e| e.direction == Direction::Inbound && Some(&e.vpc_id) == vpc_id.as_ref())
+        .filter(|e| e.ips.is_none())
         .map(|e| e.id.clone())
         .collect();
     let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));

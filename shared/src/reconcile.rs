@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::apply::{Applier, ApplyError};
 use crate::aws::{AwsError, Clients, Counts};
 use crate::config::{Config, Mode};
-use crate::observe;
+use crate::observe::{self, Fleet};
 use crate::owner::Owner;
 use crate::plan::{self, Decision, Observation, Plan};
 
@@ -46,6 +46,9 @@ impl ReconcileError {
 pub struct Report {
     pub cluster: String,
     pub decision: String,
+    /// The cluster VPC, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
     /// Why not managed, what is pending, or what is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -111,6 +114,7 @@ impl Reconciler {
             &self.owner,
             cluster,
             hinted_arn,
+            None,
         )
         .await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
@@ -130,11 +134,25 @@ impl Reconciler {
         hinted_arn: Option<String>,
         mode: Mode,
     ) -> Report {
+        self.reconcile_with(cluster, hinted_arn, mode, None).await
+    }
+
+    /// Reconcile with the region-wide state a sweep read once (`fleet`).
+    /// A plan that would delete a shared resource is made again from a
+    /// fresh observation first, since the fleet may be out of date.
+    pub async fn reconcile_with(
+        &self,
+        cluster: &str,
+        hinted_arn: Option<String>,
+        mode: Mode,
+        fleet: Option<&Fleet>,
+    ) -> Report {
         let started = Instant::now();
         let before = self.clients.counter.snapshot();
         let mut report = Report {
             cluster: cluster.to_string(),
             decision: "unknown".into(),
+            vpc_id: None,
             detail: None,
             mode: mode.as_str().into(),
             actions: Vec::new(),
@@ -147,7 +165,9 @@ impl Reconciler {
             error: None,
             transient: None,
         };
-        let result = self.run(cluster, hinted_arn, mode, &mut report).await;
+        let result = self
+            .run(cluster, hinted_arn, mode, fleet, &mut report)
+            .await;
         if let Err(e) = result {
             report.transient = Some(e.is_transient());
             report.error = Some(e.to_string());
@@ -169,9 +189,37 @@ impl Reconciler {
         cluster: &str,
         hinted_arn: Option<String>,
         mode: Mode,
+        fleet: Option<&Fleet>,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let (plan, _obs) = self.plan(cluster, hinted_arn).await?;
+        let obs = observe::observe_cluster(
+            &self.clients,
+            &self.config,
+            &self.owner,
+            cluster,
+            hinted_arn.clone(),
+            fleet,
+        )
+        .await?;
+        let mut plan = plan::plan(&self.config, &self.owner, &obs);
+        let mut obs = obs;
+        if fleet.is_some() && plan.deletes_shared() {
+            obs = observe::observe_cluster(
+                &self.clients,
+                &self.config,
+                &self.owner,
+                cluster,
+                hinted_arn,
+                None,
+            )
+            .await?;
+            plan = plan::plan(&self.config, &self.owner, &obs);
+        }
+        report.vpc_id = obs
+            .cluster
+            .as_ref()
+            .and_then(|c| c.vpc_id.clone())
+            .or_else(|| plan::previous_state(&self.config, &obs).map(|s| s.vpc_id));
         report.decision = plan.decision.label().into();
         report.detail = detail_of(&plan.decision);
         report.actions = plan.actions.iter().map(|a| a.describe()).collect();

@@ -15,6 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
 
+pub mod proxy;
+
 pub use shared;
 use shared::aws::Clients;
 use shared::config::Config;
@@ -53,6 +55,17 @@ pub struct EmulatorOptions {
     pub create_seconds: f64,
     /// Seconds a cluster stays UPDATING after UpdateClusterConfig.
     pub update_seconds: f64,
+}
+
+/// SDK configuration for the emulator (or a proxy in front of it) at `url`.
+pub fn sdk_config_for(url: &str) -> SdkConfig {
+    let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(creds))
+        .build()
 }
 
 /// A running emulator; stopped when dropped (its stdin closes).
@@ -116,13 +129,15 @@ impl Emulator {
     }
 
     pub fn sdk_config(&self) -> SdkConfig {
-        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test");
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(creds))
-            .build()
+        sdk_config_for(&self.url)
+    }
+
+    /// A reconciler whose requests go to `url` (a proxy in front of this
+    /// emulator).
+    pub fn reconciler_via(&self, url: &str, config: Config) -> Reconciler {
+        let clients =
+            Clients::from_sdk_config(&sdk_config_for(url), config.resolver_rate).expect("region");
+        Reconciler::new(clients, config)
     }
 
     /// Environment for a child process (the CLI, the demo) to reach this emulator.
@@ -137,11 +152,14 @@ impl Emulator {
     }
 
     pub fn clients(&self) -> Clients {
-        Clients::from_sdk_config(&self.sdk_config()).expect("region is set")
+        Clients::from_sdk_config(&self.sdk_config(), shared::config::DEFAULT_RESOLVER_RATE)
+            .expect("region is set")
     }
 
     pub fn reconciler(&self, config: Config) -> Reconciler {
-        Reconciler::new(self.clients(), config)
+        let clients = Clients::from_sdk_config(&self.sdk_config(), config.resolver_rate)
+            .expect("region is set");
+        Reconciler::new(clients, config)
     }
 
     pub fn aws(&self) -> Aws {
@@ -341,57 +359,64 @@ impl Aws {
 
     /// The observable AWS state, for assertions.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let endpoints = self
+        let mut endpoints = Vec::new();
+        let mut pages = self
             .resolver
             .list_resolver_endpoints()
-            .send()
-            .await?
-            .resolver_endpoints()
-            .to_vec();
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            endpoints.extend(page?.resolver_endpoints().iter().cloned());
+        }
         let mut endpoint_ips = BTreeMap::new();
         for e in &endpoints {
             let id = e.id().unwrap_or_default().to_string();
-            let ips = self
+            let mut ips = Vec::new();
+            let mut pages = self
                 .resolver
                 .list_resolver_endpoint_ip_addresses()
                 .resolver_endpoint_id(&id)
-                .send()
-                .await?
-                .ip_addresses()
-                .to_vec();
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                ips.extend(page?.ip_addresses().iter().cloned());
+            }
             endpoint_ips.insert(id, ips);
         }
-        let rules = self
-            .resolver
-            .list_resolver_rules()
-            .send()
-            .await?
-            .resolver_rules()
-            .iter()
-            .filter(|r| r.rule_type().map(|t| t.as_str()) == Some("FORWARD"))
-            .cloned()
-            .collect();
-        let associations = self
+        let mut rules = Vec::new();
+        let mut pages = self.resolver.list_resolver_rules().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            rules.extend(
+                page?
+                    .resolver_rules()
+                    .iter()
+                    .filter(|r| r.rule_type().map(|t| t.as_str()) == Some("FORWARD"))
+                    .cloned(),
+            );
+        }
+        let mut associations = Vec::new();
+        let mut pages = self
             .resolver
             .list_resolver_rule_associations()
-            .send()
-            .await?
-            .resolver_rule_associations()
-            .to_vec();
-        let groups = self
-            .ec2
-            .describe_security_groups()
-            .send()
-            .await?
-            .security_groups()
-            .to_vec();
-        let group_rules = self
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            associations.extend(page?.resolver_rule_associations().iter().cloned());
+        }
+        let mut groups = Vec::new();
+        let mut pages = self.ec2.describe_security_groups().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            groups.extend(page?.security_groups().iter().cloned());
+        }
+        let mut group_rules = Vec::new();
+        let mut pages = self
             .ec2
             .describe_security_group_rules()
-            .send()
-            .await?
-            .security_group_rules()
-            .to_vec();
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            group_rules.extend(page?.security_group_rules().iter().cloned());
+        }
         let mut parameters = BTreeMap::new();
         let mut next = None;
         loop {

@@ -35,7 +35,9 @@ impl From<Transient> for Diagnostic {
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
-    let clients = Clients::from_env(None).await.map_err(|e| e.to_string())?;
+    let clients = Clients::from_env(None, config.resolver_rate)
+        .await
+        .map_err(|e| e.to_string())?;
     let reconciler = Reconciler::new(clients, config);
     tracing::info!(config = %reconciler.config, "cluster-event ready");
     let reconciler = &reconciler;

@@ -1,0 +1,129 @@
+//! sweep Lambda: on a schedule, reconcile every cluster in the region and
+//! remove what we own for clusters that are gone. A thin shell over the core.
+#![recursion_limit = "256"]
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use shared::aws::Clients;
+use shared::sweep::sweep;
+use shared::{Config, Reconciler};
+
+/// The sweep failed in a way that a later run may not: some cluster failed
+/// for a transient reason (throttling, a service hiccup), or the region
+/// could not be listed. The invocation fails, so it is retried and alarmed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SweepFailed(String);
+
+impl From<SweepFailed> for Diagnostic {
+    fn from(e: SweepFailed) -> Diagnostic {
+        Diagnostic {
+            error_type: "TransientAwsError".into(),
+            error_message: e.0,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
+    let clients = Clients::from_env(None, config.resolver_rate)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reconciler = Reconciler::new(clients, config);
+    tracing::info!(config = %reconciler.config, "sweep ready");
+    let reconciler = &reconciler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler(reconciler, event).await
+    }))
+    .await
+}
+
+async fn handler(
+    reconciler: &Reconciler,
+    _event: LambdaEvent<Value>,
+) -> Result<Value, SweepFailed> {
+    let summary = sweep(reconciler, |_, _, report| {
+        if report.applied || report.error.is_some() {
+            tracing::info!(
+                cluster = %report.cluster,
+                decision = %report.decision,
+                actions = ?report.actions,
+                error = report.error.as_deref().unwrap_or(""),
+                "reconcile"
+            );
+        }
+    })
+    .await
+    .map_err(|e| SweepFailed(format!("sweep could not observe the region: {e}")))?;
+    for failure in &summary.failures {
+        tracing::error!(cluster = %failure.cluster, error = %failure.error,
+            transient = failure.transient, "cluster failed");
+    }
+    tracing::info!(
+        clusters_seen = summary.clusters_seen,
+        managed = summary.managed,
+        pending = summary.pending,
+        not_managed = summary.not_managed,
+        invalid = summary.invalid,
+        changed = summary.changed,
+        failed = summary.failed,
+        orphans_removed = summary.orphans_removed,
+        api_calls = summary.api_calls,
+        write_calls = summary.write_calls,
+        api_calls_by_service = ?summary.api_calls_by_service,
+        throttles = summary.throttles,
+        duration_ms = summary.duration_ms,
+        "sweep"
+    );
+    if summary.has_transient_failure() {
+        let clusters: Vec<&str> = summary
+            .failures
+            .iter()
+            .filter(|f| f.transient)
+            .map(|f| f.cluster.as_str())
+            .collect();
+        return Err(SweepFailed(format!(
+            "{} cluster(s) failed for a transient reason: {}",
+            clusters.len(),
+            clusters.join(", ")
+        )));
+    }
+    Ok(serde_json::to_value(&summary).unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eks_private_dns_tests::*;
+    use lambda_runtime::Context;
+
+    #[tokio::test]
+    async fn a_scheduled_event_sweeps_the_region() {
+        let emulator = Emulator::start().unwrap();
+        let aws = emulator.aws();
+        let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+        aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+        let rec = emulator.reconciler(config(&[(
+            "EKS_PRIVATE_DNS_ONPREM_CIDRS",
+            "192.168.0.0/16",
+        )]));
+        let event = LambdaEvent::new(fixture("scheduled-sweep.json").unwrap(), Context::default());
+        let out = handler(&rec, event).await.unwrap();
+        assert_eq!(out["clusters_seen"], 1);
+        assert_eq!(out["managed"], 1);
+        assert_eq!(out["changed"], 1);
+        assert_eq!(aws.snapshot().await.unwrap().inbound_endpoints().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_region_fails_the_invocation() {
+        let emulator = Emulator::start().unwrap();
+        let rec = emulator.reconciler(config(&[]));
+        drop(emulator);
+        let event = LambdaEvent::new(fixture("scheduled-sweep.json").unwrap(), Context::default());
+        assert!(handler(&rec, event).await.is_err());
+    }
+}

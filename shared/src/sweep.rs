@@ -1,0 +1,261 @@
+//! The sweep: reconcile every cluster in the region, then remove what we
+//! own for clusters that no longer exist and the shared pieces nothing uses.
+//! It is what keeps the fleet right when an event never arrives (CloudTrail
+//! delivery is best effort, and EKS sends none when a cluster or an update
+//! finishes), and it repairs drift.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::apply::Applier;
+use crate::aws::{AwsError, Counts};
+use crate::event::cluster_name_from_arn;
+use crate::observe::{self, Fleet};
+use crate::owner::{CreatorId, TAG_CLUSTER};
+use crate::plan::{self, Decision, Plan, SharedView};
+use crate::reconcile::{Reconciler, Report};
+
+/// One cluster the sweep could not reconcile, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub cluster: String,
+    pub error: String,
+    pub transient: bool,
+}
+
+/// The one summary a sweep logs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SweepReport {
+    pub clusters_seen: usize,
+    pub managed: usize,
+    pub pending: usize,
+    pub not_managed: usize,
+    pub invalid: usize,
+    /// Clusters whose plumbing was changed.
+    pub changed: usize,
+    pub failed: usize,
+    /// Clusters that no longer exist whose leftovers were removed, plus
+    /// shared resources nothing used.
+    pub orphans_removed: usize,
+    pub api_calls: u64,
+    pub write_calls: u64,
+    pub api_calls_by_service: BTreeMap<String, u64>,
+    pub throttles: u64,
+    pub duration_ms: u64,
+    pub failures: Vec<Failure>,
+    #[serde(skip)]
+    pub reports: Vec<Report>,
+}
+
+impl SweepReport {
+    /// Whether trying again later may fix what failed: then the invocation
+    /// fails, so that it is retried and alarmed.
+    pub fn has_transient_failure(&self) -> bool {
+        self.failures.iter().any(|f| f.transient)
+    }
+
+    fn count(&mut self, report: &Report) {
+        match report.decision.as_str() {
+            "managed" => self.managed += 1,
+            "pending" => self.pending += 1,
+            "not-managed" | "gone" => self.not_managed += 1,
+            "invalid" => self.invalid += 1,
+            _ => {}
+        }
+        if report.applied {
+            self.changed += 1;
+        }
+        if let Some(error) = &report.error {
+            self.failed += 1;
+            self.failures.push(Failure {
+                cluster: report.cluster.clone(),
+                error: error.clone(),
+                transient: report.transient.unwrap_or(true),
+            });
+        }
+    }
+}
+
+/// List every cluster in the region.
+pub async fn list_clusters(reconciler: &Reconciler) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut pages = reconciler
+        .clients
+        .eks
+        .list_clusters()
+        .max_results(100)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("EKS.ListClusters", e))?;
+        names.extend(page.clusters().iter().cloned());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Clusters that something of ours still names: rules, 443 rules, parameters.
+fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String, Option<String>> {
+    let owner = &reconciler.owner;
+    let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for rule in &fleet.resolver.rules {
+        if let Some(CreatorId::Rule { cluster, .. }) =
+            owner.parse_creator_id(&rule.creator_request_id)
+        {
+            names.entry(cluster).or_default();
+        }
+    }
+    let region_marker = format!(":eks:{}:", reconciler.clients.region);
+    for rule in &fleet.owned_rules {
+        if let Some(arn) = rule.tags.get(TAG_CLUSTER) {
+            if arn.contains(&region_marker) {
+                if let Some(name) = cluster_name_from_arn(arn) {
+                    names.insert(name, Some(arn.clone()));
+                }
+            }
+        }
+    }
+    let prefix = format!("{}/", reconciler.config.ssm_prefix);
+    for parameter in &fleet.parameters {
+        if let Some(rest) = parameter.name.strip_prefix(&prefix) {
+            if let Some((cluster, leaf)) = rest.split_once('/') {
+                if !leaf.contains('/') && crate::event::is_cluster_name(cluster) {
+                    names.entry(cluster.to_string()).or_default();
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Sweep the region. `progress` is called after each cluster with
+/// (done, total, report).
+pub async fn sweep(
+    reconciler: &Reconciler,
+    mut progress: impl FnMut(usize, usize, &Report),
+) -> Result<SweepReport, AwsError> {
+    let started = Instant::now();
+    let before = reconciler.clients.counter.snapshot();
+    let mode = reconciler.config.mode;
+    let mut summary = SweepReport::default();
+
+    let (names, fleet) = tokio::try_join!(
+        list_clusters(reconciler),
+        observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
+    )?;
+    summary.clusters_seen = names.len();
+
+    // Every cluster, a few at a time, sharing what was read once.
+    let total = names.len();
+    let mut done = 0;
+    let mut reports = stream::iter(names.iter())
+        .map(|name| reconciler.reconcile_with(name, None, mode, Some(&fleet)))
+        .buffer_unordered(reconciler.config.sweep_concurrency.max(1));
+    while let Some(report) = reports.next().await {
+        done += 1;
+        progress(done, total, &report);
+        summary.count(&report);
+        summary.reports.push(report);
+    }
+    drop(reports);
+
+    // Clusters that are gone but still named by something of ours.
+    let existing: BTreeSet<&String> = names.iter().collect();
+    for (name, arn) in named_by_leftovers(reconciler, &fleet) {
+        if existing.contains(&name) {
+            continue;
+        }
+        let report = reconciler.reconcile_with(&name, arn, mode, None).await;
+        if report.applied {
+            summary.orphans_removed += 1;
+        }
+        if let Some(error) = &report.error {
+            summary.failed += 1;
+            summary.failures.push(Failure {
+                cluster: name.clone(),
+                error: error.clone(),
+                transient: report.transient.unwrap_or(true),
+            });
+        }
+        progress(done, total, &report);
+        summary.reports.push(report);
+    }
+
+    // Shared pieces that nothing needs any more, from a fresh look.
+    let fresh =
+        observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner).await?;
+    let mut needed_vpcs: BTreeSet<String> = observe::recorded_states(&fresh.parameters)
+        .into_iter()
+        .map(|doc| doc.vpc_id)
+        .collect();
+    for report in &summary.reports {
+        // A cluster that is managed, pending or failed may need its VPC's
+        // endpoint; only "not needed" decisions release it.
+        let releases = matches!(report.decision.as_str(), "not-managed" | "gone");
+        if !releases {
+            if let Some(vpc) = &report.vpc_id {
+                needed_vpcs.insert(vpc.clone());
+            }
+        }
+    }
+    let view = SharedView {
+        endpoints: fresh.resolver.endpoints.clone(),
+        rules: fresh
+            .resolver
+            .rules
+            .iter()
+            .filter(|r| {
+                reconciler
+                    .owner
+                    .parse_creator_id(&r.creator_request_id)
+                    .is_some()
+            })
+            .cloned()
+            .collect(),
+        security_groups: fresh.security_groups.clone(),
+        needed_vpcs,
+    };
+    let actions = plan::plan_shared_orphans(&reconciler.config, &reconciler.owner, &view);
+    if !actions.is_empty() {
+        let count = actions.len();
+        let shared = Plan {
+            cluster: "(shared)".into(),
+            decision: Decision::Gone,
+            actions,
+        };
+        tracing::info!(actions = ?shared.actions.iter().map(|a| a.describe()).collect::<Vec<_>>(),
+            "shared resources nothing uses");
+        if mode == crate::config::Mode::Apply {
+            let applier = Applier {
+                clients: &reconciler.clients,
+                owner: &reconciler.owner,
+            };
+            match applier.apply(&shared).await {
+                Ok(_) => summary.orphans_removed += count,
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.failures.push(Failure {
+                        cluster: "(shared)".into(),
+                        error: e.to_string(),
+                        transient: e.is_transient(),
+                    });
+                }
+            }
+        }
+    }
+
+    let counts: Counts = reconciler.clients.counter.snapshot().since(&before);
+    summary.api_calls = counts.total();
+    summary.write_calls = counts.writes();
+    summary.throttles = counts.throttles;
+    for (operation, n) in &counts.calls {
+        let service = operation.split('.').next().unwrap_or(operation).to_string();
+        *summary.api_calls_by_service.entry(service).or_default() += n;
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}

@@ -1,0 +1,176 @@
+//! A recording HTTP proxy between the AWS SDK and the emulator, on loopback:
+//! it notes the time and the AWS operation of every request it forwards, so
+//! that tests can count calls per service and per second as AWS would see
+//! them (after any client-side waiting).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One forwarded request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Duration,
+    /// "Route53Resolver.ListResolverRules", "EC2.DescribeVpcs", or the path.
+    pub operation: String,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Proxy {
+    /// Start a proxy to `upstream` ("http://127.0.0.1:PORT").
+    pub async fn start(upstream: &str) -> Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let started = Instant::now();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let _ = serve(client, &upstream, record, started).await;
+                });
+            }
+        });
+        Ok(Proxy { url, seen })
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The largest number of requests of `service` that started within any
+    /// window of length `window`.
+    pub fn max_in_window(&self, service: &str, window: Duration) -> usize {
+        let times: Vec<Duration> = self
+            .seen()
+            .into_iter()
+            .filter(|s| s.operation.starts_with(service))
+            .map(|s| s.at)
+            .collect();
+        let mut best = 0;
+        for (i, start) in times.iter().enumerate() {
+            let n = times[i..]
+                .iter()
+                .take_while(|t| **t < *start + window)
+                .count();
+            best = best.max(n);
+        }
+        best
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn operation(head: &str, body: &[u8]) -> String {
+    if let Some(target) = header(head, "x-amz-target") {
+        // "Route53Resolver.ListResolverRules", "AmazonSSM.GetParameter"
+        return target.to_string();
+    }
+    let body = String::from_utf8_lossy(body);
+    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return format!("EC2.{action}");
+    }
+    let path = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    format!("EKS.{path}")
+}
+
+/// Read one HTTP message (head and Content-Length body) from `stream`.
+async fn read_message(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(String, Vec<u8>)>> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = header(&head, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let mut chunk = [0u8; 16384];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    anyhow::bail!("connection closed mid-message");
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + length].to_vec();
+            buf.drain(..end + 4 + length);
+            return Ok(Some((head, body)));
+        }
+        let mut chunk = [0u8; 16384];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    record: Arc<Mutex<Vec<Seen>>>,
+    started: Instant,
+) -> Result<()> {
+    let mut from_client = Vec::new();
+    while let Some((head, body)) = read_message(&mut client, &mut from_client).await? {
+        record.lock().unwrap().push(Seen {
+            at: started.elapsed(),
+            operation: operation(&head, &body),
+        });
+        // One upstream connection per request keeps framing simple.
+        let mut server = TcpStream::connect(upstream).await?;
+        let head = head
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        server
+            .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await?;
+        server.write_all(&body).await?;
+        let mut response = Vec::new();
+        server.read_to_end(&mut response).await?;
+        // Keep the client connection open: drop the upstream's close.
+        let text_end = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&response[..text_end]).to_string();
+        let body = &response[(text_end + 4).min(response.len())..];
+        let mut head: Vec<String> = head
+            .lines()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !l.starts_with("connection:") && !l.starts_with("content-length:")
+            })
+            .map(str::to_string)
+            .collect();
+        head.push(format!("Content-Length: {}", body.len()));
+        client
+            .write_all(format!("{}\r\n\r\n", head.join("\r\n")).as_bytes())
+            .await?;
+        client.write_all(body).await?;
+    }
+    Ok(())
+}

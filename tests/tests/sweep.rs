@@ -1,0 +1,462 @@
+//! The sweep against the AWS emulator: with no events at all it brings the
+//! fleet to the right state and keeps it there.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use eks_private_dns_tests::proxy::Proxy;
+use eks_private_dns_tests::*;
+use shared::config::*;
+use shared::sweep::{sweep, SweepReport};
+
+const ONPREM: &str = "192.168.0.0/16";
+
+async fn run(rec: &shared::Reconciler) -> SweepReport {
+    sweep(rec, |_, _, _| {})
+        .await
+        .expect("the region can be observed")
+}
+
+fn assert_no_failures(s: &SweepReport) {
+    assert!(s.failures.is_empty(), "{:#?}", s.failures);
+}
+
+#[tokio::test]
+async fn a_cluster_created_private_is_pending_first_and_finished_by_a_later_sweep() {
+    let emulator = Emulator::start_with(EmulatorOptions {
+        create_seconds: 1.5,
+        ..Default::default()
+    })
+    .unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
+
+    let first = run(&rec).await;
+    assert_no_failures(&first);
+    assert_eq!(
+        (first.clusters_seen, first.pending, first.changed),
+        (1, 1, 0)
+    );
+    assert!(
+        aws.snapshot().await.unwrap().endpoints.is_empty(),
+        "nothing half-made"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let second = run(&rec).await;
+    assert_no_failures(&second);
+    assert_eq!((second.managed, second.changed), (1, 1));
+    let snap = aws.snapshot().await.unwrap();
+    assert_eq!(snap.inbound_endpoints().len(), 1);
+    assert_eq!(snap.parameters_under("/eks-private-dns/demo/").len(), 3);
+
+    let third = run(&rec).await;
+    assert_no_failures(&third);
+    assert_eq!(third.write_calls, 0, "{:#?}", third.api_calls_by_service);
+    assert_eq!(third.changed, 0);
+}
+
+#[tokio::test]
+async fn a_cluster_deleted_without_any_event_is_collected() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("gone", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("stays", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[(ENV_CLIENT_VPC_IDS, &client.id)]));
+    assert_no_failures(&run(&rec).await);
+    assert_eq!(aws.snapshot().await.unwrap().rules.len(), 2);
+
+    aws.delete_cluster("gone").await.unwrap();
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    assert_eq!(s.clusters_seen, 1);
+    assert_eq!(s.orphans_removed, 1);
+    let snap = aws.snapshot().await.unwrap();
+    assert_eq!(snap.rules.len(), 1);
+    assert!(snap.parameters_under("/eks-private-dns/gone/").is_empty());
+    assert_eq!(snap.inbound_endpoints().len(), 1, "still used by 'stays'");
+
+    aws.delete_cluster("stays").await.unwrap();
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    let snap = aws.snapshot().await.unwrap();
+    assert!(snap.endpoints.is_empty(), "{:#?}", snap.endpoints);
+    assert!(snap.rules.is_empty());
+    assert!(snap.owned_groups("eks-private-dns").is_empty());
+    assert!(snap.parameters_under("/eks-private-dns/").is_empty());
+}
+
+#[tokio::test]
+async fn shared_leftovers_of_a_crash_are_collected() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[(ENV_CLIENT_VPC_IDS, &client.id)]));
+    assert_no_failures(&run(&rec).await);
+    // A crash took the record and the rule but left the endpoints: only
+    // ownership markers remain, no cluster names them.
+    let snap = aws.snapshot().await.unwrap();
+    let rule = snap.rules[0].id().unwrap().to_string();
+    for vpc in snap.associated_vpcs(&rule) {
+        aws.resolver
+            .disassociate_resolver_rule()
+            .resolver_rule_id(&rule)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .unwrap();
+    }
+    aws.resolver
+        .delete_resolver_rule()
+        .resolver_rule_id(&rule)
+        .send()
+        .await
+        .unwrap();
+    for name in snap.parameters_under("/eks-private-dns/").keys() {
+        aws.ssm.delete_parameter().name(name).send().await.unwrap();
+    }
+    aws.delete_cluster("demo").await.unwrap();
+    let sg = w_cluster_sg_rules(&snap);
+    for (group, rule_id) in sg {
+        aws.ec2
+            .revoke_security_group_ingress()
+            .group_id(group)
+            .security_group_rule_ids(rule_id)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    assert!(s.orphans_removed >= 4, "{s:#?}");
+    let snap = aws.snapshot().await.unwrap();
+    assert!(snap.endpoints.is_empty());
+    assert!(snap.owned_groups("eks-private-dns").is_empty());
+}
+
+/// Our 443 rules (group, rule id).
+fn w_cluster_sg_rules(snap: &Snapshot) -> Vec<(String, String)> {
+    snap.group_rules
+        .iter()
+        .filter(|r| r.from_port() == Some(443))
+        .filter(|r| {
+            r.tags()
+                .iter()
+                .any(|t| t.key() == Some(shared::owner::TAG_OWNER))
+        })
+        .map(|r| {
+            (
+                r.group_id().unwrap().to_string(),
+                r.security_group_rule_id().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ]));
+    assert_no_failures(&run(&rec).await);
+    let good = aws.snapshot().await.unwrap();
+    let rule = good.rules[0].id().unwrap().to_string();
+    let inbound = good.inbound_endpoints()[0].id().unwrap().to_string();
+    let inbound_sg = good.inbound_endpoints()[0].security_group_ids()[0].clone();
+    let cluster_sg = aws
+        .describe("demo")
+        .await
+        .unwrap()
+        .resources_vpc_config()
+        .unwrap()
+        .cluster_security_group_id()
+        .unwrap()
+        .to_string();
+
+    // Someone changes things by hand.
+    aws.resolver
+        .disassociate_resolver_rule()
+        .resolver_rule_id(&rule)
+        .vpc_id(&client.id)
+        .send()
+        .await
+        .unwrap();
+    let dns_rule = good
+        .group_rules
+        .iter()
+        .find(|r| r.group_id() == Some(inbound_sg.as_str()) && r.ip_protocol() == Some("udp"))
+        .unwrap()
+        .security_group_rule_id()
+        .unwrap()
+        .to_string();
+    aws.ec2
+        .revoke_security_group_ingress()
+        .group_id(&inbound_sg)
+        .security_group_rule_ids(&dns_rule)
+        .send()
+        .await
+        .unwrap();
+    let api_rule = w_cluster_sg_rules(&good)[0].clone();
+    aws.ec2
+        .revoke_security_group_ingress()
+        .group_id(&api_rule.0)
+        .security_group_rule_ids(&api_rule.1)
+        .send()
+        .await
+        .unwrap();
+    aws.ssm
+        .put_parameter()
+        .name("/eks-private-dns/demo/inbound-ips")
+        .value("10.9.9.9")
+        .r#type(aws_sdk_ssm::types::ParameterType::StringList)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    aws.ssm
+        .delete_parameter()
+        .name("/eks-private-dns/demo/endpoint")
+        .send()
+        .await
+        .unwrap();
+    let ip = &good.endpoint_ips[&inbound][1];
+    aws.resolver
+        .disassociate_resolver_endpoint_ip_address()
+        .resolver_endpoint_id(&inbound)
+        .ip_address(
+            aws_sdk_route53resolver::types::IpAddressUpdate::builder()
+                .ip_id(ip.ip_id().unwrap())
+                .subnet_id(ip.subnet_id().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // And adds a foreign rule of their own to the cluster security group.
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&cluster_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("10.50.0.0/16")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    assert_eq!(s.changed, 1);
+    let fixed = aws.snapshot().await.unwrap();
+    assert_eq!(fixed.associated_vpcs(&rule), vec![client.id.clone()]);
+    let dns: BTreeSet<_> = fixed
+        .ingress(&inbound_sg)
+        .into_iter()
+        .map(|r| (r.0, r.1, r.2))
+        .collect();
+    let want: BTreeSet<_> = good
+        .ingress(&inbound_sg)
+        .into_iter()
+        .map(|r| (r.0, r.1, r.2))
+        .collect();
+    assert_eq!(dns, want);
+    assert_eq!(
+        fixed
+            .ingress(&cluster_sg)
+            .iter()
+            .filter(|r| r.3.is_some())
+            .count(),
+        2,
+        "443 rules back"
+    );
+    assert!(
+        fixed
+            .ingress(&cluster_sg)
+            .iter()
+            .any(|r| r.1 == 22 && r.3.is_none()),
+        "foreign rule kept"
+    );
+    let ips = fixed.ips_of(&inbound);
+    assert_eq!(ips.len(), 2, "endpoint back to two IPs");
+    assert_eq!(
+        fixed.parameters["/eks-private-dns/demo/inbound-ips"].0,
+        ips.join(",")
+    );
+    assert!(fixed
+        .parameters
+        .contains_key("/eks-private-dns/demo/endpoint"));
+    let mut targets: Vec<String> = fixed.rules[0]
+        .target_ips()
+        .iter()
+        .map(|t| t.ip().unwrap().to_string())
+        .collect();
+    targets.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+    assert_eq!(targets, ips, "the rule follows the new IP");
+
+    let again = run(&rec).await;
+    assert_no_failures(&again);
+    assert_eq!(again.write_calls, 0);
+}
+
+#[tokio::test]
+async fn two_deployments_with_different_owners_leave_each_other_alone() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc_a = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let vpc_b = aws.vpc("10.3.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("alpha", &vpc_a, true, false, &[])
+        .await
+        .unwrap();
+    aws.cluster("beta", &vpc_b, true, false, &[(TAG_ENABLED, "false")])
+        .await
+        .unwrap();
+    let ours = emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
+    let theirs = emulator.reconciler(config(&[
+        (ENV_ONPREM_CIDRS, "172.16.0.0/12"),
+        (ENV_OWNER, "team-b"),
+        (ENV_SSM_PREFIX, "/team-b"),
+        (ENV_TRIGGER, "private-access"),
+    ]));
+    // Theirs manages beta? No: beta is opted out for everyone. Give them
+    // their own cluster instead.
+    let vpc_c = aws.vpc("10.4.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("gamma", &vpc_c, true, true, &[]).await.unwrap();
+    assert_no_failures(&run(&ours).await);
+    assert_no_failures(&run(&theirs).await);
+    let snap = aws.snapshot().await.unwrap();
+    // alpha: ours (private-only); gamma (public+private): theirs; both
+    // deployments see both clusters.
+    assert_eq!(snap.parameters_under("/eks-private-dns/").len(), 3);
+    assert_eq!(
+        snap.parameters_under("/team-b/").len(),
+        6,
+        "theirs manages alpha and gamma"
+    );
+    assert_eq!(snap.inbound_endpoints().len(), 3, "one per owner and VPC");
+    let before = snap.shape();
+
+    // Each sweeps again, and ours then opts out everything it has: theirs stays.
+    assert_eq!(run(&ours).await.write_calls, 0);
+    assert_eq!(run(&theirs).await.write_calls, 0);
+    assert_eq!(aws.snapshot().await.unwrap().shape(), before);
+    aws.tag_cluster("alpha", TAG_ENABLED, "false")
+        .await
+        .unwrap();
+    assert_no_failures(&run(&ours).await);
+    let snap = aws.snapshot().await.unwrap();
+    assert!(snap.parameters_under("/eks-private-dns/").is_empty());
+    assert!(snap.owned_groups("eks-private-dns").is_empty());
+    assert_eq!(snap.owned_groups("team-b").len(), 2, "theirs untouched");
+    assert!(snap.parameters_under("/team-b/gamma/").len() == 3);
+}
+
+#[tokio::test]
+async fn the_resolver_rate_limit_holds() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    for i in 0..3 {
+        aws.cluster(&format!("c{i}"), &vpc, true, false, &[])
+            .await
+            .unwrap();
+    }
+    let proxy = Proxy::start(&emulator.url).await.unwrap();
+    let rec = emulator.reconciler_via(&proxy.url, config(&[(ENV_CLIENT_VPC_IDS, &client.id)]));
+    assert_no_failures(&run(&rec).await);
+    let resolver_calls = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.operation.starts_with("Route53Resolver"))
+        .count();
+    assert!(
+        resolver_calls >= 12,
+        "enough calls to test the limit: {resolver_calls}"
+    );
+    // Requests leave the limiter 250 ms apart; the proxy notes them with a
+    // few milliseconds of scheduling jitter, so the window is 950 ms.
+    let peak = proxy.max_in_window("Route53Resolver", Duration::from_millis(950));
+    assert!(
+        peak <= 4,
+        "at most 4 resolver calls in any second, saw {peak}"
+    );
+    // Other services are not held back by it.
+    assert!(proxy.max_in_window("EC2", Duration::from_millis(950)) > 4);
+}
+
+#[tokio::test]
+async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let client = aws.vpc("10.200.0.0/16", &[], &["a", "b"]).await.unwrap();
+    // Three cluster VPCs: with the outbound endpoint, the default quota of
+    // four Resolver endpoints per region.
+    let mut vpcs = Vec::new();
+    for v in 0..3 {
+        vpcs.push(
+            aws.vpc(&format!("10.{}.0.0/16", 10 + v), &[], &["a", "b"])
+                .await
+                .unwrap(),
+        );
+    }
+    for i in 0..50 {
+        aws.cluster(&format!("c{i:02}"), &vpcs[i % 3], true, false, &[])
+            .await
+            .unwrap();
+    }
+    let rec = emulator.reconciler(config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_RESOLVER_RATE, "100"),
+        (ENV_SWEEP_CONCURRENCY, "8"),
+    ]));
+    let first = run(&rec).await;
+    // Clusters racing for their VPC's shared endpoint may need a second pass.
+    let first = if first.failures.is_empty() {
+        first
+    } else {
+        run(&rec).await
+    };
+    assert_no_failures(&first);
+    let snap = aws.snapshot().await.unwrap();
+    assert_eq!(snap.inbound_endpoints().len(), 3, "one per VPC");
+    assert_eq!(snap.outbound_endpoints().len(), 1);
+    assert_eq!(snap.rules.len(), 50);
+    assert_eq!(snap.associations.len(), 50);
+    assert_eq!(snap.parameters_under("/eks-private-dns/").len(), 150);
+
+    let second = run(&rec).await;
+    assert_no_failures(&second);
+    assert_eq!(second.write_calls, 0, "{:#?}", second.api_calls_by_service);
+    assert_eq!(second.managed, 50);
+    // Resolver state is listed for the region, not per cluster.
+    let resolver = second
+        .api_calls_by_service
+        .get("Route53Resolver")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        resolver <= 12,
+        "resolver calls grow with pages, not clusters: {resolver}"
+    );
+}
