@@ -22,6 +22,20 @@ pub struct Seen {
 pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// Requests the proxy answers itself with a throttling error instead of
+/// forwarding them.
+#[derive(Clone, Debug, Default)]
+struct Faults {
+    /// Service prefix ("Route53Resolver") and every how many requests.
+    throttle: Option<(String, usize)>,
+    counter: usize,
+    injected: usize,
+    /// Operations whose last request was throttled: their next one passes,
+    /// so that a client's retry budget is never exhausted by the proxy alone.
+    owed: std::collections::HashSet<String>,
 }
 
 impl Proxy {
@@ -31,18 +45,33 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr()?);
         let upstream = upstream.trim_start_matches("http://").to_string();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let faults: Arc<Mutex<Faults>> = Arc::default();
         let started = Instant::now();
         let record = seen.clone();
+        let inject = faults.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
                 let record = record.clone();
+                let inject = inject.clone();
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, record, started).await;
+                    let _ = serve(client, &upstream, record, inject, started).await;
                 });
             }
         });
-        Ok(Proxy { url, seen })
+        Ok(Proxy { url, seen, faults })
+    }
+
+    /// Answer every `every`-th request of `service` with a 400
+    /// ThrottlingException, as AWS does past its rate limit.
+    pub fn throttle_every(&self, service: &str, every: usize) {
+        let mut f = self.faults.lock().unwrap();
+        f.throttle = Some((service.to_string(), every.max(1)));
+    }
+
+    /// How many throttling errors were injected.
+    pub fn injected(&self) -> usize {
+        self.faults.lock().unwrap().injected
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -130,14 +159,49 @@ async fn serve(
     mut client: TcpStream,
     upstream: &str,
     record: Arc<Mutex<Vec<Seen>>>,
+    faults: Arc<Mutex<Faults>>,
     started: Instant,
 ) -> Result<()> {
     let mut from_client = Vec::new();
     while let Some((head, body)) = read_message(&mut client, &mut from_client).await? {
+        let op = operation(&head, &body);
         record.lock().unwrap().push(Seen {
             at: started.elapsed(),
-            operation: operation(&head, &body),
+            operation: op.clone(),
         });
+        let throttle = {
+            let mut f = faults.lock().unwrap();
+            match f.throttle.clone() {
+                Some((service, every)) if op.starts_with(&service) => {
+                    if f.owed.remove(&op) {
+                        false
+                    } else {
+                        f.counter += 1;
+                        let hit = f.counter.is_multiple_of(every);
+                        if hit {
+                            f.injected += 1;
+                            f.owed.insert(op.clone());
+                        }
+                        hit
+                    }
+                }
+                _ => false,
+            }
+        };
+        if throttle {
+            let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+            client
+                .write_all(
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                         x-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
         // One upstream connection per request keeps framing simple.
         let mut server = TcpStream::connect(upstream).await?;
         let head = head

@@ -677,3 +677,39 @@ async fn on_prem_only_makes_no_outbound_endpoint_and_no_rule() {
     ok(&again);
     assert_eq!(again.write_calls, 0);
 }
+
+#[tokio::test]
+async fn peered_vpcs_are_discovered_as_clients() {
+    let w = world().await;
+    let other = w.aws.vpc("10.8.0.0/16", &[], &["a", "b"]).await.unwrap();
+    w.aws.peer(&w.cluster_vpc.id, &other.id).await.unwrap();
+    let unpeered = w.aws.vpc("10.9.0.0/16", &[], &["a", "b"]).await.unwrap();
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let rec = w
+        .emulator
+        .reconciler(config(&[(ENV_DISCOVER_PEERED_VPCS, "true")]));
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    let host = w.host("prod").await;
+    let rule = snap.rules_for(&host)[0].id().unwrap().to_string();
+    let mut expected = vec![w.client_vpc.id.clone(), other.id.clone()];
+    expected.sort();
+    assert_eq!(
+        snap.associated_vpcs(&rule),
+        expected,
+        "both peers (either side), not {}",
+        unpeered.id
+    );
+    let sg = w.cluster_sg("prod").await;
+    let api: BTreeSet<String> = snap.ingress(&sg).into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        api,
+        ["10.1.0.0/16", "10.8.0.0/16"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+}

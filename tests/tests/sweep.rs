@@ -194,6 +194,12 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
         .send()
         .await
         .unwrap();
+    aws.resolver
+        .delete_resolver_rule()
+        .resolver_rule_id(&rule)
+        .send()
+        .await
+        .unwrap();
     let dns_rule = good
         .group_rules
         .iter()
@@ -269,6 +275,8 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
     assert_no_failures(&s);
     assert_eq!(s.changed, 1);
     let fixed = aws.snapshot().await.unwrap();
+    assert_eq!(fixed.rules.len(), 1, "the rule is back");
+    let rule = fixed.rules[0].id().unwrap().to_string();
     assert_eq!(fixed.associated_vpcs(&rule), vec![client.id.clone()]);
     let dns: BTreeSet<_> = fixed
         .ingress(&inbound_sg)
@@ -447,6 +455,16 @@ async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
 
     let second = run(&rec).await;
     assert_no_failures(&second);
+    eprintln!(
+        "50 clusters: converging sweep {} calls ({} writes) in {} ms; no-op sweep {} calls \
+         ({:?}) in {} ms",
+        first.api_calls,
+        first.write_calls,
+        first.duration_ms,
+        second.api_calls,
+        second.api_calls_by_service,
+        second.duration_ms
+    );
     assert_eq!(second.write_calls, 0, "{:#?}", second.api_calls_by_service);
     assert_eq!(second.managed, 50);
     // Resolver state is listed for the region, not per cluster.
@@ -459,4 +477,31 @@ async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
         resolver <= 12,
         "resolver calls grow with pages, not clusters: {resolver}"
     );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_counted() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    let proxy = Proxy::start(&emulator.url).await.unwrap();
+    proxy.throttle_every("Route53Resolver", 3);
+    let rec = emulator.reconciler_via(
+        &proxy.url,
+        config(&[(ENV_CLIENT_VPC_IDS, &client.id), (ENV_RESOLVER_RATE, "50")]),
+    );
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    assert!(proxy.injected() > 0);
+    assert_eq!(
+        s.throttles as usize,
+        proxy.injected(),
+        "every throttle is counted"
+    );
+    let snap = aws.snapshot().await.unwrap();
+    assert_eq!(snap.rules.len(), 1);
+    assert_eq!(snap.associations.len(), 1);
+    assert_eq!(snap.endpoints.len(), 2);
 }
