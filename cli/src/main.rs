@@ -134,6 +134,20 @@ enum Command {
         #[arg(long, default_value_t = 5.0, hide = true)]
         poll: f64,
     },
+    /// On-premises forwarder configuration for every cluster published under
+    /// the prefix (or one), from SSM. With --out, the file is replaced
+    /// atomically and only when its content changes; exit 0: unchanged,
+    /// 2: changed (reload the DNS server), 1: error.
+    Render {
+        /// bind, bind-options, dnsmasq, unbound, coredns, powerdns or windows.
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Reconcile every cluster in the region, and remove what we own for
     /// clusters that no longer exist (the scheduled sweep Lambda, on demand).
     Sweep,
@@ -290,6 +304,11 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             }
         }
         Command::Status { cluster } => status(cli, cluster.as_deref()).await,
+        Command::Render {
+            format,
+            cluster,
+            out,
+        } => render(cli, format, cluster.as_deref(), out.as_deref()).await,
         Command::Sweep => {
             let rec = reconciler(cli, Mode::Apply).await?;
             let tty = std::io::stderr().is_terminal();
@@ -557,4 +576,82 @@ async fn list_clusters(rec: &Reconciler) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+async fn render(
+    cli: &Cli,
+    format: &str,
+    cluster: Option<&str>,
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use shared::render::{collect, render, Format};
+    let format = Format::parse(format).ok_or_else(|| {
+        anyhow!(
+            "'{format}' is not a format; use one of {}",
+            Format::ALL.map(|f| f.name()).join(", ")
+        )
+    })?;
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let prefix = rec.config.ssm_prefix.clone();
+    let path = match cluster {
+        Some(name) => format!("{prefix}/{name}"),
+        None => prefix.clone(),
+    };
+    let parameters = shared::observe::parameters_recursive(&rec.clients, &path)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let (clusters, warnings) = collect(&prefix, &parameters);
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let (Some(name), true) = (cluster, clusters.is_empty()) {
+        return Err(anyhow!(
+            "no complete parameters for cluster {name} under {prefix}/{name}/"
+        ));
+    }
+    let text = render(format, &prefix, &clusters);
+    let Some(out) = out else {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if std::fs::read_to_string(out).ok().as_deref() == Some(text.as_str()) {
+        if cli.output == Output::Json {
+            println!(
+                "{}",
+                serde_json::json!({"file": out, "changed": false, "clusters": clusters.len()})
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Write beside the target and rename over it: readers see the old file
+    // or the new one, never half of one.
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("--out {} is not a file path", out.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(out) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, out).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}", out.display())
+    })?;
+    if cli.output == Output::Json {
+        println!(
+            "{}",
+            serde_json::json!({"file": out, "changed": true, "clusters": clusters.len()})
+        );
+    } else if std::io::stderr().is_terminal() {
+        eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
+    }
+    Ok(ExitCode::from(2))
 }

@@ -19,6 +19,7 @@ pub mod observe;
 pub mod owner;
 pub mod plan;
 pub mod reconcile;
+pub mod render;
 pub mod sweep;
 
 pub use config::Config;

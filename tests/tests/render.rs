@@ -1,0 +1,235 @@
+//! On-premises configuration: golden files for every format, the real
+//! servers' own checkers (named-checkconf, unbound-checkconf, dnsmasq
+//! --test) on what is rendered, and `render --out` against SSM in the
+//! emulator (atomic replace, exit status says whether it changed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use eks_private_dns_tests::*;
+use shared::render::{render, Format, Published};
+
+fn clusters() -> Vec<Published> {
+    vec![
+        Published {
+            cluster: "prod".into(),
+            name: "0a1b2c3d4e5f60718293a4b5c6d7e8f9.gr7.eu-west-1.eks.amazonaws.com".into(),
+            ips: vec!["10.0.1.10".into(), "10.0.2.10".into()],
+            ipv6: vec![],
+        },
+        Published {
+            cluster: "dual".into(),
+            name: "f9e8d7c6b5a4.yl4.eu-west-1.api.aws".into(),
+            ips: vec!["10.3.1.5".into(), "10.3.2.5".into()],
+            ipv6: vec!["fd00:3::5".into()],
+        },
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    workspace_root().join("tests/golden")
+}
+
+#[test]
+fn every_format_matches_its_golden_file() {
+    for format in Format::ALL {
+        let text = render(format, "/eks-private-dns", &clusters());
+        let path = golden_dir().join(format!("render.{}", format.name()));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(golden_dir()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+        assert_eq!(
+            text,
+            want,
+            "{} differs from {}",
+            format.name(),
+            path.display()
+        );
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: install the Debian packages bind9, unbound and dnsmasq-base (.ci/run does)");
+}
+
+fn check(cmd: &mut Command) {
+    let out = cmd.output().expect("checker runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("epd-render-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn bind_accepts_the_zones_and_the_options_part() {
+    for set in [clusters(), vec![]] {
+        let dir = scratch("bind");
+        std::fs::write(dir.join("eks-zones.conf"), render(Format::Bind, "/p", &set)).unwrap();
+        std::fs::write(
+            dir.join("eks-options.conf"),
+            render(Format::BindOptions, "/p", &set),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("named.conf"),
+            format!(
+                "options {{\n\tdirectory \"{d}\";\n\tdnssec-validation auto;\n\tinclude \"{d}/eks-options.conf\";\n}};\ninclude \"{d}/eks-zones.conf\";\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        check(Command::new(tool("named-checkconf")).arg(dir.join("named.conf")));
+    }
+}
+
+#[test]
+fn unbound_accepts_the_include() {
+    for set in [clusters(), vec![]] {
+        let dir = scratch("unbound");
+        std::fs::write(dir.join("eks.conf"), render(Format::Unbound, "/p", &set)).unwrap();
+        std::fs::write(
+            dir.join("unbound.conf"),
+            format!(
+                "server:\n\tdirectory: \"{d}\"\n\tchroot: \"\"\n\tusername: \"\"\n\tmodule-config: \"validator iterator\"\n\tprivate-address: 10.0.0.0/8\ninclude: \"{d}/eks.conf\"\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        check(Command::new(tool("unbound-checkconf")).arg(dir.join("unbound.conf")));
+    }
+}
+
+#[test]
+fn dnsmasq_accepts_the_file() {
+    for set in [clusters(), vec![]] {
+        let dir = scratch("dnsmasq");
+        let file = dir.join("eks.conf");
+        std::fs::write(&file, render(Format::Dnsmasq, "/p", &set)).unwrap();
+        check(
+            Command::new(tool("dnsmasq"))
+                .arg("--test")
+                .arg("--stop-dns-rebind")
+                .arg(format!("--conf-file={}", file.display())),
+        );
+    }
+}
+
+fn cli(emulator: &Emulator, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(workspace_target_bin("eks-private-dns"));
+    cmd.args(args).current_dir(workspace_root());
+    for (k, v) in emulator.env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the CLI runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A binary of the workspace, next to this test's own target folder.
+fn workspace_target_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let bin = debug.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test]
+async fn render_out_follows_what_is_published() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("one", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[(
+        "EKS_PRIVATE_DNS_ONPREM_CIDRS",
+        "192.168.0.0/16",
+    )]));
+    assert_eq!(rec.reconcile("one", None).await.error, None);
+    let dir = scratch("out");
+    let out = dir.join("eks.conf");
+    let out_s = out.to_str().unwrap();
+
+    let (code, _, err) = cli(
+        &emulator,
+        &["render", "--format", "dnsmasq", "--out", out_s],
+    );
+    assert_eq!(code, 2, "changed: {err}");
+    let first = std::fs::read_to_string(&out).unwrap();
+    let one = shared::model::endpoint_host(aws.describe("one").await.unwrap().endpoint().unwrap())
+        .unwrap();
+    assert!(first.contains(&format!("server=/{one}/")));
+    let (code, _, _) = cli(
+        &emulator,
+        &["render", "--format", "dnsmasq", "--out", out_s],
+    );
+    assert_eq!(code, 0, "unchanged");
+
+    // A second cluster appears, then the first goes: the file follows.
+    aws.cluster("two", &vpc, true, false, &[]).await.unwrap();
+    assert_eq!(rec.reconcile("two", None).await.error, None);
+    let (code, _, _) = cli(
+        &emulator,
+        &["render", "--format", "dnsmasq", "--out", out_s],
+    );
+    assert_eq!(code, 2);
+    let two = shared::model::endpoint_host(aws.describe("two").await.unwrap().endpoint().unwrap())
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(&one) && text.contains(&two));
+    aws.delete_cluster("one").await.unwrap();
+    assert_eq!(rec.reconcile("one", None).await.error, None);
+    let (code, _, _) = cli(
+        &emulator,
+        &["render", "--format", "dnsmasq", "--out", out_s],
+    );
+    assert_eq!(code, 2);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(&one) && text.contains(&two));
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary files left"
+    );
+
+    // One cluster, to stdout; an unknown one is an error.
+    let (code, stdout, _) = cli(
+        &emulator,
+        &["render", "--format", "bind", "--cluster", "two"],
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&format!("zone \"{two}\"")));
+    let (code, _, err) = cli(
+        &emulator,
+        &["render", "--format", "bind", "--cluster", "nope"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("nope"), "{err}");
+    let (code, _, err) = cli(&emulator, &["render", "--format", "djbdns"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("djbdns"), "{err}");
+}
