@@ -425,31 +425,7 @@ pub async fn parameters_under(
     clients: &Clients,
     path: &str,
 ) -> Result<Vec<ParameterView>, AwsError> {
-    let mut pages = clients
-        .ssm
-        .get_parameters_by_path()
-        .path(path)
-        .recursive(false)
-        .into_paginator()
-        .send();
-    let mut params = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(aws("SSM.GetParametersByPath"))?;
-        for p in page.parameters() {
-            params.push(ParameterView {
-                name: p.name().unwrap_or_default().to_string(),
-                value: p.value().unwrap_or_default().to_string(),
-                kind: p
-                    .r#type()
-                    .map(|t| t.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                version: p.version(),
-            });
-        }
-    }
-    params.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(params)
+    parameters_by_path(clients, path, false).await
 }
 
 /// Other clusters recorded (by their state parameter) as using the inbound
@@ -615,11 +591,19 @@ pub async fn parameters_recursive(
     clients: &Clients,
     prefix: &str,
 ) -> Result<Vec<ParameterView>, AwsError> {
+    parameters_by_path(clients, prefix, true).await
+}
+
+async fn parameters_by_path(
+    clients: &Clients,
+    path: &str,
+    recursive: bool,
+) -> Result<Vec<ParameterView>, AwsError> {
     let mut pages = clients
         .ssm
         .get_parameters_by_path()
-        .path(prefix)
-        .recursive(true)
+        .path(path)
+        .recursive(recursive)
         .into_paginator()
         .send();
     let mut params = Vec::new();

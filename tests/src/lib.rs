@@ -636,3 +636,56 @@ pub fn config(vars: &[(&str, &str)]) -> Config {
         .collect();
     Config::from_lookup(|name| map.get(name).cloned()).expect("test configuration is valid")
 }
+
+/// A common world: a cluster VPC with subnets in three AZs, and a client
+/// VPC (optionally with a second CIDR block) peered with it.
+pub struct World {
+    pub emulator: Emulator,
+    pub aws: Aws,
+    pub cluster_vpc: Vpc,
+    pub client_vpc: Vpc,
+}
+
+/// The on-premises CIDR of the common world's configuration.
+pub const ONPREM: &str = "192.168.0.0/16";
+
+impl World {
+    pub async fn new(options: EmulatorOptions, client_extra_cidrs: &[&str]) -> World {
+        let emulator = Emulator::start_with(options).expect("emulator starts");
+        let aws = emulator.aws();
+        let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
+        let client_vpc = aws
+            .vpc("10.1.0.0/16", client_extra_cidrs, &["a", "b"])
+            .await
+            .unwrap();
+        aws.peer(&client_vpc.id, &cluster_vpc.id).await.unwrap();
+        World {
+            emulator,
+            aws,
+            cluster_vpc,
+            client_vpc,
+        }
+    }
+
+    /// The client VPC and the on-prem CIDR as clients.
+    pub fn config(&self) -> Config {
+        config(&[
+            (shared::config::ENV_CLIENT_VPC_IDS, &self.client_vpc.id),
+            (shared::config::ENV_ONPREM_CIDRS, ONPREM),
+        ])
+    }
+
+    pub async fn host(&self, cluster: &str) -> String {
+        let c = self.aws.describe(cluster).await.unwrap();
+        shared::model::endpoint_host(c.endpoint().unwrap()).unwrap()
+    }
+
+    pub async fn cluster_sg(&self, cluster: &str) -> String {
+        let c = self.aws.describe(cluster).await.unwrap();
+        c.resources_vpc_config()
+            .unwrap()
+            .cluster_security_group_id()
+            .unwrap()
+            .to_string()
+    }
+}

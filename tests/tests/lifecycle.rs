@@ -10,54 +10,12 @@ use shared::config::*;
 use shared::handler::{handle_event, EventResult};
 use shared::reconcile::Report;
 
-const ONPREM: &str = "192.168.0.0/16";
-
-struct World {
-    emulator: Emulator,
-    aws: Aws,
-    cluster_vpc: Vpc,
-    client_vpc: Vpc,
-}
-
 async fn world_with(options: EmulatorOptions) -> World {
-    let emulator = Emulator::start_with(options).expect("emulator starts");
-    let aws = emulator.aws();
-    let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
-    let client_vpc = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.peer(&client_vpc.id, &cluster_vpc.id).await.unwrap();
-    World {
-        emulator,
-        aws,
-        cluster_vpc,
-        client_vpc,
-    }
+    World::new(options, &[]).await
 }
 
 async fn world() -> World {
     world_with(EmulatorOptions::default()).await
-}
-
-impl World {
-    fn config(&self) -> Config {
-        config(&[
-            (ENV_CLIENT_VPC_IDS, &self.client_vpc.id),
-            (ENV_ONPREM_CIDRS, ONPREM),
-        ])
-    }
-
-    async fn host(&self, cluster: &str) -> String {
-        let c = self.aws.describe(cluster).await.unwrap();
-        shared::model::endpoint_host(c.endpoint().unwrap()).unwrap()
-    }
-
-    async fn cluster_sg(&self, cluster: &str) -> String {
-        let c = self.aws.describe(cluster).await.unwrap();
-        c.resources_vpc_config()
-            .unwrap()
-            .cluster_security_group_id()
-            .unwrap()
-            .to_string()
-    }
 }
 
 fn ok(report: &Report) {
