@@ -148,6 +148,19 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Send DNS queries for a cluster's endpoint name to each inbound IP (or to
+    /// --server) over UDP and TCP, and report the answers. Exit 0 only when
+    /// every server answered.
+    Verify {
+        #[arg(long)]
+        cluster: String,
+        /// Ask this server instead (IP or IP:PORT), e.g. your on-prem resolver.
+        #[arg(long)]
+        server: Option<String>,
+        /// Per-query timeout, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Reconcile every cluster in the region, and remove what we own for
     /// clusters that no longer exist (the scheduled sweep Lambda, on demand).
     Sweep,
@@ -309,6 +322,11 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             cluster,
             out,
         } => render(cli, format, cluster.as_deref(), out.as_deref()).await,
+        Command::Verify {
+            cluster,
+            server,
+            timeout_ms,
+        } => verify(cli, cluster, server.as_deref(), *timeout_ms).await,
         Command::Sweep => {
             let rec = reconciler(cli, Mode::Apply).await?;
             let tty = std::io::stderr().is_terminal();
@@ -654,4 +672,78 @@ async fn render(
         eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
     }
     Ok(ExitCode::from(2))
+}
+
+async fn verify(
+    cli: &Cli,
+    cluster: &str,
+    server: Option<&str>,
+    timeout_ms: u64,
+) -> Result<ExitCode> {
+    use shared::verify::{parse_server, verify};
+    let explicit = server
+        .map(parse_server)
+        .transpose()
+        .map_err(|e| anyhow!("--server: {e}"))?;
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let prefix = rec.config.ssm_prefix.clone();
+    let parameters =
+        shared::observe::parameters_recursive(&rec.clients, &format!("{prefix}/{cluster}"))
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    let (clusters, warnings) = shared::render::collect(&prefix, &parameters);
+    let Some(published) = clusters.into_iter().find(|c| c.cluster == cluster) else {
+        let why = warnings.join("; ");
+        return Err(anyhow!(
+            "cluster {cluster} is not published under {prefix}/{cluster}/{}",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            }
+        ));
+    };
+    let servers: Vec<std::net::SocketAddr> = match explicit {
+        Some(addr) => vec![addr],
+        None => published
+            .servers()
+            .iter()
+            .map(|ip| parse_server(ip).map_err(|e| anyhow!(e)))
+            .collect::<Result<_>>()?,
+    };
+    let checks = verify(
+        &servers,
+        &published.name,
+        !published.ipv6.is_empty(),
+        std::time::Duration::from_millis(timeout_ms),
+    )
+    .await;
+    let failed = checks.iter().filter(|c| !c.ok()).count();
+    emit(cli.output, &checks, || {
+        println!("{} ({cluster})", published.name);
+        for c in &checks {
+            let transport = match c.transport {
+                shared::verify::Transport::Udp => "udp",
+                shared::verify::Transport::Tcp => "tcp",
+            };
+            match &c.error {
+                None => println!(
+                    "  {} {transport} {}: {} ({:.1} ms)",
+                    c.server,
+                    c.record_type,
+                    c.addresses.join(", "),
+                    c.latency_ms
+                ),
+                Some(e) => println!("  {} {transport} {}: FAILED: {e}", c.server, c.record_type),
+            }
+        }
+    })?;
+    if failed > 0 {
+        return Err(anyhow!(
+            "{failed} of {} queries for {} failed",
+            checks.len(),
+            published.name
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }

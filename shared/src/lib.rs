@@ -21,6 +21,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod render;
 pub mod sweep;
+pub mod verify;
 
 pub use config::Config;
 pub use reconcile::{Reconciler, Report};

@@ -15,6 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
 
+pub mod dns_stub;
 pub mod proxy;
 
 pub use shared;
