@@ -505,3 +505,32 @@ async fn throttling_is_retried_and_counted() {
     assert_eq!(snap.associations.len(), 1);
     assert_eq!(snap.endpoints.len(), 2);
 }
+
+#[tokio::test]
+async fn with_events_on_the_sweep_finds_nothing_to_do() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("other", &vpc, true, false, &[]).await.unwrap();
+    let rec = emulator.reconciler(config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ]));
+    // The events build the plumbing (the CreateCluster fixture names "demo").
+    let event = serde_json::to_vec(&fixture("create-cluster.json").unwrap()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let result = shared::handler::handle_event(&rec, &event, deadline, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(
+        matches!(result, shared::handler::EventResult::Reconciled { ref report, .. } if report.applied)
+    );
+    assert!(rec.reconcile("other", None).await.applied);
+
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    assert_eq!((s.managed, s.changed, s.orphans_removed), (2, 0, 0));
+    assert_eq!(s.write_calls, 0, "{:#?}", s.api_calls_by_service);
+}
