@@ -471,7 +471,9 @@ async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Plan).await?;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
-        None => list_clusters(&rec).await?,
+        None => shared::sweep::list_clusters(&rec)
+            .await
+            .map_err(|e| anyhow!("{e}"))?,
     };
     let mut rows = Vec::new();
     for name in names {
@@ -582,18 +584,6 @@ fn print_status(rows: &[StatusRow]) {
     if rows.is_empty() {
         println!("(no clusters in this region)");
     }
-}
-
-async fn list_clusters(rec: &Reconciler) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut pages = rec.clients.eks.list_clusters().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(|e| anyhow!("{}", shared::aws::AwsError::from_sdk("EKS.ListClusters", e)))?;
-        names.extend(page.clusters().iter().cloned());
-    }
-    names.sort();
-    Ok(names)
 }
 
 async fn render(

@@ -6,9 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification};
 use aws_sdk_route53resolver::types::{
     IpAddressRequest, IpAddressUpdate, ResolverEndpointDirection, ResolverEndpointType,
     ResolverRuleConfig, RuleTypeOption,
@@ -18,7 +16,7 @@ use futures::future::join_all;
 
 use crate::aws::{aws, AwsError, Clients};
 use crate::model::{Direction, Permission, Tags, TargetAddress};
-use crate::observe;
+use crate::observe::{self, ec2_tags, filter};
 use crate::owner::{resolver_name, Owner, MAX_GENERATIONS, TAG_OWNER};
 use crate::plan::{Action, EndpointRef, GroupRef, Plan, Publication, RuleRef, Targets, DNS_PORT};
 
@@ -512,8 +510,8 @@ impl<'a> Applier<'a> {
                     .clients
                     .ec2
                     .describe_security_groups()
-                    .filters(ec2_filter("group-name", name))
-                    .filters(ec2_filter("vpc-id", vpc_id))
+                    .filters(filter("group-name", [name]))
+                    .filters(filter("vpc-id", [vpc_id]))
                     .send()
                     .await
                     .map_err(aws("EC2.DescribeSecurityGroups"))?;
@@ -586,7 +584,7 @@ impl<'a> Applier<'a> {
     async fn revoke(&self, group_id: &str, rule_ids: &[String]) -> Result<(), ApplyError> {
         // Ownership, again, right before the change.
         let current =
-            observe::security_group_rules(self.clients, vec![ec2_filter("group-id", group_id)])
+            observe::security_group_rules(self.clients, vec![filter("group-id", [group_id])])
                 .await?;
         let mut ours = Vec::new();
         for id in rule_ids {
@@ -623,7 +621,7 @@ impl<'a> Applier<'a> {
             .clients
             .ec2
             .describe_security_groups()
-            .filters(ec2_filter("group-id", group_id))
+            .filters(filter("group-id", [group_id]))
             .send()
             .await
             .map_err(aws("EC2.DescribeSecurityGroups"))?;
@@ -1102,16 +1100,6 @@ fn ec2_tag_spec(kind: ResourceType, tags: &Tags) -> TagSpecification {
                 .collect(),
         ))
         .build()
-}
-
-fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
-
-fn ec2_filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
 }
 
 fn ip_permission(p: &Permission) -> IpPermission {

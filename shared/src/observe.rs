@@ -14,14 +14,14 @@ use crate::model::*;
 use crate::owner::{Owner, TAG_OWNER, TAG_VPC};
 use crate::plan::{self, Observation, PARAM_STATE};
 
-fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
         .build()
 }
 
-fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
+pub(crate) fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
         .collect()

@@ -102,6 +102,17 @@ impl Reconciler {
         }
     }
 
+    /// The configuration from the environment and clients from the standard
+    /// AWS configuration chain (`region` overrides AWS_REGION): what the
+    /// Lambdas build once per cold start.
+    pub async fn from_env(region: Option<String>) -> Result<Reconciler, String> {
+        let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
+        let clients = Clients::from_env(region, config.resolver_rate)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Reconciler::new(clients, config))
+    }
+
     /// Observe and plan, changing nothing.
     pub async fn plan(
         &self,

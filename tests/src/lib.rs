@@ -690,3 +690,41 @@ impl World {
             .to_string()
     }
 }
+
+/// A binary of the workspace (`eks-private-dns`), found beside the running
+/// test or demo binary in the target folder.
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    for dir in exe.ancestors().skip(1).take(2) {
+        let bin = dir.join(name);
+        if bin.exists() {
+            return Ok(bin);
+        }
+    }
+    bail!(
+        "{name} is missing beside {}: build it first (cargo build --workspace --bins)",
+        exe.display()
+    )
+}
+
+/// A system tool of a Debian package the tests use (named, unbound, dnsmasq, dig...).
+pub fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = std::path::Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base and \
+         dnsutils (.ci/run does)"
+    );
+}
+
+/// A fresh scratch folder for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("epd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}

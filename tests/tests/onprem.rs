@@ -6,7 +6,7 @@
 //! clearly against a dead address.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,29 +22,12 @@ static PORT_53: Mutex<()> = Mutex::const_new(());
 const NAME: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9.gr7.eu-west-1.eks.amazonaws.com";
 const ANSWER: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 99);
 
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base and dnsutils (.ci/run does)");
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("epd-onprem-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 struct Server(Child);
@@ -127,13 +110,7 @@ async fn published(emulator: &Emulator, cluster: &str, ips: &[&str]) -> DnsStub 
 }
 
 fn render(emulator: &Emulator, format: &str, out: &Path) {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("eks-private-dns");
+    let bin = workspace_bin("eks-private-dns").unwrap();
     let mut cmd = Command::new(bin);
     cmd.args(["render", "--format", format, "--out", out.to_str().unwrap()]);
     for (k, v) in emulator.env() {
@@ -151,7 +128,7 @@ async fn bind_forwards_the_name_with_validation_on() {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
     let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let dir = scratch("bind");
+    let dir = scratch("onprem-bind");
     render(&emulator, "bind", &dir.join("eks-zones.conf"));
     render(&emulator, "bind-options", &dir.join("eks-options.conf"));
     let port = free_port();
@@ -176,7 +153,7 @@ async fn unbound_forwards_the_name_with_validation_on() {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
     let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let dir = scratch("unbound");
+    let dir = scratch("onprem-unbound");
     render(&emulator, "unbound", &dir.join("eks.conf"));
     let port = free_port();
     let conf = dir.join("unbound.conf");
@@ -201,7 +178,7 @@ async fn dnsmasq_forwards_the_name_with_rebind_protection_on() {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
     let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let dir = scratch("dnsmasq");
+    let dir = scratch("onprem-dnsmasq");
     let file = dir.join("eks.conf");
     render(&emulator, "dnsmasq", &file);
     let port = free_port();
@@ -230,13 +207,7 @@ async fn verify_passes_against_the_stub_and_fails_against_a_dead_address() {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
     let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("eks-private-dns");
+    let bin = workspace_bin("eks-private-dns").unwrap();
     let run = |args: &[&str]| {
         let mut cmd = Command::new(&bin);
         cmd.args(args);

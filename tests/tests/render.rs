@@ -3,7 +3,7 @@
 //! --test) on what is rendered, and `render --out` against SSM in the
 //! emulator (atomic replace, exit status says whether it changed).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use eks_private_dns_tests::*;
@@ -51,16 +51,6 @@ fn every_format_matches_its_golden_file() {
     }
 }
 
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: install the Debian packages bind9, unbound and dnsmasq-base (.ci/run does)");
-}
-
 fn check(cmd: &mut Command) {
     let out = cmd.output().expect("checker runs");
     assert!(
@@ -71,17 +61,10 @@ fn check(cmd: &mut Command) {
     );
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("epd-render-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn bind_accepts_the_zones_and_the_options_part() {
     for set in [clusters(), vec![]] {
-        let dir = scratch("bind");
+        let dir = scratch("render-bind");
         std::fs::write(dir.join("eks-zones.conf"), render(Format::Bind, "/p", &set)).unwrap();
         std::fs::write(
             dir.join("eks-options.conf"),
@@ -103,7 +86,7 @@ fn bind_accepts_the_zones_and_the_options_part() {
 #[test]
 fn unbound_accepts_the_include() {
     for set in [clusters(), vec![]] {
-        let dir = scratch("unbound");
+        let dir = scratch("render-unbound");
         std::fs::write(dir.join("eks.conf"), render(Format::Unbound, "/p", &set)).unwrap();
         std::fs::write(
             dir.join("unbound.conf"),
@@ -120,7 +103,7 @@ fn unbound_accepts_the_include() {
 #[test]
 fn dnsmasq_accepts_the_file() {
     for set in [clusters(), vec![]] {
-        let dir = scratch("dnsmasq");
+        let dir = scratch("render-dnsmasq");
         let file = dir.join("eks.conf");
         std::fs::write(&file, render(Format::Dnsmasq, "/p", &set)).unwrap();
         check(
@@ -133,7 +116,7 @@ fn dnsmasq_accepts_the_file() {
 }
 
 fn cli(emulator: &Emulator, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(workspace_target_bin("eks-private-dns"));
+    let mut cmd = Command::new(workspace_bin("eks-private-dns").unwrap());
     cmd.args(args).current_dir(workspace_root());
     for (k, v) in emulator.env() {
         cmd.env(k, v);
@@ -144,19 +127,6 @@ fn cli(emulator: &Emulator, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
-}
-
-/// A binary of the workspace, next to this test's own target folder.
-fn workspace_target_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(Path::parent).unwrap();
-    let bin = debug.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --workspace --bins",
-        bin.display()
-    );
-    bin
 }
 
 #[tokio::test]
@@ -170,7 +140,7 @@ async fn render_out_follows_what_is_published() {
         "192.168.0.0/16",
     )]));
     assert_eq!(rec.reconcile("one", None).await.error, None);
-    let dir = scratch("out");
+    let dir = scratch("render-out");
     let out = dir.join("eks.conf");
     let out_s = out.to_str().unwrap();
 

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
-use shared::aws::Clients;
 use shared::handler::{handle_event, EventResult};
-use shared::{Config, Reconciler};
+use shared::Reconciler;
 
 /// Time kept back from the invocation's deadline for the last reconcile.
 const MARGIN: Duration = Duration::from_secs(60);
@@ -34,11 +33,7 @@ impl From<Transient> for Diagnostic {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
-    let clients = Clients::from_env(None, config.resolver_rate)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reconciler = Reconciler::new(clients, config);
+    let reconciler = Reconciler::from_env(None).await?;
     tracing::info!(config = %reconciler.config, "cluster-event ready");
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

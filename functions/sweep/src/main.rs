@@ -5,9 +5,8 @@
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use shared::aws::Clients;
 use shared::sweep::sweep;
-use shared::{Config, Reconciler};
+use shared::Reconciler;
 
 /// The sweep failed in a way that a later run may not: some cluster failed
 /// for a transient reason (throttling, a service hiccup), or the region
@@ -28,11 +27,7 @@ impl From<SweepFailed> for Diagnostic {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
-    let clients = Clients::from_env(None, config.resolver_rate)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reconciler = Reconciler::new(clients, config);
+    let reconciler = Reconciler::from_env(None).await?;
     tracing::info!(config = %reconciler.config, "sweep ready");
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

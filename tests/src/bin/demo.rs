@@ -13,16 +13,7 @@ const CLUSTER: &str = "demo";
 const ONPREM: &str = "192.168.0.0/16";
 
 fn cli_path() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("the demo binary has a folder")?;
-    let cli = dir.join("eks-private-dns");
-    if !cli.exists() {
-        bail!(
-            "{} is missing: build it first (make demo does: cargo build --workspace --bins)",
-            cli.display()
-        );
-    }
-    Ok(cli)
+    workspace_bin("eks-private-dns")
 }
 
 fn heading(text: &str) {
