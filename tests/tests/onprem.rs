@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
-use eks_private_dns_tests::dns_stub::DnsStub;
+use eks_private_dns_tests::dns_stub::{DnsStub, Zone};
 use eks_private_dns_tests::*;
 use tokio::sync::Mutex;
 
@@ -49,8 +49,9 @@ fn spawn(cmd: &mut Command) -> Server {
     )
 }
 
-/// dig through 127.0.0.1:port until it answers (the server is starting).
-fn dig(port: u16, name: &str) -> Vec<String> {
+/// dig through 127.0.0.1:port until the answers satisfy `want` (the server
+/// is starting or reloading), or 20 s have passed; the last answers.
+fn dig_until(port: u16, name: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = Command::new(tool("dig"))
@@ -73,24 +74,29 @@ fn dig(port: u16, name: &str) -> Vec<String> {
             .filter(|l| !l.is_empty() && !l.starts_with(';'))
             .map(str::to_string)
             .collect();
-        if out.status.success() && !answers.is_empty() {
-            return answers;
-        }
-        if Instant::now() > deadline {
+        if (out.status.success() && want(&answers)) || Instant::now() > deadline {
             return answers;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-/// Publish a cluster whose inbound IPs are loopback addresses, and start the
-/// stub there on port 53.
-async fn published(emulator: &Emulator, cluster: &str, ips: &[&str]) -> DnsStub {
+/// dig until the server answers at all.
+fn dig(port: u16, name: &str) -> Vec<String> {
+    dig_until(port, name, |a| !a.is_empty())
+}
+
+/// Publish a cluster under the default prefix, the way the apply step does.
+async fn publish(emulator: &Emulator, cluster: &str, name: &str, ips: &[&str], ipv6: &[&str]) {
     let ssm = emulator.aws().ssm;
-    for (leaf, value, kind) in [
-        ("endpoint", NAME.to_string(), ParameterType::String),
+    let mut leaves = vec![
+        ("endpoint", name.to_string(), ParameterType::String),
         ("inbound-ips", ips.join(","), ParameterType::StringList),
-    ] {
+    ];
+    if !ipv6.is_empty() {
+        leaves.push(("inbound-ipv6", ipv6.join(","), ParameterType::StringList));
+    }
+    for (leaf, value, kind) in leaves {
         ssm.put_parameter()
             .name(format!("/eks-private-dns/{cluster}/{leaf}"))
             .value(value)
@@ -100,37 +106,90 @@ async fn published(emulator: &Emulator, cluster: &str, ips: &[&str]) -> DnsStub 
             .await
             .unwrap();
     }
-    let binds: Vec<SocketAddr> = ips
-        .iter()
-        .map(|ip| format!("{ip}:53").parse().unwrap())
-        .collect();
-    DnsStub::start(&binds, NAME, vec![ANSWER])
-        .await
-        .expect("stub binds port 53 (run as root)")
 }
 
-fn render(emulator: &Emulator, format: &str, out: &Path) {
-    let bin = workspace_bin("eks-private-dns").unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["render", "--format", format, "--out", out.to_str().unwrap()]);
+/// Remove a cluster's parameters, the way the teardown does.
+async fn unpublish(emulator: &Emulator, cluster: &str) {
+    let ssm = emulator.aws().ssm;
+    for leaf in ["endpoint", "inbound-ips", "inbound-ipv6"] {
+        let _ = ssm
+            .delete_parameter()
+            .name(format!("/eks-private-dns/{cluster}/{leaf}"))
+            .send()
+            .await;
+    }
+}
+
+/// A stub on port 53 of each of `ips` (retried for a moment: a stub just
+/// dropped may still hold the port while its tasks wind down).
+async fn stub(ips: &[&str], zone: Zone) -> DnsStub {
+    let binds: Vec<SocketAddr> = ips
+        .iter()
+        .map(|ip| SocketAddr::new(ip.parse().unwrap(), 53))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match DnsStub::start(&binds, zone.clone()).await {
+            Ok(stub) => return stub,
+            Err(e) if Instant::now() > deadline => {
+                panic!("stub binds port 53 (run as root): {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Publish a cluster whose inbound IPs are loopback addresses, and start the
+/// stub there on port 53.
+async fn published(emulator: &Emulator, cluster: &str, ips: &[&str]) -> DnsStub {
+    publish(emulator, cluster, NAME, ips, &[]).await;
+    stub(ips, vec![(NAME.to_string(), vec![ANSWER.into()])]).await
+}
+
+/// Run the CLI against the emulator.
+fn cli(emulator: &Emulator, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(workspace_bin("eks-private-dns").unwrap());
+    cmd.args(args);
     for (k, v) in emulator.env() {
         cmd.env(k, v);
     }
-    let status = cmd.status().unwrap();
-    assert!(
-        matches!(status.code(), Some(0) | Some(2)),
-        "render {format}: {status}"
-    );
+    cmd.output().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bind_forwards_the_name_with_validation_on() {
-    let _turn = PORT_53.lock().await;
-    let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let dir = scratch("onprem-bind");
-    render(&emulator, "bind", &dir.join("eks-zones.conf"));
-    render(&emulator, "bind-options", &dir.join("eks-options.conf"));
+/// `verify --cluster` in JSON, which must pass.
+fn verified(emulator: &Emulator, cluster: &str) -> serde_json::Value {
+    let out = cli(
+        emulator,
+        &["--output", "json", "verify", "--cluster", cluster],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Render `format` into `out`; whether the file changed (exit 2) or not (0).
+fn render(emulator: &Emulator, format: &str, out: &Path) -> bool {
+    let out = cli(
+        emulator,
+        &["render", "--format", format, "--out", out.to_str().unwrap()],
+    );
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(2)),
+        "render {format}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.code() == Some(2)
+}
+
+/// The upstream every test server forwards all other names to: a stub on
+/// loopback that knows no names, so that no server ever sends a query
+/// off this machine (to the root servers, say).
+const UPSTREAM: &str = "127.0.0.4";
+
+/// A named.conf on a free loopback port, with DNSSEC validation on, that
+/// includes the rendered eks-options.conf and eks-zones.conf in `dir`.
+fn named_conf(dir: &Path) -> (u16, std::path::PathBuf) {
     let port = free_port();
     let conf = dir.join("named.conf");
     std::fs::write(
@@ -138,12 +197,26 @@ async fn bind_forwards_the_name_with_validation_on() {
         format!(
             "options {{\n\tdirectory \"{d}\";\n\tpid-file none;\n\tlisten-on port {port} {{ 127.0.0.1; }};\n\
              \tlisten-on-v6 {{ none; }};\n\trecursion yes;\n\tallow-query {{ 127.0.0.1; }};\n\
+             \tforwarders {{ {UPSTREAM}; }};\n\tforward only;\n\
              \tdnssec-validation auto;\n\tinclude \"{d}/eks-options.conf\";\n}};\n\
              include \"{d}/eks-zones.conf\";\n",
             d = dir.display()
         ),
     )
     .unwrap();
+    (port, conf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_forwards_the_name_with_validation_on() {
+    let _turn = PORT_53.lock().await;
+    let emulator = Emulator::start().unwrap();
+    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let _upstream = stub(&[UPSTREAM], Vec::new()).await;
+    let dir = scratch("onprem-bind");
+    render(&emulator, "bind", &dir.join("eks-zones.conf"));
+    render(&emulator, "bind-options", &dir.join("eks-options.conf"));
+    let (port, conf) = named_conf(&dir);
     let _named = spawn(Command::new(tool("named")).args(["-g", "-c"]).arg(&conf));
     assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
 }
@@ -207,23 +280,8 @@ async fn verify_passes_against_the_stub_and_fails_against_a_dead_address() {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
     let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
-    let bin = workspace_bin("eks-private-dns").unwrap();
-    let run = |args: &[&str]| {
-        let mut cmd = Command::new(&bin);
-        cmd.args(args);
-        for (k, v) in emulator.env() {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
-    let out = run(&["--output", "json", "verify", "--cluster", "demo"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = |args: &[&str]| cli(&emulator, args);
+    let checks = verified(&emulator, "demo");
     let checks = checks.as_array().unwrap();
     assert_eq!(checks.len(), 4, "two servers, UDP and TCP");
     for c in checks {
@@ -243,4 +301,121 @@ async fn verify_passes_against_the_stub_and_fails_against_a_dead_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("queries") && err.contains("failed"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+}
+
+const NAME2: &str = "f9e8d7c6b5a4938271605f4e3d2c1b0a.yl4.eu-west-1.eks.amazonaws.com";
+const ANSWER2: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 99);
+
+/// What a cron job or timer does: render both files, and reload the
+/// server (SIGHUP makes named re-read its configuration) only when one
+/// of them changed. Whether one did.
+fn render_and_reload(emulator: &Emulator, dir: &Path, named: Option<&Server>) -> bool {
+    let zones = render(emulator, "bind", &dir.join("eks-zones.conf"));
+    let options = render(emulator, "bind-options", &dir.join("eks-options.conf"));
+    if let Some(named) = named.filter(|_| zones || options) {
+        let status = Command::new("kill")
+            .args(["-HUP", &named.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    zones || options
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_follows_a_second_cluster_that_appears_and_disappears() {
+    let _turn = PORT_53.lock().await;
+    let emulator = Emulator::start().unwrap();
+    let _upstream = stub(&[UPSTREAM], Vec::new()).await;
+    let _first = published(&emulator, "demo", &["127.0.0.2"]).await;
+    // The second cluster's inbound endpoint answers before it is published.
+    let second = stub(
+        &["127.0.0.3"],
+        vec![(NAME2.to_string(), vec![ANSWER2.into()])],
+    )
+    .await;
+    let dir = scratch("onprem-follow");
+    let (port, conf) = named_conf(&dir);
+    assert!(render_and_reload(&emulator, &dir, None));
+    let named = spawn(Command::new(tool("named")).args(["-g", "-c"]).arg(&conf));
+    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    assert_ne!(
+        dig_until(port, NAME2, |_| true),
+        vec![ANSWER2.to_string()],
+        "not forwarded before it is published"
+    );
+    assert_eq!(second.queries(NAME2), 0);
+
+    // It appears: the next render changes the files, the reload forwards it.
+    publish(&emulator, "second", NAME2, &["127.0.0.3"], &[]).await;
+    assert!(render_and_reload(&emulator, &dir, Some(&named)));
+    assert_eq!(
+        dig_until(port, NAME2, |a| a == [ANSWER2.to_string()]),
+        vec![ANSWER2.to_string()]
+    );
+    assert!(second.queries(NAME2) > 0);
+    assert!(
+        !render_and_reload(&emulator, &dir, Some(&named)),
+        "nothing changed, so no reload"
+    );
+
+    // It disappears: forwarding stops once the reload is done and the 1 s
+    // TTL of the last answer has run out; the first cluster is unaffected.
+    unpublish(&emulator, "second").await;
+    assert!(render_and_reload(&emulator, &dir, Some(&named)));
+    let gone = dig_until(port, NAME2, |a| a.is_empty());
+    assert!(gone.is_empty(), "still answered after removal: {gone:?}");
+    let asked = second.queries(NAME2);
+    dig_until(port, NAME2, |_| true);
+    assert_eq!(
+        second.queries(NAME2),
+        asked,
+        "the removed cluster's resolver is no longer asked"
+    );
+    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_asks_a_dual_stack_endpoint_for_aaaa_too() {
+    let _turn = PORT_53.lock().await;
+    let emulator = Emulator::start().unwrap();
+    let v6: std::net::Ipv6Addr = "fd00:ec2::99".parse().unwrap();
+    publish(&emulator, "dual", NAME, &["127.0.0.2"], &["::1"]).await;
+    let run = |args: &[&str]| cli(&emulator, args);
+    let servers = ["127.0.0.2", "::1"];
+    {
+        let _stub = stub(
+            &servers,
+            vec![(NAME.to_string(), vec![ANSWER.into(), v6.into()])],
+        )
+        .await;
+        let checks = verified(&emulator, "dual");
+        let checks = checks.as_array().unwrap();
+        assert_eq!(checks.len(), 8, "two servers, UDP and TCP, A and AAAA");
+        let servers: std::collections::BTreeSet<&str> = checks
+            .iter()
+            .map(|c| c["server"].as_str().unwrap())
+            .collect();
+        assert_eq!(servers, ["127.0.0.2:53", "[::1]:53"].into());
+        for c in checks {
+            let want = match c["record_type"].as_str().unwrap() {
+                "A" => ANSWER.to_string(),
+                "AAAA" => v6.to_string(),
+                other => panic!("unexpected record type {other}"),
+            };
+            assert_eq!(c["addresses"], serde_json::json!([want]), "{c}");
+        }
+    }
+    // The same servers without the AAAA record: the AAAA queries fail.
+    let _stub = stub(&servers, vec![(NAME.to_string(), vec![ANSWER.into()])]).await;
+    let out = run(&["verify", "--cluster", "dual"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("4 of 8 queries"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("AAAA: FAILED: no AAAA record").count(),
+        4,
+        "{text}"
+    );
 }
