@@ -90,6 +90,50 @@ async fn a_cluster_deleted_without_any_event_is_collected() {
     assert!(snap.parameters_under("/eks-private-dns/").is_empty());
 }
 
+/// The README's removal recipe: opt every cluster out by tag, then one
+/// sweep removes everything we own, shared endpoints and groups included.
+#[tokio::test]
+async fn opting_every_cluster_out_and_one_sweep_removes_everything() {
+    let emulator = Emulator::start().unwrap();
+    let aws = emulator.aws();
+    let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let other = aws.vpc("10.2.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
+    aws.cluster("one", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("two", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("three", &other, true, false, &[])
+        .await
+        .unwrap();
+    let rec = emulator.reconciler(config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ]));
+    assert_no_failures(&run(&rec).await);
+    let built = aws.snapshot().await.unwrap();
+    assert_eq!(built.inbound_endpoints().len(), 2);
+    assert_eq!(built.outbound_endpoints().len(), 1);
+
+    for name in ["one", "two", "three"] {
+        aws.tag_cluster(name, "eks-private-dns/enabled", "false")
+            .await
+            .unwrap();
+    }
+    let s = run(&rec).await;
+    assert_no_failures(&s);
+    let snap = aws.snapshot().await.unwrap();
+    assert!(snap.endpoints.is_empty(), "{:#?}", snap.endpoints);
+    assert!(snap.rules.is_empty() && snap.associations.is_empty());
+    assert!(snap.owned_groups("eks-private-dns").is_empty());
+    for cluster in ["one", "two", "three"] {
+        let sg = aws.cluster_sg(cluster).await;
+        assert!(
+            snap.ingress(&sg).iter().all(|rule| rule.3.is_none()),
+            "our 443 rules on {cluster}'s group are gone"
+        );
+    }
+    assert!(snap.parameters_under("/eks-private-dns/").is_empty());
+}
+
 #[tokio::test]
 async fn shared_leftovers_of_a_crash_are_collected() {
     let emulator = Emulator::start().unwrap();
@@ -176,15 +220,7 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
     let rule = good.rules[0].id().unwrap().to_string();
     let inbound = good.inbound_endpoints()[0].id().unwrap().to_string();
     let inbound_sg = good.inbound_endpoints()[0].security_group_ids()[0].clone();
-    let cluster_sg = aws
-        .describe("demo")
-        .await
-        .unwrap()
-        .resources_vpc_config()
-        .unwrap()
-        .cluster_security_group_id()
-        .unwrap()
-        .to_string();
+    let cluster_sg = aws.cluster_sg("demo").await;
 
     // Someone changes things by hand.
     aws.resolver

@@ -59,11 +59,11 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         // Permanent bad input: log it and succeed, so it is not retried.
         Err(e) => {
             tracing::error!(error = %e, "event rejected");
-            Ok(json!({"rejected": e.to_string()}))
+            Ok(json!({"rejected": true, "reason": e.to_string()}))
         }
         Ok(EventResult::Ignored { reason }) => {
             tracing::info!(reason = %reason, "event ignored");
-            Ok(json!({"ignored": reason}))
+            Ok(json!({"ignored": true, "reason": reason}))
         }
         Ok(EventResult::Reconciled { event_name, report }) => {
             tracing::info!(
@@ -141,11 +141,13 @@ mod handler_tests {
         assert_eq!(aws.snapshot().await.unwrap().inbound_endpoints().len(), 1);
 
         let out = handler(&rec, event("create-nodegroup.json")).await.unwrap();
-        assert!(out["ignored"].is_string());
+        assert_eq!(out["ignored"], true);
+        assert!(out["reason"].is_string());
 
         let bad = LambdaEvent::new(serde_json::json!({"source": 1}), Context::default());
         let out = handler(&rec, bad).await.unwrap();
-        assert!(out["rejected"].is_string(), "bad input is not retried");
+        assert_eq!(out["rejected"], true, "bad input is not retried");
+        assert!(out["reason"].is_string());
     }
 
     #[tokio::test]
