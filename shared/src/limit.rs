@@ -2,6 +2,7 @@
 //! per second per account and region): every HTTP attempt of the resolver
 //! client, retries included, waits for its turn.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,31 +15,42 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Evenly spaced turns: at most `rate` starts in any second.
+/// At most `burst` starts in any window of `burst / rate` seconds (with a
+/// rate of 4: 4 in any second). A burst of that size goes at once, so a
+/// reconcile's few concurrent Resolver reads are not spread over a second;
+/// past it, each start waits until the oldest of the last `burst` starts
+/// has left the window.
 #[derive(Debug)]
 pub struct RateLimiter {
-    interval: Duration,
-    next: Mutex<Option<Instant>>,
+    burst: usize,
+    window: Duration,
+    /// The last `burst` starts, oldest first (some may be in the future:
+    /// turns handed out and not yet taken).
+    starts: Mutex<VecDeque<Instant>>,
 }
 
 impl RateLimiter {
     pub fn per_second(rate: f64) -> RateLimiter {
+        let rate = rate.max(0.01);
+        let burst = (rate.floor() as usize).max(1);
         RateLimiter {
-            interval: Duration::from_secs_f64(1.0 / rate.max(0.01)),
-            next: Mutex::new(None),
+            burst,
+            window: Duration::from_secs_f64(burst as f64 / rate),
+            starts: Mutex::new(VecDeque::with_capacity(burst)),
         }
     }
 
     /// Wait for the next turn.
     pub async fn acquire(&self) {
         let slot = {
-            let mut next = self.next.lock().await;
+            let mut starts = self.starts.lock().await;
             let now = Instant::now();
-            let slot = match *next {
-                Some(t) if t > now => t,
-                _ => now,
-            };
-            *next = Some(slot + self.interval);
+            let mut slot = starts.back().map_or(now, |last| now.max(*last));
+            if starts.len() == self.burst {
+                let oldest = starts.pop_front().expect("full");
+                slot = slot.max(oldest + self.window);
+            }
+            starts.push_back(slot);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -102,11 +114,11 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn turns_are_evenly_spaced() {
+    async fn a_burst_goes_at_once_and_no_second_holds_more_than_the_rate() {
         let limiter = Arc::new(RateLimiter::per_second(4.0));
         let start = Instant::now();
         let mut handles = Vec::new();
-        for _ in 0..9 {
+        for _ in 0..10 {
             let l = limiter.clone();
             handles.push(tokio::spawn(async move {
                 l.acquire().await;
@@ -118,11 +130,24 @@ mod tests {
             times.push(h.await.unwrap() - start);
         }
         times.sort();
-        // 9 turns at 4 per second: the last one 2 s after the first.
-        assert_eq!(times[0], Duration::ZERO);
-        assert_eq!(times[8], Duration::from_millis(2000));
-        for pair in times.windows(2) {
-            assert_eq!(pair[1] - pair[0], Duration::from_millis(250));
+        let ms: Vec<u128> = times.iter().map(|t| t.as_millis()).collect();
+        // 4 at once, 4 a second later, then the last 2.
+        assert_eq!(ms, vec![0, 0, 0, 0, 1000, 1000, 1000, 1000, 2000, 2000]);
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(in_window <= 4, "{ms:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fractional_rate_spaces_single_turns() {
+        let limiter = RateLimiter::per_second(0.5);
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(2));
     }
 }

@@ -635,8 +635,19 @@ pub fn recorded_states(parameters: &[ParameterView]) -> Vec<StateDoc> {
         .collect()
 }
 
-/// Observe everything the planner needs for one cluster. With `fleet`, the
-/// region-wide parts come from it instead of being read again.
+/// How much `observe_cluster` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Leave out what only building needs when the plumbing exists
+    /// (`Observation::lean`).
+    Auto,
+    /// Read everything.
+    Full,
+}
+
+/// Observe everything the planner needs for one cluster, in three rounds of
+/// concurrent calls. With `fleet`, the region-wide parts come from it
+/// instead of being read again.
 pub async fn observe_cluster(
     clients: &Clients,
     config: &Config,
@@ -644,6 +655,7 @@ pub async fn observe_cluster(
     cluster_name: &str,
     hinted_arn: Option<String>,
     fleet: Option<&Fleet>,
+    detail: Detail,
 ) -> Result<Observation, AwsError> {
     // Round 1: nothing here depends on anything else.
     let own_path = format!("{}/{}", config.ssm_prefix, cluster_name);
@@ -710,10 +722,13 @@ pub async fn observe_cluster(
         .or_else(|| state.as_ref().map(|s| s.vpc_id.clone()));
 
     // Round 2: what depends on the cluster.
+    // Rules on our groups (all of them when there is no fleet: our rules
+    // are on our groups and on cluster groups only, so one call by group id
+    // finds them all) and on the control-plane group.
     let mut rule_group_ids: BTreeSet<String> = obs
         .security_groups
         .iter()
-        .filter(|g| Some(&g.vpc_id) == vpc_id.as_ref())
+        .filter(|g| fleet.is_none() || Some(&g.vpc_id) == vpc_id.as_ref())
         .map(|g| g.id.clone())
         .collect();
     if let Some(group) = obs.cluster.as_ref().and_then(|c| c.control_plane_group()) {
@@ -738,33 +753,10 @@ pub async fn observe_cluster(
             _ => Ok(Vec::new()),
         }
     };
-    let dns = async {
-        match (&vpc_id, wants_details) {
-            (Some(vpc), true) => vpc_dns(clients, vpc).await.map(Some),
-            _ => Ok(None),
-        }
-    };
-    let subnets = async {
-        if wants_details && !cluster_subnet_ids.is_empty() {
-            describe_subnets(
-                clients,
-                vec![filter("subnet-id", cluster_subnet_ids.clone())],
-            )
-            .await
-        } else {
-            Ok(Vec::new())
-        }
-    };
     let rules = async {
         let mut all = match fleet {
             Some(fleet) => fleet.owned_rules.clone(),
-            None => {
-                security_group_rules(
-                    clients,
-                    vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])],
-                )
-                .await?
-            }
+            None => Vec::new(),
         };
         if !rule_group_ids.is_empty() {
             let on_groups =
@@ -802,11 +794,8 @@ pub async fn observe_cluster(
         .map(|e| e.id.clone())
         .collect();
     let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let (peered, dns, subnets, sg_rules, registrations, ips) =
-        tokio::try_join!(peering, dns, subnets, rules, registry, ips)?;
+    let (peered, sg_rules, registrations, ips) = tokio::try_join!(peering, rules, registry, ips)?;
     obs.peered_vpc_ids = peered;
-    obs.cluster_vpc_dns = dns;
-    obs.cluster_subnets = subnets;
     obs.security_group_rules = sg_rules;
     obs.registrations = registrations;
     let mut ips_by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
@@ -817,8 +806,28 @@ pub async fn observe_cluster(
         }
     }
 
-    // Round 3: client VPCs (which may come from peering) and the outbound VPC.
+    // Round 3: client VPCs (which may come from peering) and the outbound
+    // VPC; and, unless the plumbing exists, what building it needs.
     if wants_details {
+        obs.lean = detail == Detail::Auto && !plan::details_wanted(config, owner, &obs);
+        let full = !obs.lean;
+        let dns = async {
+            match (&vpc_id, full) {
+                (Some(vpc), true) => vpc_dns(clients, vpc).await.map(Some),
+                _ => Ok(None),
+            }
+        };
+        let subnets = async {
+            if full && !cluster_subnet_ids.is_empty() {
+                describe_subnets(
+                    clients,
+                    vec![filter("subnet-id", cluster_subnet_ids.clone())],
+                )
+                .await
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let mut vpc_ids = plan::client_vpc_hint(config, &obs);
         let outbound_vpc = plan::outbound_vpc_hint(config, &obs);
         if let Some(vpc) = &outbound_vpc {
@@ -827,7 +836,7 @@ pub async fn observe_cluster(
             }
         }
         let needs_outbound_subnets =
-            outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
+            full && outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
         let outbound_subnets = async {
             match (&outbound_vpc, needs_outbound_subnets) {
                 (Some(vpc), true) => {
@@ -836,10 +845,16 @@ pub async fn observe_cluster(
                 _ => Ok(Vec::new()),
             }
         };
-        let (vpcs, outbound_subnets) =
-            tokio::try_join!(describe_vpcs(clients, &vpc_ids), outbound_subnets)?;
+        let (vpcs, outbound_subnets, dns, subnets) = tokio::try_join!(
+            describe_vpcs(clients, &vpc_ids),
+            outbound_subnets,
+            dns,
+            subnets
+        )?;
         obs.vpcs = vpcs;
         obs.outbound_vpc_subnets = outbound_subnets;
+        obs.cluster_vpc_dns = dns;
+        obs.cluster_subnets = subnets;
     }
     Ok(obs)
 }

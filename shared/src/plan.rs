@@ -62,6 +62,12 @@ pub struct Observation {
     pub parameters: Vec<ParameterView>,
     /// Other clusters recorded as using the cluster VPC's inbound endpoint.
     pub registrations: Vec<Registration>,
+    /// The plumbing existed, so what only building it needs was not read:
+    /// the cluster VPC's DNS attributes, the cluster's subnets and the
+    /// outbound VPC's subnets (see `details_wanted`). The planner then skips
+    /// the prerequisite checks, and a plan that would need them
+    /// (`Plan::needs_details`) is made again from a full observation.
+    pub lean: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -402,6 +408,21 @@ impl Plan {
             )
         })
     }
+
+    /// Whether the plan builds or resizes an endpoint, which a lean
+    /// observation (`Observation::lean`) has not read enough for; or found
+    /// the configuration invalid, which a full observation must confirm.
+    pub fn needs_details(&self) -> bool {
+        matches!(self.decision, Decision::Invalid { .. })
+            || self.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::CreateEndpoint { .. }
+                        | Action::AddEndpointIps { .. }
+                        | Action::RemoveEndpointIps { .. }
+                )
+            })
+    }
 }
 
 /// What the sweep's last step sees: every shared resource of ours, and the
@@ -596,6 +617,7 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
         .clone()
         .ok_or_else(|| format!("cluster {} reports no VPC", cluster.name))?;
     match obs.cluster_vpc_dns {
+        _ if obs.lean => {}
         Some(VpcDns {
             support: true,
             hostnames: true,
@@ -628,7 +650,7 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
         .filter(|s| s.vpc_id == vpc_id)
         .map(|s| s.az.as_str())
         .collect();
-    if azs.len() < 2 {
+    if azs.len() < 2 && !obs.lean {
         return Err(format!(
             "cluster {} has subnets in {} Availability Zone(s) of VPC {vpc_id}; an inbound \
              Resolver endpoint needs subnets in at least two",
@@ -992,7 +1014,7 @@ fn plan_outbound(
         .filter(|s| s.vpc_id == outbound_vpc)
         .map(|s| s.az.as_str())
         .collect();
-    if azs.len() < 2 {
+    if azs.len() < 2 && !obs.lean {
         return Err(format!(
             "VPC {outbound_vpc} has subnets in {} Availability Zone(s); the outbound Resolver \
              endpoint needs subnets in two (or set EKS_PRIVATE_DNS_OUTBOUND_VPC_ID or \
@@ -1047,6 +1069,31 @@ pub fn outbound_vpc_hint(config: &Config, obs: &Observation) -> Option<String> {
 }
 
 /// The client VPC ids the observe step should describe for this cluster.
+/// Whether building or resizing is ahead, so that the observer must read
+/// the prerequisites and subnets: no live inbound endpoint of ours in the
+/// cluster VPC, one with another number of IPs than configured, or client
+/// VPCs and no outbound endpoint to serve them. Read after the endpoints
+/// and their IPs; a wrong "no" costs one more observation, never a wrong
+/// plan (`Plan::needs_details`).
+pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool {
+    let Some(vpc_id) = obs.cluster.as_ref().and_then(|c| c.vpc_id.as_deref()) else {
+        return true;
+    };
+    let inbound = live_endpoints(owner, obs, Direction::Inbound, Some(vpc_id));
+    let sized = inbound.first().is_some_and(|e| {
+        e.ips.as_ref().is_some_and(|ips| {
+            ips.iter()
+                .filter(|ip| !matches!(ip.status.as_str(), "DELETING" | "DETACHING"))
+                .count()
+                == config.inbound_ips as usize
+        })
+    });
+    let outbound_served = config.outbound_endpoint_id.is_some()
+        || client_vpc_hint(config, obs).is_empty()
+        || !live_endpoints(owner, obs, Direction::Outbound, None).is_empty();
+    !(sized && outbound_served)
+}
+
 pub fn client_vpc_hint(config: &Config, obs: &Observation) -> Vec<String> {
     let Some(cluster) = obs.cluster.as_ref() else {
         return Vec::new();

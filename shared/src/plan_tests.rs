@@ -803,3 +803,55 @@ fn state_is_not_rewritten_for_a_new_time_stamp_only() {
     let changed: Vec<&String> = rendered.changed(&current).map(|(n, _, _)| n).collect();
     assert!(changed.is_empty(), "{changed:?}");
 }
+
+/// What a lean observation leaves out: the VPC's DNS attributes and all
+/// subnets.
+fn lean(mut obs: Observation) -> Observation {
+    obs.lean = true;
+    obs.cluster_vpc_dns = None;
+    obs.cluster_subnets.clear();
+    obs.outbound_vpc_subnets.clear();
+    obs
+}
+
+#[test]
+fn a_lean_observation_of_built_plumbing_plans_nothing() {
+    assert!(!details_wanted(&config(), &owner(), &complete()));
+    let p = plan_of(&lean(complete()));
+    assert_eq!(p.decision, Decision::Managed);
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    assert!(!p.needs_details());
+}
+
+#[test]
+fn building_or_resizing_wants_a_full_observation() {
+    // No inbound endpoint yet: the observer reads everything, and a plan
+    // made from a lean observation anyway says it needs more.
+    let mut obs = complete();
+    obs.endpoints.clear();
+    assert!(details_wanted(&config(), &owner(), &obs));
+    let p = plan_of(&lean(obs.clone()));
+    assert!(p.needs_details(), "{:?} {:#?}", p.decision, p.actions);
+    assert!(plan_of(&obs).needs_details());
+
+    // Another number of IPs than configured: never observed lean.
+    let mut cfg = config();
+    cfg.inbound_ips = 3;
+    assert!(details_wanted(&cfg, &owner(), &complete()));
+    assert!(plan(&cfg, &owner(), &complete()).needs_details());
+
+    // Client VPCs and no outbound endpoint to serve them.
+    let mut obs = complete();
+    obs.endpoints
+        .retain(|e| e.direction != crate::model::Direction::Outbound);
+    assert!(details_wanted(&config(), &owner(), &obs));
+    assert!(plan_of(&lean(obs)).needs_details());
+
+    // The prerequisite checks run on a full observation only.
+    let mut obs = complete();
+    obs.cluster_vpc_dns = Some(VpcDns {
+        support: false,
+        hostnames: true,
+    });
+    assert!(matches!(plan_of(&obs).decision, Decision::Invalid { .. }));
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::apply::{Applier, ApplyError};
 use crate::aws::{AwsError, Clients, Counts};
 use crate::config::{Config, Mode};
-use crate::observe::{self, Fleet};
+use crate::observe::{self, Detail, Fleet};
 use crate::owner::Owner;
 use crate::plan::{self, Decision, Observation, Plan};
 
@@ -119,16 +119,35 @@ impl Reconciler {
         cluster: &str,
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
-        let obs = observe::observe_cluster(
-            &self.clients,
-            &self.config,
-            &self.owner,
-            cluster,
-            hinted_arn,
-            None,
-        )
-        .await?;
+        self.observe_and_plan(cluster, hinted_arn, None).await
+    }
+
+    /// Observe (lean when the plumbing exists) and plan; observe in full
+    /// and plan again when the plan builds or resizes an endpoint.
+    async fn observe_and_plan(
+        &self,
+        cluster: &str,
+        hinted_arn: Option<String>,
+        fleet: Option<&Fleet>,
+    ) -> Result<(Plan, Observation), AwsError> {
+        let observe = |detail| {
+            observe::observe_cluster(
+                &self.clients,
+                &self.config,
+                &self.owner,
+                cluster,
+                hinted_arn.clone(),
+                fleet,
+                detail,
+            )
+        };
+        let obs = observe(Detail::Auto).await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
+        if obs.lean && plan.needs_details() {
+            let obs = observe(Detail::Full).await?;
+            let plan = plan::plan(&self.config, &self.owner, &obs);
+            return Ok((plan, obs));
+        }
         Ok((plan, obs))
     }
 
@@ -203,28 +222,11 @@ impl Reconciler {
         fleet: Option<&Fleet>,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let obs = observe::observe_cluster(
-            &self.clients,
-            &self.config,
-            &self.owner,
-            cluster,
-            hinted_arn.clone(),
-            fleet,
-        )
-        .await?;
-        let mut plan = plan::plan(&self.config, &self.owner, &obs);
-        let mut obs = obs;
-        if fleet.is_some() && plan.deletes_shared() {
-            obs = observe::observe_cluster(
-                &self.clients,
-                &self.config,
-                &self.owner,
-                cluster,
-                hinted_arn,
-                None,
-            )
+        let (mut plan, mut obs) = self
+            .observe_and_plan(cluster, hinted_arn.clone(), fleet)
             .await?;
-            plan = plan::plan(&self.config, &self.owner, &obs);
+        if fleet.is_some() && plan.deletes_shared() {
+            (plan, obs) = self.observe_and_plan(cluster, hinted_arn, None).await?;
         }
         report.vpc_id = obs
             .cluster
