@@ -1,34 +1,92 @@
 # eks-private-dns: the two commands a new user needs.
 #   make demo   the local demo against the AWS emulator (no AWS account needed)
-#   make test   the whole test suite
-# Both set up what they need: a Python virtualenv with the emulator (moto).
+#   make test   the whole test suite, including the template checks and the
+#               end-to-end test of the Lambda binaries that `sam build` makes
+# Both set up what they need in Python virtualenvs: the emulator (moto), and
+# for `make test` the SAM CLI, cfn-lint, cargo-lambda (with zig) and checkov.
 
 PYTHON ?= python3
 VENV ?= .venv
+SAM_VENV ?= .venv-sam
+CHECKOV_VENV ?= .venv-checkov
 CARGO ?= cargo
+PIP = bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test venv build lint clean
+# No AWS account is used by the checks and the build: keep the tools from
+# looking for credentials (the instance metadata service) or sending telemetry.
+OFFLINE = AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_ACCESS_KEY_ID=offline \
+	AWS_SECRET_ACCESS_KEY=offline AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH"
+
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: demo test venv sam-venv checkov-venv build sam-build check-template bench bench-check bench-hello lint clean
 
 $(VENV)/.installed: tests/emulator/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	$(VENV)/$(PIP) -r tests/emulator/requirements.txt
+	touch $@
+
+$(SAM_VENV)/.installed: tests/sam/requirements.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/$(PIP) -r tests/sam/requirements.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tests/sam/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/$(PIP) -r tests/sam/checkov.txt
 	touch $@
 
 venv: $(VENV)/.installed
+sam-venv: $(SAM_VENV)/.installed
+checkov-venv: $(CHECKOV_VENV)/.installed
 
+# One build of every binary, with the features of the whole workspace (a
+# `cargo run -p` of one package would select other features and build the
+# AWS SDK again); the demo and the benchmarks run from it.
 build:
 	$(CARGO) build --workspace --bins
 
 demo: venv build
-	$(CARGO) run --quiet -p eks-private-dns-tests --bin demo
+	$(TARGET_DIR)/debug/demo
 
-test: venv
+# sam validate --lint, cfn-lint and checkov on template.yaml (checkov's
+# skipped checks are listed with their reasons at the top of the template).
+check-template: sam-venv checkov-venv
+	$(OFFLINE) sam validate --lint --template template.yaml
+	$(OFFLINE) cfn-lint template.yaml
+	$(OFFLINE) $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download \
+		--framework cloudformation --file template.yaml
+
+# The deployable artifacts: .aws-sam/build/{ClusterEvent,Sweep}Function/bootstrap.
+sam-build: sam-venv
+	$(OFFLINE) sam build --template template.yaml
+	test -x .aws-sam/build/ClusterEventFunction/bootstrap
+	test -x .aws-sam/build/SweepFunction/bootstrap
+
+test: venv check-template sam-build
 	$(CARGO) test --workspace
+
+# The floor of the cold-start benchmark, built like the functions.
+bench-hello: sam-venv
+	$(OFFLINE) cargo lambda build --release --bin hello
+
+BENCH = $(TARGET_DIR)/debug/bench \
+	--hello $(TARGET_DIR)/lambda/hello/bootstrap --python $(SAM_VENV)/bin/python
+
+# Benchmarks: a table, and bench/results.json with each figure and budget.
+bench: venv build sam-build bench-hello
+	$(BENCH)
+
+# The short mode CI runs: fails only on the deterministic budgets (package
+# sizes, API calls, rounds), not on timing.
+bench-check: venv build sam-build bench-hello
+	$(BENCH) --short --out $(TARGET_DIR)/bench-short.json
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam
 	$(CARGO) clean

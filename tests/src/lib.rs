@@ -17,6 +17,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
 
 pub mod dns_stub;
 pub mod proxy;
+pub mod runtime_api;
 
 pub use shared;
 use shared::aws::Clients;
@@ -337,6 +338,18 @@ impl Aws {
             .ok_or_else(|| anyhow!("no cluster"))
     }
 
+    /// The security group EKS made for a cluster.
+    pub async fn cluster_sg(&self, name: &str) -> String {
+        self.describe(name)
+            .await
+            .unwrap()
+            .resources_vpc_config()
+            .unwrap()
+            .cluster_security_group_id()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn tag_cluster(&self, name: &str, key: &str, value: &str) -> Result<()> {
         let arn = self
             .describe(name)
@@ -609,6 +622,168 @@ impl Snapshot {
             .collect()
     }
 
+    /// The state as sorted lines in which everything that differs between
+    /// two emulators for the same story is replaced by a stable label: the
+    /// VPC ids and endpoint host names in `names` by their names, group ids
+    /// by group name, endpoint ids by direction and VPC, rule ids by domain,
+    /// IPs and rule ids by a placeholder, the state's time stamp too. Two
+    /// runs that built the same resources the same way (parameter versions
+    /// included) give equal lines.
+    pub fn canonical(&self, names: &[(&str, &str)]) -> Vec<String> {
+        let mut labels: Vec<(String, String)> = names
+            .iter()
+            .map(|(id, name)| (id.to_string(), format!("<{name}>")))
+            .collect();
+        for e in &self.endpoints {
+            let direction = e.direction().map(|d| d.as_str()).unwrap_or_default();
+            let vpc = e.host_vpc_id().unwrap_or_default();
+            labels.push((
+                e.id().unwrap_or_default().to_string(),
+                format!("<{direction} endpoint in {vpc}>"),
+            ));
+            for ip in self
+                .endpoint_ips
+                .get(e.id().unwrap_or_default())
+                .into_iter()
+                .flatten()
+            {
+                labels.extend(ip.ip().map(|ip| (ip.to_string(), "<IP>".to_string())));
+                labels.extend(ip.ip_id().map(|id| (id.to_string(), "<IP id>".to_string())));
+            }
+        }
+        for r in &self.rules {
+            labels.push((
+                r.id().unwrap_or_default().to_string(),
+                format!("<rule for {}>", r.domain_name().unwrap_or_default()),
+            ));
+        }
+        // VPCs not named (the emulator's default VPC).
+        for g in &self.groups {
+            let vpc = g.vpc_id().unwrap_or_default();
+            if !names.iter().any(|(id, _)| *id == vpc) {
+                labels.push((vpc.to_string(), "<another VPC>".to_string()));
+            }
+        }
+        for g in &self.groups {
+            // EKS names a cluster's group with a random suffix.
+            let name = match ec2_tag(g.tags(), "aws:eks:cluster-name") {
+                Some(cluster) => format!("EKS cluster group of {cluster}"),
+                None => g.group_name().unwrap_or_default().to_string(),
+            };
+            labels.push((
+                g.group_id().unwrap_or_default().to_string(),
+                format!("<group {name} in {}>", g.vpc_id().unwrap_or_default()),
+            ));
+        }
+        for r in &self.group_rules {
+            labels.extend(
+                r.security_group_rule_id()
+                    .map(|id| (id.to_string(), "<group rule id>".to_string())),
+            );
+        }
+        // Longest first, so that no id is replaced inside a longer one.
+        labels.sort_by_key(|(id, _)| std::cmp::Reverse(id.len()));
+        // Twice: labels may hold ids (a group's VPC, a rule's domain).
+        let label = |text: String| {
+            let once = labels
+                .iter()
+                .fold(text, |t, (id, name)| t.replace(id.as_str(), name));
+            labels
+                .iter()
+                .fold(once, |t, (id, name)| t.replace(id.as_str(), name))
+        };
+        let ec2_tags = |tags: &[aws_sdk_ec2::types::Tag]| {
+            let mut t: Vec<String> = tags
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}={}",
+                        t.key().unwrap_or_default(),
+                        t.value().unwrap_or_default()
+                    )
+                })
+                .collect();
+            t.sort();
+            t.join(",")
+        };
+        let mut lines = Vec::new();
+        for e in &self.endpoints {
+            let mut groups = e.security_group_ids().to_vec();
+            groups.sort();
+            lines.push(format!(
+                "endpoint {} {} vpc={} groups={:?} ips={} status={:?}",
+                e.id().unwrap_or_default(),
+                e.name().unwrap_or_default(),
+                e.host_vpc_id().unwrap_or_default(),
+                groups,
+                e.ip_address_count().unwrap_or_default(),
+                e.status(),
+            ));
+        }
+        for r in &self.rules {
+            let mut targets: Vec<String> = r
+                .target_ips()
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}:{}",
+                        t.ip().unwrap_or_default(),
+                        t.port().unwrap_or_default()
+                    )
+                })
+                .collect();
+            targets.sort();
+            lines.push(format!(
+                "rule {} {} domain={} endpoint={} targets={targets:?}",
+                r.id().unwrap_or_default(),
+                r.name().unwrap_or_default(),
+                r.domain_name().unwrap_or_default(),
+                r.resolver_endpoint_id().unwrap_or_default(),
+            ));
+        }
+        for a in &self.associations {
+            lines.push(format!(
+                "association {} -> {} status={:?}",
+                a.resolver_rule_id().unwrap_or_default(),
+                a.vpc_id().unwrap_or_default(),
+                a.status(),
+            ));
+        }
+        for g in &self.groups {
+            lines.push(format!(
+                "group {} {:?} tags=[{}]",
+                g.group_id().unwrap_or_default(),
+                g.description().unwrap_or_default(),
+                ec2_tags(g.tags()),
+            ));
+        }
+        for r in &self.group_rules {
+            lines.push(format!(
+                "group rule on {} egress={:?} {} {}-{} {} tags=[{}]",
+                r.group_id().unwrap_or_default(),
+                r.is_egress(),
+                r.ip_protocol().unwrap_or_default(),
+                r.from_port().unwrap_or(-1),
+                r.to_port().unwrap_or(-1),
+                r.cidr_ipv4().or(r.cidr_ipv6()).unwrap_or_default(),
+                ec2_tags(r.tags()),
+            ));
+        }
+        for (name, (value, version)) in &self.parameters {
+            let value = match serde_json::from_str::<serde_json::Value>(value) {
+                Ok(serde_json::Value::Object(mut doc)) if doc.contains_key("updated-at") => {
+                    doc.insert("updated-at".into(), "<time>".into());
+                    serde_json::Value::Object(doc).to_string()
+                }
+                _ => value.clone(),
+            };
+            lines.push(format!("parameter {name} v{version} = {value}"));
+        }
+        let mut lines: Vec<String> = lines.into_iter().map(label).collect();
+        lines.sort();
+        lines
+    }
+
     /// Counts that must not change on a no-op run.
     pub fn shape(&self) -> (usize, usize, usize, usize, usize, usize) {
         (
@@ -682,12 +857,7 @@ impl World {
     }
 
     pub async fn cluster_sg(&self, cluster: &str) -> String {
-        let c = self.aws.describe(cluster).await.unwrap();
-        c.resources_vpc_config()
-            .unwrap()
-            .cluster_security_group_id()
-            .unwrap()
-            .to_string()
+        self.aws.cluster_sg(cluster).await
     }
 }
 
@@ -727,4 +897,34 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir is writable");
     dir
+}
+
+/// Print rows as a left-aligned table (the first row is the heading).
+pub fn table(rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut widths = vec![0; rows[0].len()];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("  {}", line.join("  ").trim_end());
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

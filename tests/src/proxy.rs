@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub at: Duration,
+    /// When the answer went back (None: not yet, or the connection failed).
+    pub done: Option<Duration>,
     /// "Route53Resolver.ListResolverRules", "EC2.DescribeVpcs", or the path.
     pub operation: String,
 }
@@ -36,6 +38,8 @@ struct Faults {
     /// Operations whose last request was throttled: their next one passes,
     /// so that a client's retry budget is never exhausted by the proxy alone.
     owed: std::collections::HashSet<String>,
+    /// Added before every request is forwarded, as a far-away AWS would.
+    latency: Duration,
 }
 
 impl Proxy {
@@ -69,6 +73,16 @@ impl Proxy {
         f.throttle = Some((service.to_string(), every.max(1)));
     }
 
+    /// Delay every forwarded request by `latency` (a fixed round trip).
+    pub fn set_latency(&self, latency: Duration) {
+        self.faults.lock().unwrap().latency = latency;
+    }
+
+    /// Forget the requests seen so far (between the phases of a benchmark).
+    pub fn reset(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
     /// How many throttling errors were injected.
     pub fn injected(&self) -> usize {
         self.faults.lock().unwrap().injected
@@ -76,6 +90,25 @@ impl Proxy {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Sequential rounds: the longest chain of requests in which each one
+    /// started only after the one before it was answered. Requests that ran
+    /// at the same time count once, however slowly the emulator (which
+    /// serves one request at a time) answered them.
+    pub fn rounds(&self) -> usize {
+        let mut seen = self.seen();
+        seen.sort_by_key(|s| s.at);
+        let mut chain: Vec<usize> = Vec::with_capacity(seen.len());
+        for (i, s) in seen.iter().enumerate() {
+            let before = (0..i)
+                .filter(|&j| seen[j].done.is_some_and(|d| d <= s.at))
+                .map(|j| chain[j])
+                .max()
+                .unwrap_or(0);
+            chain.push(before + 1);
+        }
+        chain.into_iter().max().unwrap_or(0)
     }
 
     /// The largest number of requests of `service` that started within any
@@ -165,13 +198,24 @@ async fn serve(
     let mut from_client = Vec::new();
     while let Some((head, body)) = read_message(&mut client, &mut from_client).await? {
         let op = operation(&head, &body);
-        record.lock().unwrap().push(Seen {
-            at: started.elapsed(),
-            operation: op.clone(),
-        });
-        let throttle = {
+        let index = {
+            let mut r = record.lock().unwrap();
+            r.push(Seen {
+                at: started.elapsed(),
+                done: None,
+                operation: op.clone(),
+            });
+            r.len() - 1
+        };
+        let finish = |record: &Arc<Mutex<Vec<Seen>>>| {
+            if let Some(s) = record.lock().unwrap().get_mut(index) {
+                s.done = Some(started.elapsed());
+            }
+        };
+        let (throttle, latency) = {
             let mut f = faults.lock().unwrap();
-            match f.throttle.clone() {
+            let latency = f.latency;
+            let throttle = match f.throttle.clone() {
                 Some((service, every)) if op.starts_with(&service) => {
                     if f.owed.remove(&op) {
                         false
@@ -186,8 +230,12 @@ async fn serve(
                     }
                 }
                 _ => false,
-            }
+            };
+            (throttle, latency)
         };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         if throttle {
             let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
             client
@@ -200,6 +248,7 @@ async fn serve(
                     .as_bytes(),
                 )
                 .await?;
+            finish(&record);
             continue;
         }
         // One upstream connection per request keeps framing simple.
@@ -235,6 +284,7 @@ async fn serve(
             .write_all(format!("{}\r\n\r\n", head.join("\r\n")).as_bytes())
             .await?;
         client.write_all(body).await?;
+        finish(&record);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! gets the stub's answer. `verify` passes against the stub and fails
 //! clearly against a dead address.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +21,6 @@ static PORT_53: Mutex<()> = Mutex::const_new(());
 
 const NAME: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9.gr7.eu-west-1.eks.amazonaws.com";
 const ANSWER: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 99);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server(Child);
 

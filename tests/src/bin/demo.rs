@@ -35,26 +35,6 @@ fn cli(emulator: &Emulator, env: &[(&str, String)], args: &[&str]) -> Result<i32
     Ok(status.code().unwrap_or(1))
 }
 
-fn table(rows: &[Vec<String>]) {
-    if rows.is_empty() {
-        return;
-    }
-    let mut widths = vec![0; rows[0].len()];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.len());
-        }
-    }
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        println!("  {}", line.join("  ").trim_end());
-    }
-}
-
 async fn show(aws: &Aws) -> Result<()> {
     let snap = aws.snapshot().await?;
     let mut rows = vec![vec![

@@ -1,0 +1,623 @@
+//! eks-private-dns benchmarks (`make bench`; `make bench-check` is the
+//! short mode that CI runs). Prints a table and writes bench/results.json,
+//! each figure beside its budget. Exits 1 when a deterministic budget fails
+//! (package size, API calls, rounds); timing budgets are reported, and judged
+//! only in the full run, never in CI.
+//!
+//! All traffic stays on loopback: a minimal Lambda runtime API, the AWS
+//! emulator, and the recording proxy, which adds a fixed latency to every
+//! request and counts sequential rounds as the longest chain of requests
+//! each started after the previous one was answered (the emulator serves
+//! one request at a time, so wall time / latency, also recorded, overstates
+//! them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use eks_private_dns_tests::proxy::Proxy;
+use eks_private_dns_tests::runtime_api::cold_start;
+use eks_private_dns_tests::*;
+use serde_json::{json, Value};
+use shared::config::*;
+
+struct Options {
+    short: bool,
+    /// Run only these parts (sizes, api, cold, sweep); all when empty.
+    only: Vec<String>,
+    artifacts: PathBuf,
+    hello: PathBuf,
+    python: PathBuf,
+    out: PathBuf,
+}
+
+fn options() -> Result<Options> {
+    let root = workspace_root();
+    let mut o = Options {
+        short: false,
+        only: Vec::new(),
+        artifacts: root.join(".aws-sam/build"),
+        hello: root.join("target/lambda/hello/bootstrap"),
+        python: root.join(".venv-sam/bin/python"),
+        out: root.join("bench/results.json"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| anyhow!("{arg} needs a value"));
+        match arg.as_str() {
+            "--short" => o.short = true,
+            "--only" => o.only.push(value()?),
+            "--artifacts" => o.artifacts = value()?.into(),
+            "--hello" => o.hello = value()?.into(),
+            "--python" => o.python = value()?.into(),
+            "--out" => o.out = value()?.into(),
+            other => bail!(
+                "unknown argument {other} (--short, --only sizes|api|cold|sweep, \
+                 --artifacts DIR, --hello FILE, --python FILE, --out FILE)"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+/// One figure and its budget.
+struct Figure {
+    group: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
+    /// Human text of the budget, and whether it holds.
+    budget: Option<(String, bool)>,
+    /// Sizes and call counts: the same on every run, so CI judges them.
+    deterministic: bool,
+}
+
+#[derive(Default)]
+struct Figures(Vec<Figure>);
+
+impl Figures {
+    fn note(
+        &mut self,
+        group: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) {
+        self.0.push(Figure {
+            group,
+            name: name.into(),
+            value,
+            unit,
+            budget: None,
+            deterministic: false,
+        });
+    }
+
+    fn budget(
+        &mut self,
+        group: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        (budget, holds): (String, bool),
+        deterministic: bool,
+    ) {
+        self.0.push(Figure {
+            group,
+            name: name.into(),
+            value,
+            unit,
+            budget: Some((budget, holds)),
+            deterministic,
+        });
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+fn artifact(o: &Options, logical_id: &str) -> Result<PathBuf> {
+    let p = o.artifacts.join(logical_id).join("bootstrap");
+    if !p.is_file() {
+        bail!("{} is missing: run `make sam-build` first", p.display());
+    }
+    Ok(p)
+}
+
+fn event(name: &str) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&fixture(name)?)?)
+}
+
+fn command(bin: &Path, emulator_env: &[(String, String)], config: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN");
+    for (k, v) in emulator_env {
+        c.env(k, v);
+    }
+    for (k, v) in config {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Cold start and memory of each function, beside the floor (hello) and the
+/// Python equivalent.
+async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
+    let runs = if o.short { 3 } else { 21 };
+    let timeout = Duration::from_secs(120);
+    // A world with one private cluster. The first cluster-event run does the
+    // full setup (its peak memory is the budget's); later runs find nothing
+    // to do.
+    let w = World::new(EmulatorOptions::default(), &[]).await;
+    w.aws
+        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .await?;
+    let env = w.emulator.env();
+    let cfg = [
+        (ENV_CLIENT_VPC_IDS, w.client_vpc.id.as_str()),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ];
+    let create = event("create-cluster.json")?;
+    let scheduled = event("scheduled-sweep.json")?;
+
+    let mut inits: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut invokes: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut peaks: BTreeMap<&str, u64> = BTreeMap::new();
+    let cluster_event = artifact(o, "ClusterEventFunction")?;
+    let sweep = artifact(o, "SweepFunction")?;
+    for run in 0..runs {
+        // Interleaved, so that a noisy moment hits every candidate alike.
+        let candidates: Vec<(&str, Command, Vec<Vec<u8>>)> = vec![
+            (
+                "hello (floor)",
+                command(&o.hello, &env, &[]),
+                vec![create.clone()],
+            ),
+            (
+                "cluster-event",
+                command(&cluster_event, &env, &cfg),
+                vec![create.clone()],
+            ),
+            (
+                "sweep",
+                command(&sweep, &env, &cfg),
+                vec![scheduled.clone()],
+            ),
+            (
+                "python + boto3",
+                {
+                    let mut c = command(&o.python, &env, &[]);
+                    c.arg(workspace_root().join("bench/python/bootstrap.py"));
+                    c
+                },
+                vec![create.clone()],
+            ),
+        ];
+        for (name, cmd, events) in candidates {
+            let cs = cold_start(cmd, &events, timeout)
+                .await
+                .with_context(|| format!("cold start of {name}"))?;
+            if let Some((true, body)) = cs.responses.first() {
+                bail!("{name} failed: {body}");
+            }
+            if run == 0 && name == "cluster-event" {
+                let body: Value = serde_json::from_str(&cs.responses[0].1)?;
+                if body["applied"] != true {
+                    bail!("the first cluster-event run did not set up the cluster: {body}");
+                }
+            }
+            inits.entry(name).or_default().push(cs.init);
+            invokes.entry(name).or_default().extend(cs.invocations);
+            let peak = peaks.entry(name).or_default();
+            *peak = (*peak).max(cs.peak_rss_kib);
+        }
+    }
+    let floor = median(inits["hello (floor)"].clone());
+    let python = median(inits["python + boto3"].clone());
+    for name in ["hello (floor)", "cluster-event", "sweep", "python + boto3"] {
+        let init = median(inits[name].clone());
+        let label = format!("{name}: init, median of {runs}");
+        if name == "cluster-event" || name == "sweep" {
+            let ratio = init.as_secs_f64() / floor.as_secs_f64();
+            let faster = python.as_secs_f64() / init.as_secs_f64();
+            f.budget(
+                "cold start",
+                label,
+                ms(init),
+                "ms",
+                (
+                    format!(
+                        "<= 1.5x floor ({ratio:.2}x), >= 10x faster than Python ({faster:.1}x)"
+                    ),
+                    ratio <= 1.5 && faster >= 10.0,
+                ),
+                false,
+            );
+        } else {
+            f.note("cold start", label, ms(init), "ms");
+        }
+    }
+    for name in ["cluster-event", "sweep"] {
+        f.note(
+            "cold start",
+            format!("{name}: first invocation, median of {runs}"),
+            ms(median(invokes[name].clone())),
+            "ms",
+        );
+        let mib = peaks[name] as f64 / 1024.0;
+        f.budget(
+            "memory",
+            format!("{name}: peak RSS, cold start + reconcile"),
+            (mib * 10.0).round() / 10.0,
+            "MiB",
+            ("<= 40 MiB".into(), mib <= 40.0),
+            false,
+        );
+    }
+    f.note(
+        "memory",
+        "python + boto3: peak RSS, init only",
+        (peaks["python + boto3"] as f64 / 1024.0 * 10.0).round() / 10.0,
+        "MiB",
+    );
+    Ok(())
+}
+
+/// Deployment package sizes (zip, deflated, as `sam deploy` uploads them).
+fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("epd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for (name, id) in [
+        ("cluster-event", "ClusterEventFunction"),
+        ("sweep", "SweepFunction"),
+    ] {
+        let bin = artifact(o, id)?;
+        let zip = dir.join(format!("{name}.zip"));
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zipfile\n\
+                 with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+                 \tz.write(sys.argv[1], 'bootstrap')",
+            ])
+            .arg(&bin)
+            .arg(&zip)
+            .status()?;
+        if !status.success() {
+            bail!("cannot zip {}", bin.display());
+        }
+        let mib = |p: &Path| -> Result<f64> {
+            Ok((std::fs::metadata(p)?.len() as f64 / 1048576.0 * 100.0).round() / 100.0)
+        };
+        f.note("size", format!("{name}: bootstrap"), mib(&bin)?, "MiB");
+        let z = mib(&zip)?;
+        f.budget(
+            "size",
+            format!("{name}: zip"),
+            z,
+            "MiB",
+            ("<= 10 MiB".into(), z <= 10.0),
+            true,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn is_write(op: &str) -> bool {
+    let name = op.rsplit('.').next().unwrap_or(op);
+    let name = name.trim_start_matches('/');
+    [
+        "Create",
+        "Delete",
+        "Put",
+        "Associate",
+        "Disassociate",
+        "Authorize",
+        "Revoke",
+        "Update",
+        "Modify",
+        "Tag",
+        "Untag",
+        "AddTags",
+        "RemoveTags",
+    ]
+    .iter()
+    .any(|w| name.starts_with(w))
+}
+
+/// Calls seen by the proxy since its last reset: (calls, writes, by op).
+fn counted(proxy: &Proxy) -> (usize, usize, BTreeMap<String, usize>) {
+    let mut by_op = BTreeMap::new();
+    let seen = proxy.seen();
+    for s in &seen {
+        *by_op.entry(s.operation.clone()).or_default() += 1;
+    }
+    let writes = seen.iter().filter(|s| is_write(&s.operation)).count();
+    (seen.len(), writes, by_op)
+}
+
+/// API calls and sequential rounds of one cluster's life.
+async fn api_calls(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
+    let latency = Duration::from_millis(if o.short { 20 } else { 50 });
+    let w = World::new(EmulatorOptions::default(), &[]).await;
+    let proxy = Proxy::start(&w.emulator.url).await?;
+    proxy.set_latency(latency);
+    w.aws
+        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .await?;
+    let one = config(&[
+        (ENV_CLIENT_VPC_IDS, &w.client_vpc.id),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ]);
+    let second_client = w.aws.vpc("10.7.0.0/16", &[], &["a", "b"]).await?;
+    let two = config(&[
+        (
+            ENV_CLIENT_VPC_IDS,
+            &format!("{},{}", w.client_vpc.id, second_client.id),
+        ),
+        (ENV_ONPREM_CIDRS, ONPREM),
+    ]);
+    let steps: Vec<(&str, shared::config::Config)> = vec![
+        ("fresh setup", one.clone()),
+        ("no-op reconcile", one),
+        ("client VPC added", two.clone()),
+        ("teardown (public again)", two),
+    ];
+    for (name, cfg) in steps {
+        if name.starts_with("teardown") {
+            w.aws.set_access("demo", true, true).await?;
+        }
+        let rec = w.emulator.reconciler_via(&proxy.url, cfg);
+        proxy.reset();
+        let started = Instant::now();
+        let report = rec.reconcile("demo", None).await;
+        let wall = started.elapsed();
+        if let Some(e) = &report.error {
+            bail!("{name}: {e}");
+        }
+        let (n, writes, by_op) = counted(&proxy);
+        let rounds = proxy.rounds();
+        let wall_rounds = (wall.as_secs_f64() / latency.as_secs_f64() * 10.0).round() / 10.0;
+        calls[name] = json!({
+            "calls": n,
+            "writes": writes,
+            "rounds": rounds,
+            "wall_over_latency": wall_rounds,
+            "by_operation": by_op,
+        });
+        if name == "no-op reconcile" {
+            f.budget(
+                "api calls",
+                "no-op reconcile: calls",
+                n as f64,
+                "",
+                ("<= 10".into(), n <= 10),
+                true,
+            );
+            f.budget(
+                "api calls",
+                "no-op reconcile: writes",
+                writes as f64,
+                "",
+                ("0".into(), writes == 0),
+                true,
+            );
+            f.budget(
+                "api calls",
+                "no-op reconcile: rounds",
+                rounds as f64,
+                "",
+                ("<= 3".into(), rounds <= 3),
+                true,
+            );
+        } else {
+            f.note("api calls", format!("{name}: calls"), n as f64, "");
+            f.note("api calls", format!("{name}: writes"), writes as f64, "");
+            f.note("api calls", format!("{name}: rounds"), rounds as f64, "");
+        }
+    }
+    Ok(())
+}
+
+/// A sweep over `n` clusters in three VPCs: converge, then a no-op sweep.
+/// (converge time, no-op time, no-op calls by operation).
+async fn sweep_of(
+    n: usize,
+    latency: Duration,
+) -> Result<(Duration, Duration, BTreeMap<String, usize>, usize)> {
+    let emulator = Emulator::start()?;
+    let aws = emulator.aws();
+    let mut vpcs = Vec::new();
+    for i in 0..3 {
+        vpcs.push(
+            aws.vpc(&format!("10.{}.0.0/16", 10 + i), &[], &["a", "b"])
+                .await?,
+        );
+    }
+    let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await?;
+    for i in 0..n {
+        aws.cluster(&format!("c{i:03}"), &vpcs[i % 3], true, false, &[])
+            .await?;
+    }
+    let proxy = Proxy::start(&emulator.url).await?;
+    proxy.set_latency(latency);
+    let rec = emulator.reconciler_via(
+        &proxy.url,
+        config(&[(ENV_CLIENT_VPC_IDS, &client.id), (ENV_ONPREM_CIDRS, ONPREM)]),
+    );
+    let started = Instant::now();
+    let first = shared::sweep::sweep(&rec, |_, _, _| {}).await?;
+    let converge = started.elapsed();
+    if !first.failures.is_empty() || first.managed != n {
+        bail!("the sweep of {n} did not converge: {:?}", first.failures);
+    }
+    proxy.reset();
+    let started = Instant::now();
+    let second = shared::sweep::sweep(&rec, |_, _, _| {}).await?;
+    let noop = started.elapsed();
+    if second.write_calls != 0 {
+        bail!("the second sweep of {n} wrote {} times", second.write_calls);
+    }
+    let (_, writes, by_op) = counted(&proxy);
+    Ok((converge, noop, by_op, writes))
+}
+
+async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
+    let (small, large, latency) = if o.short {
+        (10, 40, Duration::ZERO)
+    } else {
+        (50, 200, Duration::from_millis(50))
+    };
+    let mut list_calls = Vec::new();
+    for n in [small, large] {
+        let (converge, noop, by_op, writes) = sweep_of(n, latency).await?;
+        let lists: usize = by_op
+            .iter()
+            .filter(|(op, _)| op.starts_with("Route53Resolver.List"))
+            .map(|(_, c)| *c)
+            .sum();
+        let total: usize = by_op.values().sum();
+        list_calls.push((n, lists));
+        calls[format!("no-op sweep of {n}")] =
+            json!({"calls": total, "writes": writes, "by_operation": by_op});
+        if !o.short {
+            f.note(
+                "sweep",
+                format!("{n} clusters: converge"),
+                ms(converge) / 1000.0,
+                "s",
+            );
+            f.note(
+                "sweep",
+                format!("{n} clusters: no-op sweep"),
+                ms(noop) / 1000.0,
+                "s",
+            );
+        }
+        f.note(
+            "sweep",
+            format!("{n} clusters: no-op calls"),
+            total as f64,
+            "",
+        );
+    }
+    // Resolver lists are paged at 100 items: three lists, so at most three
+    // pages each for up to 200 endpoints, rules or associations.
+    let (n, lists) = list_calls[1];
+    let pages = 3 * n.div_ceil(100).max(1);
+    f.budget(
+        "sweep",
+        format!("{n} clusters: Route 53 Resolver list calls"),
+        lists as f64,
+        "",
+        (
+            format!(
+                "<= {pages} (pages, not clusters; {} at {})",
+                list_calls[0].1, list_calls[0].0
+            ),
+            lists <= pages,
+        ),
+        true,
+    );
+    Ok(())
+}
+
+fn print(f: &Figures) {
+    let mut rows = vec![vec![
+        "group".to_string(),
+        "figure".into(),
+        "value".into(),
+        "budget".into(),
+        "".into(),
+    ]];
+    for x in &f.0 {
+        let (budget, verdict) = match &x.budget {
+            Some((b, true)) => (b.clone(), "ok".to_string()),
+            Some((b, false)) => (b.clone(), "OVER".to_string()),
+            None => (String::new(), String::new()),
+        };
+        rows.push(vec![
+            x.group.to_string(),
+            x.name.clone(),
+            format!("{} {}", x.value, x.unit).trim().to_string(),
+            budget,
+            verdict,
+        ]);
+    }
+    table(&rows);
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let o = options()?;
+    let mut f = Figures::default();
+    let mut calls = json!({});
+    let run = |part: &str| o.only.is_empty() || o.only.iter().any(|p| p == part);
+    if run("sizes") {
+        eprintln!("bench: package sizes");
+        sizes(&o, &mut f)?;
+    }
+    if run("api") {
+        eprintln!("bench: API calls and rounds");
+        api_calls(&o, &mut f, &mut calls).await?;
+    }
+    if run("cold") {
+        eprintln!("bench: cold starts and memory");
+        cold_starts(&o, &mut f).await?;
+    }
+    if run("sweep") {
+        eprintln!("bench: sweeps");
+        sweeps(&o, &mut f, &mut calls).await?;
+    }
+    print(&f);
+    let figures: Vec<Value> =
+        f.0.iter()
+            .map(|x| {
+                json!({
+                    "group": x.group,
+                    "name": x.name,
+                    "value": x.value,
+                    "unit": x.unit,
+                    "budget": x.budget.as_ref().map(|b| &b.0),
+                    "holds": x.budget.as_ref().map(|b| b.1),
+                    "deterministic": x.deterministic,
+                })
+            })
+            .collect();
+    let doc = json!({
+        "mode": if o.short { "short" } else { "full" },
+        "figures": figures,
+        "api_calls": calls,
+    });
+    if let Some(dir) = o.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&o.out, serde_json::to_string_pretty(&doc)? + "\n")?;
+    println!("\nwrote {}", o.out.display());
+    let failed: Vec<&Figure> =
+        f.0.iter()
+            .filter(|x| matches!(x.budget, Some((_, false))))
+            .filter(|x| x.deterministic || !o.short)
+            .collect();
+    if !failed.is_empty() {
+        for x in &failed {
+            eprintln!(
+                "over budget: {} {} = {} {}",
+                x.group, x.name, x.value, x.unit
+            );
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}

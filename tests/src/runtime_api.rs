@@ -1,0 +1,196 @@
+//! A minimal Lambda runtime API on loopback, for the cold-start benchmark:
+//! it serves `/next` with the events it is given and notes when a function
+//! first asked for work (the end of its init) and when each response came.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// What a function sent the runtime API.
+#[derive(Debug)]
+enum Call {
+    /// GET .../invocation/next, with the connection to answer on.
+    Next(TcpStream),
+    /// POST .../invocation/{id}/response or /error, or .../init/error.
+    Result { error: bool, body: Vec<u8> },
+}
+
+/// One cold start: init, then one invocation per event.
+#[derive(Debug)]
+pub struct ColdStart {
+    /// From spawning the process to its first request for work.
+    pub init: Duration,
+    /// Each invocation: from handing out the event to the response.
+    pub invocations: Vec<Duration>,
+    /// The responses (or errors) the function sent.
+    pub responses: Vec<(bool, String)>,
+    /// Peak resident memory (VmHWM) after the last invocation, in KiB.
+    pub peak_rss_kib: u64,
+}
+
+async fn read_request(stream: &mut TcpStream) -> Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let mut chunk = [0u8; 8192];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    bail!("connection closed mid-request");
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok((head, buf[end + 4..end + 4 + length].to_vec()));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn connection(mut stream: TcpStream, calls: mpsc::UnboundedSender<Call>) {
+    loop {
+        let Ok((head, body)) = read_request(&mut stream).await else {
+            return;
+        };
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        if path.ends_with("/invocation/next") {
+            // The answer comes from the benchmark, on this connection.
+            let _ = calls.send(Call::Next(stream));
+            return;
+        }
+        let error = path.ends_with("/error");
+        let _ = stream
+            .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+            .await;
+        let _ = calls.send(Call::Result { error, body });
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The function's next call, or an error at the deadline.
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Call>,
+    deadline: Instant,
+    what: &str,
+) -> Result<Call> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(remaining, rx.recv())
+        .await
+        .map_err(|_| anyhow!("no {what} before the deadline"))?
+        .ok_or_else(|| anyhow!("the runtime API stopped"))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `command` as a Lambda function against a fresh runtime API on
+/// loopback, hand it `events` one by one, and measure.
+pub async fn cold_start(
+    mut command: Command,
+    events: &[Vec<u8>],
+    timeout: Duration,
+) -> Result<ColdStart> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let api = listener.local_addr()?.to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(connection(stream, tx.clone()));
+        }
+    });
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let child = Killed(command.spawn().context("the function starts")?);
+    let pid = child.0.id();
+    let deadline = started + timeout;
+    let mut waiting = match next(&mut rx, deadline, "request for work").await? {
+        Call::Next(stream) => stream,
+        Call::Result { body, .. } => bail!("init failed: {}", String::from_utf8_lossy(&body)),
+    };
+    let init = started.elapsed();
+    let mut invocations = Vec::new();
+    let mut responses = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let deadline_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+            + 900_000;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             Lambda-Runtime-Aws-Request-Id: bench-{i}\r\n\
+             Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\n\
+             Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:bench\r\n\
+             Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\n\
+             Content-Length: {}\r\n\r\n",
+            event.len()
+        );
+        let handed = Instant::now();
+        waiting.write_all(head.as_bytes()).await?;
+        waiting.write_all(event).await?;
+        drop(waiting);
+        let mut result = None;
+        let mut stream = None;
+        while result.is_none() || stream.is_none() {
+            match next(&mut rx, deadline, "response").await? {
+                Call::Result { error, body } => {
+                    invocations.push(handed.elapsed());
+                    result = Some((error, String::from_utf8_lossy(&body).to_string()));
+                }
+                Call::Next(s) => stream = Some(s),
+            }
+        }
+        responses.push(result.expect("set"));
+        waiting = stream.expect("set");
+    }
+    let peak_rss_kib = peak_rss_kib(pid);
+    drop(child);
+    accept.abort();
+    Ok(ColdStart {
+        init,
+        invocations,
+        responses,
+        peak_rss_kib,
+    })
+}
