@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -96,17 +96,27 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The function's next call, or an error at the deadline.
+/// The function's next call; an error at the deadline, or as soon as the
+/// function has exited.
 async fn next(
     rx: &mut mpsc::UnboundedReceiver<Call>,
+    child: &mut Killed,
     deadline: Instant,
     what: &str,
 ) -> Result<Call> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    tokio::time::timeout(remaining, rx.recv())
-        .await
-        .map_err(|_| anyhow!("no {what} before the deadline"))?
-        .ok_or_else(|| anyhow!("the runtime API stopped"))
+    loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            bail!("the function exited ({status}) before its {what}");
+        }
+        if Instant::now() >= deadline {
+            bail!("no {what} before the deadline");
+        }
+        match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+            Ok(Some(call)) => return Ok(call),
+            Ok(None) => bail!("the runtime API stopped"),
+            Err(_) => continue,
+        }
+    }
 }
 
 struct Killed(Child);
@@ -142,10 +152,10 @@ pub async fn cold_start(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let child = Killed(command.spawn().context("the function starts")?);
+    let mut child = Killed(command.spawn().context("the function starts")?);
     let pid = child.0.id();
     let deadline = started + timeout;
-    let mut waiting = match next(&mut rx, deadline, "request for work").await? {
+    let mut waiting = match next(&mut rx, &mut child, deadline, "request for work").await? {
         Call::Next(stream) => stream,
         Call::Result { body, .. } => bail!("init failed: {}", String::from_utf8_lossy(&body)),
     };
@@ -173,7 +183,7 @@ pub async fn cold_start(
         let mut result = None;
         let mut stream = None;
         while result.is_none() || stream.is_none() {
-            match next(&mut rx, deadline, "response").await? {
+            match next(&mut rx, &mut child, deadline, "response").await? {
                 Call::Result { error, body } => {
                     invocations.push(handed.elapsed());
                     result = Some((error, String::from_utf8_lossy(&body).to_string()));

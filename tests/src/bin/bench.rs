@@ -143,6 +143,10 @@ fn command(bin: &Path, emulator_env: &[(String, String)], config: &[(&str, &str)
         .env("AWS_LAMBDA_LOG_LEVEL", "WARN");
     for (k, v) in emulator_env {
         c.env(k, v);
+        // As Lambda does: boto3 reads only the second.
+        if k == "AWS_REGION" {
+            c.env("AWS_DEFAULT_REGION", v);
+        }
     }
     for (k, v) in config {
         c.env(k, v);
