@@ -516,21 +516,23 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
             "",
         );
     }
-    // Resolver lists are paged at 100 items: three lists, so at most three
-    // pages each for up to 200 endpoints, rules or associations.
+    // Resolver lists are paged at 100 items, and a sweep reads the region
+    // twice (at the start, and again before it removes shared orphans).
+    // With one rule and one association per cluster, going from `small`
+    // to `large` clusters may add two pages of rules and two of
+    // associations per 100 clusters, per read; endpoint lists stay as they
+    // are (the clusters share three VPCs).
+    let (small_n, small_lists) = list_calls[0];
     let (n, lists) = list_calls[1];
-    let pages = 3 * n.div_ceil(100).max(1);
+    let budget = small_lists + 2 * 2 * (n.div_ceil(100) - small_n.div_ceil(100));
     f.budget(
         "sweep",
         format!("{n} clusters: Route 53 Resolver list calls"),
         lists as f64,
         "",
         (
-            format!(
-                "<= {pages} (pages, not clusters; {} at {})",
-                list_calls[0].1, list_calls[0].0
-            ),
-            lists <= pages,
+            format!("<= {budget} ({small_lists} at {small_n}, plus new pages only)"),
+            lists <= budget,
         ),
         true,
     );
@@ -599,11 +601,34 @@ async fn main() -> Result<()> {
                 })
             })
             .collect();
-    let doc = json!({
+    let mut doc = json!({
         "mode": if o.short { "short" } else { "full" },
         "figures": figures,
         "api_calls": calls,
     });
+    // With --only, the other parts' figures of an earlier run are kept.
+    if !o.only.is_empty() {
+        if let Some(old) = std::fs::read_to_string(&o.out)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            let groups: Vec<&str> = f.0.iter().map(|x| x.group).collect();
+            let mut merged: Vec<Value> = old["figures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| !groups.contains(&x["group"].as_str().unwrap_or("")))
+                .cloned()
+                .collect();
+            merged.extend(doc["figures"].as_array().cloned().unwrap_or_default());
+            let mut all_calls = old["api_calls"].clone();
+            if let (Some(all), Some(new)) = (all_calls.as_object_mut(), calls.as_object()) {
+                all.extend(new.clone());
+            }
+            doc["figures"] = Value::Array(merged);
+            doc["api_calls"] = all_calls;
+        }
+    }
     if let Some(dir) = o.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
