@@ -784,6 +784,34 @@ impl Snapshot {
         lines
     }
 
+    /// Nothing of ours (the default owner and prefix) anywhere: no
+    /// endpoints, rules, associations, groups, rules tagged with our owner,
+    /// or parameters under the prefix.
+    pub fn assert_clean(&self) {
+        assert!(
+            self.endpoints.is_empty(),
+            "endpoints left: {:#?}",
+            self.endpoints
+        );
+        assert!(self.rules.is_empty(), "rules left: {:#?}", self.rules);
+        assert!(self.associations.is_empty(), "associations left");
+        assert!(
+            self.owned_groups("eks-private-dns").is_empty(),
+            "groups left"
+        );
+        assert!(
+            self.group_rules.iter().all(|r| !r
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(shared::owner::TAG_OWNER))),
+            "security group rules left"
+        );
+        assert!(
+            self.parameters_under("/eks-private-dns/").is_empty(),
+            "parameters left"
+        );
+    }
+
     /// Counts that must not change on a no-op run.
     pub fn shape(&self) -> (usize, usize, usize, usize, usize, usize) {
         (

@@ -22,33 +22,6 @@ fn ok(report: &Report) {
     assert_eq!(report.error, None, "{report:#?}");
 }
 
-/// Nothing of ours anywhere: no endpoints, rules, associations, groups,
-/// rules tagged with our owner, or parameters under the prefix.
-fn assert_clean(snap: &Snapshot) {
-    assert!(
-        snap.endpoints.is_empty(),
-        "endpoints left: {:#?}",
-        snap.endpoints
-    );
-    assert!(snap.rules.is_empty(), "rules left: {:#?}", snap.rules);
-    assert!(snap.associations.is_empty(), "associations left");
-    assert!(
-        snap.owned_groups("eks-private-dns").is_empty(),
-        "groups left"
-    );
-    assert!(
-        snap.group_rules.iter().all(|r| !r
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some(shared::owner::TAG_OWNER))),
-        "security group rules left"
-    );
-    assert!(
-        snap.parameters_under("/eks-private-dns/").is_empty(),
-        "parameters left"
-    );
-}
-
 async fn run_event(rec: &shared::Reconciler, name: &str) -> EventResult {
     let bytes = serde_json::to_vec(&fixture(name).unwrap()).unwrap();
     handle_event(
@@ -131,7 +104,7 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
     // The last one goes: everything goes.
     w.aws.delete_cluster("two").await.unwrap();
     ok(&rec.reconcile("two", None).await);
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 }
 
 #[tokio::test]
@@ -147,7 +120,7 @@ async fn a_public_cluster_gets_nothing() {
     assert_eq!(report.decision, "not-managed");
     assert!(report.actions.is_empty());
     assert_eq!(report.write_calls, 0);
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 
     // With trigger private-access, the same cluster is managed.
     let mut config = w.config();
@@ -172,7 +145,7 @@ async fn public_to_private_through_an_event_then_back_to_public() {
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
     ok(&rec.reconcile("demo", None).await);
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 
     // Someone makes the endpoint private; CloudTrail sends the event while
     // the cluster is UPDATING; the handler waits and then builds.
@@ -202,7 +175,7 @@ async fn public_to_private_through_an_event_then_back_to_public() {
     ok(&report);
     assert_eq!(report.decision, "not-managed");
     let snap = w.aws.snapshot().await.unwrap();
-    assert_clean(&snap);
+    snap.assert_clean();
     let sg = w.cluster_sg("demo").await;
     assert!(snap.ingress(&sg).iter().all(|r| r.3.is_none()));
 }
@@ -220,7 +193,7 @@ async fn delete_event_removes_everything() {
     let report = reconciled(run_event(&rec, "delete-cluster.json").await);
     ok(&report);
     assert_eq!(report.decision, "gone");
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
     // And again: nothing to do, nothing written.
     let report = reconciled(run_event(&rec, "delete-cluster.json").await);
     ok(&report);
@@ -247,7 +220,7 @@ async fn events_that_are_not_for_us_are_ignored_and_change_nothing() {
             other => panic!("{name}: {other:?}"),
         }
     }
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 }
 
 #[tokio::test]
@@ -463,7 +436,7 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
     );
     assert_eq!(report.transient, Some(false));
     assert_eq!(report.write_calls, 0);
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 
     // Subnets in one AZ only.
     let single = w.aws.vpc("10.5.0.0/16", &[], &["a"]).await.unwrap();
@@ -478,7 +451,7 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
         error.contains(&single.id) && error.contains("two"),
         "{error}"
     );
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 
     // A world-open CIDR in a cluster tag is refused unless allowed.
     let open = w.aws.vpc("10.6.0.0/16", &[], &["a", "b"]).await.unwrap();
@@ -495,7 +468,7 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
     let report = rec.reconcile("open", None).await;
     assert_eq!(report.decision, "invalid");
     assert!(report.error.clone().unwrap().contains(ENV_ALLOW_WORLD));
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 }
 
 #[tokio::test]
@@ -515,7 +488,7 @@ async fn a_cluster_still_creating_is_pending_and_gets_nothing_half_made() {
     assert_eq!(report.decision, "pending");
     assert!(report.detail.unwrap().contains("CREATING"));
     assert_eq!(report.write_calls, 0);
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 
     // The CreateCluster event waits for it and then builds.
     let report = reconciled(run_event(&rec, "create-cluster.json").await);
@@ -614,7 +587,7 @@ async fn changed_inputs_are_followed() {
     let report = rec3.reconcile("prod", None).await;
     ok(&report);
     assert_eq!(report.decision, "not-managed");
-    assert_clean(&w.aws.snapshot().await.unwrap());
+    w.aws.snapshot().await.unwrap().assert_clean();
 }
 
 #[tokio::test]
