@@ -366,6 +366,22 @@ impl Aws {
         Ok(())
     }
 
+    pub async fn untag_cluster(&self, name: &str, key: &str) -> Result<()> {
+        let arn = self
+            .describe(name)
+            .await?
+            .arn()
+            .unwrap_or_default()
+            .to_string();
+        self.eks
+            .untag_resource()
+            .resource_arn(arn)
+            .tag_keys(key)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_cluster(&self, name: &str) -> Result<()> {
         self.eks.delete_cluster().name(name).send().await?;
         Ok(())

@@ -195,7 +195,9 @@ fn cli(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
 }
 
 /// The story: a private cluster is created, made public, made private
-/// again, swept, and deleted. The canonical AWS state after each step.
+/// again, swept; a failed call and nodegroup events come; it is opted out
+/// by tag and in again; it is deleted. The canonical AWS state after each
+/// step.
 async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Value)> {
     let w = World::new(EmulatorOptions::default(), &[]).await;
     let mut env = w.emulator.env();
@@ -235,6 +237,25 @@ async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Valu
 
     let result = driver.event(&env, "update-cluster-config-failed.json");
     step("failed call", result, w.aws.snapshot().await.unwrap());
+
+    for fixture in ["create-nodegroup.json", "tag-resource-nodegroup.json"] {
+        let result = driver.event(&env, fixture);
+        step(fixture, result, w.aws.snapshot().await.unwrap());
+    }
+
+    w.aws
+        .tag_cluster("demo", "eks-private-dns/enabled", "false")
+        .await
+        .unwrap();
+    let result = driver.event(&env, "tag-resource.json");
+    step("opted out", result, w.aws.snapshot().await.unwrap());
+
+    w.aws
+        .untag_cluster("demo", "eks-private-dns/enabled")
+        .await
+        .unwrap();
+    let result = driver.event(&env, "untag-resource.json");
+    step("opted in again", result, w.aws.snapshot().await.unwrap());
 
     w.aws.delete_cluster("demo").await.unwrap();
     let result = driver.event(&env, "delete-cluster.json");
@@ -296,6 +317,17 @@ async fn the_sam_artifacts_make_the_same_state_as_the_cli() {
     let (_, failed, result) = state("failed call");
     assert_eq!(result["ignored"], true, "{result}");
     assert_eq!(failed, private);
+    for fixture in ["create-nodegroup.json", "tag-resource-nodegroup.json"] {
+        let (_, after, result) = state(fixture);
+        assert_eq!(result["ignored"], true, "{result}");
+        assert_eq!(after, private, "{fixture} changed nothing");
+    }
+    let (_, opted_out, result) = state("opted out");
+    assert_eq!(result["applied"], true, "{result}");
+    assert_eq!(ours(opted_out), 0, "{opted_out:#?}");
+    let (_, opted_in, result) = state("opted in again");
+    assert_eq!(result["applied"], true, "{result}");
+    assert_eq!(ours(opted_in), ours(created));
     let (_, deleted, _) = state("deleted");
     assert_eq!(ours(deleted), 0, "{deleted:#?}");
 }
