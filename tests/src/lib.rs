@@ -366,6 +366,24 @@ impl Aws {
         Ok(())
     }
 
+    /// An ingress rule of someone else's (no tags): TCP `port` from `cidr`.
+    pub async fn foreign_tcp_ingress(&self, group_id: &str, port: i32, cidr: &str) -> Result<()> {
+        self.ec2
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(port)
+                    .to_port(port)
+                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(cidr).build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     pub async fn untag_cluster(&self, name: &str, key: &str) -> Result<()> {
         let arn = self
             .describe(name)

@@ -268,22 +268,7 @@ async fn foreign_resources_survive_everything() {
     let aws = &w.aws;
 
     // A foreign 443 rule that already admits the on-prem CIDR.
-    aws.ec2
-        .authorize_security_group_ingress()
-        .group_id(&cluster_sg)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(443)
-                .to_port(443)
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip(ONPREM)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    aws.foreign_tcp_ingress(&cluster_sg, 443, ONPREM)
         .await
         .unwrap();
     // A foreign security group, endpoint and rule (someone's own plumbing).

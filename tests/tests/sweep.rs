@@ -273,22 +273,7 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
         .await
         .unwrap();
     // And adds a foreign rule of their own to the cluster security group.
-    aws.ec2
-        .authorize_security_group_ingress()
-        .group_id(&cluster_sg)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip("10.50.0.0/16")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    aws.foreign_tcp_ingress(&cluster_sg, 22, "10.50.0.0/16")
         .await
         .unwrap();
 
