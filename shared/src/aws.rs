@@ -150,7 +150,8 @@ pub struct Clients {
 impl Clients {
     /// Load the standard configuration chain; `region` overrides AWS_REGION.
     pub async fn from_env(region: Option<String>, resolver_rate: f64) -> Result<Clients, AwsError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::limit::default_http_client());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }

@@ -100,13 +100,54 @@ impl HttpClient for RateLimitedClient {
     }
 }
 
-/// The SDK's default HTTPS client, for configurations built without one.
+/// The HTTPS client every AWS client of a process shares: the SDK's default
+/// (rustls with aws-lc, the system's root certificates, HTTP(S)_PROXY and
+/// NO_PROXY from the environment), built once.
+///
+/// Each connector the SDK builds parses every system root certificate (about
+/// 150 on Amazon Linux 2023, 290 on Debian). The SDK's own default builds one
+/// per service client when the client is made, to warm up, and another on
+/// its first request; one client per service and four services made that
+/// eight parses per cold start. Shared, and with the warm-up left to the
+/// first request (which needs the connector anyway), it is one.
 pub fn default_http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .build_https()
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, ConnectorBuilder};
+    let sdk_default = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        |settings, runtime_components| {
+            let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            builder.set_connector_settings(settings.cloned());
+            if let Some(components) = runtime_components {
+                builder.set_sleep_impl(components.sleep_impl());
+            }
+            builder.set_proxy_config(Some(ProxyConfig::from_env()));
+            builder.build()
+        },
+    );
+    SharedHttpClient::new(BuiltOnFirstUse(sdk_default))
+}
+
+/// Leaves out the eager connector of `validate_base_client_config`: the
+/// connector is built, once per distinct timeout setting and cached, by the
+/// first request.
+#[derive(Debug)]
+struct BuiltOnFirstUse(SharedHttpClient);
+
+impl HttpClient for BuiltOnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ struct Options {
     hello: PathBuf,
     python: PathBuf,
     out: PathBuf,
+    /// Other builds of the cluster-event function ("label", folder with
+    /// ClusterEventFunction/bootstrap), measured beside it in the same run.
+    variants: Vec<(String, PathBuf)>,
 }
 
 fn options() -> Result<Options> {
@@ -42,6 +45,7 @@ fn options() -> Result<Options> {
         hello: root.join("target/lambda/hello/bootstrap"),
         python: root.join(".venv-sam/bin/python"),
         out: root.join("bench/results.json"),
+        variants: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -53,9 +57,17 @@ fn options() -> Result<Options> {
             "--hello" => o.hello = value()?.into(),
             "--python" => o.python = value()?.into(),
             "--out" => o.out = value()?.into(),
+            "--variant" => {
+                let v = value()?;
+                let (label, dir) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--variant takes LABEL=DIR, not {v}"))?;
+                o.variants.push((label.to_string(), dir.into()));
+            }
             other => bail!(
                 "unknown argument {other} (--short, --only sizes|api|cold|sweep, \
-                 --artifacts DIR, --hello FILE, --python FILE, --out FILE)"
+                 --artifacts DIR, --hello FILE, --python FILE, --out FILE, \
+                 --variant LABEL=DIR)"
             ),
         }
     }
@@ -125,7 +137,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn artifact(o: &Options, logical_id: &str) -> Result<PathBuf> {
-    let p = o.artifacts.join(logical_id).join("bootstrap");
+    artifact_in(&o.artifacts, logical_id)
+}
+
+fn artifact_in(dir: &Path, logical_id: &str) -> Result<PathBuf> {
+    let p = dir.join(logical_id).join("bootstrap");
     if !p.is_file() {
         bail!("{} is missing: run `make sam-build` first", p.display());
     }
@@ -174,14 +190,24 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
     let create = event("create-cluster.json")?;
     let scheduled = event("scheduled-sweep.json")?;
 
-    let mut inits: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    let mut invokes: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    let mut peaks: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut inits: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    let mut invokes: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
+    let variants: Vec<(String, PathBuf)> = o
+        .variants
+        .iter()
+        .map(|(label, dir)| {
+            Ok((
+                format!("cluster-event [{label}]"),
+                artifact_in(dir, "ClusterEventFunction")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
     let cluster_event = artifact(o, "ClusterEventFunction")?;
     let sweep = artifact(o, "SweepFunction")?;
     for run in 0..runs {
         // Interleaved, so that a noisy moment hits every candidate alike.
-        let candidates: Vec<(&str, Command, Vec<Vec<u8>>)> = vec![
+        let mut candidates: Vec<(&str, Command, Vec<Vec<u8>>)> = vec![
             (
                 "hello (floor)",
                 command(&o.hello, &env, &[]),
@@ -207,6 +233,9 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
                 vec![create.clone()],
             ),
         ];
+        for (name, bin) in &variants {
+            candidates.push((name, command(bin, &env, &cfg), vec![create.clone()]));
+        }
         for (name, cmd, events) in candidates {
             let cs = cold_start(cmd, &events, timeout)
                 .await
@@ -220,9 +249,12 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
                     bail!("the first cluster-event run did not set up the cluster: {body}");
                 }
             }
-            inits.entry(name).or_default().push(cs.init);
-            invokes.entry(name).or_default().extend(cs.invocations);
-            let peak = peaks.entry(name).or_default();
+            inits.entry(name.to_string()).or_default().push(cs.init);
+            invokes
+                .entry(name.to_string())
+                .or_default()
+                .extend(cs.invocations);
+            let peak = peaks.entry(name.to_string()).or_default();
             *peak = (*peak).max(cs.peak_rss_kib);
         }
     }
@@ -250,6 +282,22 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
         } else {
             f.note("cold start", label, ms(init), "ms");
         }
+    }
+    for (name, _) in &variants {
+        let init = median(inits[name].clone());
+        let ratio = init.as_secs_f64() / floor.as_secs_f64();
+        f.note(
+            "variants",
+            format!("{name}: init, median of {runs} ({ratio:.2}x floor)"),
+            ms(init),
+            "ms",
+        );
+        f.note(
+            "variants",
+            format!("{name}: first invocation, median of {runs}"),
+            ms(median(invokes[name].clone())),
+            "ms",
+        );
     }
     for name in ["cluster-event", "sweep"] {
         f.note(
@@ -281,11 +329,7 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
 fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("epd-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    for (name, id) in [
-        ("cluster-event", "ClusterEventFunction"),
-        ("sweep", "SweepFunction"),
-    ] {
-        let bin = artifact(o, id)?;
+    let zip_mib = |name: &str, bin: &Path| -> Result<(f64, f64)> {
         let zip = dir.join(format!("{name}.zip"));
         let status = Command::new("python3")
             .args([
@@ -294,7 +338,7 @@ fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
                  with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n\
                  \tz.write(sys.argv[1], 'bootstrap')",
             ])
-            .arg(&bin)
+            .arg(bin)
             .arg(&zip)
             .status()?;
         if !status.success() {
@@ -303,8 +347,14 @@ fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
         let mib = |p: &Path| -> Result<f64> {
             Ok((std::fs::metadata(p)?.len() as f64 / 1048576.0 * 100.0).round() / 100.0)
         };
-        f.note("size", format!("{name}: bootstrap"), mib(&bin)?, "MiB");
-        let z = mib(&zip)?;
+        Ok((mib(bin)?, mib(&zip)?))
+    };
+    for (name, id) in [
+        ("cluster-event", "ClusterEventFunction"),
+        ("sweep", "SweepFunction"),
+    ] {
+        let (bin, z) = zip_mib(name, &artifact(o, id)?)?;
+        f.note("size", format!("{name}: bootstrap"), bin, "MiB");
         f.budget(
             "size",
             format!("{name}: zip"),
@@ -312,6 +362,22 @@ fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
             "MiB",
             ("<= 10 MiB".into(), z <= 10.0),
             true,
+        );
+    }
+    for (i, (label, variant)) in o.variants.iter().enumerate() {
+        let bin = artifact_in(variant, "ClusterEventFunction")?;
+        let (bin, z) = zip_mib(&format!("variant-{i}"), &bin)?;
+        f.note(
+            "variants",
+            format!("cluster-event [{label}]: bootstrap"),
+            bin,
+            "MiB",
+        );
+        f.note(
+            "variants",
+            format!("cluster-event [{label}]: zip"),
+            z,
+            "MiB",
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
