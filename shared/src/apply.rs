@@ -559,6 +559,7 @@ impl<'a> Applier<'a> {
                 // One of them exists already (not ours, or a twin's): add the
                 // others one by one; an existing one counts as done.
                 let mut ids = Vec::new();
+                let mut existing = Vec::new();
                 for permission in permissions {
                     match send(std::slice::from_ref(permission)).await {
                         Ok(out) => ids.extend(
@@ -571,9 +572,29 @@ impl<'a> Applier<'a> {
                             if !e.is_code("InvalidPermission.Duplicate") {
                                 return Err(e.into());
                             }
-                            tracing::info!(group = group_id, permission = %permission,
-                                "permission already granted by an existing rule; left as it is");
+                            existing.push(permission);
                         }
+                    }
+                }
+                if existing.is_empty() {
+                    return Ok(ids);
+                }
+                // A rule with exactly our tags is ours, made by a concurrent
+                // twin or by an earlier attempt whose answer was lost: it
+                // counts as made (and is recorded). Any other is foreign.
+                let current = observe::security_group_rules(
+                    self.clients,
+                    vec![filter("group-id", [group_id])],
+                )
+                .await?;
+                for permission in existing {
+                    let twin = current.iter().find(|r| {
+                        r.admits(permission) && tags.iter().all(|(k, v)| r.tags.get(k) == Some(v))
+                    });
+                    match twin {
+                        Some(rule) => ids.push(rule.id.clone()),
+                        None => tracing::info!(group = group_id, permission = %permission,
+                            "permission already granted by an existing rule; left as it is"),
                     }
                 }
                 Ok(ids)
@@ -957,19 +978,19 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Delete those of `names` that carry our owner tag. Someone else's
+    /// parameter under the prefix is left as it is: removing what is ours
+    /// is done without it.
     async fn delete_parameters(&self, names: &[String]) -> Result<(), ApplyError> {
         let mut ours = Vec::new();
         for name in names {
             match self.parameter_owned(name).await? {
                 Some(true) => ours.push(name.clone()),
                 None => {}
-                Some(false) => {
-                    return Err(ApplyError::NotOurs {
-                        action: format!("delete parameter {name}"),
-                        resource: name.clone(),
-                        owner: self.owner.id.clone(),
-                    })
-                }
+                Some(false) => tracing::warn!(
+                    parameter = %name,
+                    "leaving a parameter under the prefix that does not carry our owner tag"
+                ),
             }
         }
         for chunk in ours.chunks(10) {

@@ -437,47 +437,13 @@ pub async fn registrations(
     vpc_id: &str,
     except_cluster: &str,
 ) -> Result<Vec<Registration>, AwsError> {
-    let string_filter = |key: &str, option: Option<&str>, values: Vec<String>| {
-        ParameterStringFilter::builder()
-            .key(key)
-            .set_option(option.map(str::to_string))
-            .set_values(Some(values))
-            .build()
-            .expect("key is set")
-    };
-    let mut pages = clients
-        .ssm
-        .describe_parameters()
-        .parameter_filters(string_filter(
-            "Path",
-            Some("Recursive"),
-            vec![config.ssm_prefix.clone()],
-        ))
-        .parameter_filters(string_filter(
-            &format!("tag:{TAG_VPC}"),
-            None,
-            vec![vpc_id.to_string()],
-        ))
-        .parameter_filters(string_filter(
-            &format!("tag:{TAG_OWNER}"),
-            None,
-            vec![owner.id.clone()],
-        ))
-        .max_results(50)
-        .into_paginator()
-        .send();
+    let tagged =
+        owned_parameter_names(clients, &config.ssm_prefix, owner, Some((TAG_VPC, vpc_id))).await?;
     let own_state = plan::parameter_name(&config.ssm_prefix, except_cluster, PARAM_STATE);
-    let mut names = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(aws("SSM.DescribeParameters"))?;
-        for p in page.parameters() {
-            if let Some(name) = p.name() {
-                if name.ends_with(&format!("/{PARAM_STATE}")) && name != own_state {
-                    names.push(name.to_string());
-                }
-            }
-        }
-    }
+    let names: Vec<String> = tagged
+        .into_iter()
+        .filter(|name| name.ends_with(&format!("/{PARAM_STATE}")) && *name != own_state)
+        .collect();
     let mut found = Vec::new();
     for chunk in names.chunks(10) {
         let out = clients
@@ -552,7 +518,7 @@ pub async fn observe_fleet(
     config: &Config,
     owner: &Owner,
 ) -> Result<Fleet, AwsError> {
-    let (resolver, groups, rules, parameters) = tokio::try_join!(
+    let (resolver, groups, rules, mut parameters, owned_parameters) = tokio::try_join!(
         resolver_state(clients),
         our_security_groups(clients, owner),
         security_group_rules(
@@ -560,7 +526,10 @@ pub async fn observe_fleet(
             vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])]
         ),
         parameters_recursive(clients, &config.ssm_prefix),
+        owned_parameter_names(clients, &config.ssm_prefix, owner, None),
     )?;
+    // Someone else's parameters under the prefix name no cluster of ours.
+    parameters.retain(|p| owned_parameters.contains(&p.name));
     let mut resolver = resolver;
     let inbound: Vec<String> = resolver
         .endpoints
@@ -584,6 +553,59 @@ pub async fn observe_fleet(
         owned_rules: rules,
         parameters,
     })
+}
+
+/// A DescribeParameters filter.
+fn ssm_filter(key: &str, option: Option<&str>, values: Vec<String>) -> ParameterStringFilter {
+    ParameterStringFilter::builder()
+        .key(key)
+        .set_option(option.map(str::to_string))
+        .set_values(Some(values))
+        .build()
+        .expect("key is set")
+}
+
+/// The names of the parameters under `prefix` (recursively) that carry our
+/// owner tag, and `also` (a tag key and value) when given: one
+/// DescribeParameters page per 50.
+pub async fn owned_parameter_names(
+    clients: &Clients,
+    prefix: &str,
+    owner: &Owner,
+    also: Option<(&str, &str)>,
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut request = clients
+        .ssm
+        .describe_parameters()
+        .parameter_filters(ssm_filter(
+            "Path",
+            Some("Recursive"),
+            vec![prefix.to_string()],
+        ))
+        .parameter_filters(ssm_filter(
+            &format!("tag:{TAG_OWNER}"),
+            None,
+            vec![owner.id.clone()],
+        ));
+    if let Some((key, value)) = also {
+        request = request.parameter_filters(ssm_filter(
+            &format!("tag:{key}"),
+            None,
+            vec![value.to_string()],
+        ));
+    }
+    let mut pages = request.max_results(50).into_paginator().send();
+    let mut names = BTreeSet::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws("SSM.DescribeParameters"))?;
+        names.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name())
+                .map(str::to_string),
+        );
+    }
+    Ok(names)
 }
 
 /// Every parameter under `prefix`, recursively.
