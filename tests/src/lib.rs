@@ -15,6 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
 
+pub mod arena;
 pub mod dns_stub;
 pub mod proxy;
 pub mod runtime_api;
@@ -132,6 +133,33 @@ impl Emulator {
 
     pub fn sdk_config(&self) -> SdkConfig {
         sdk_config_for(&self.url)
+    }
+
+    /// Forget every resource (the emulator's own reset), for the next run
+    /// of a test that needs a fresh world and not a fresh process.
+    pub async fn reset(&self) -> Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(
+                format!(
+                    "POST /moto-api/reset HTTP/1.1\r\nHost: {address}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        let answer = String::from_utf8_lossy(&answer);
+        if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
+            bail!(
+                "the emulator did not reset: {}",
+                answer.lines().next().unwrap_or("")
+            );
+        }
+        Ok(())
     }
 
     /// A reconciler whose requests go to `url` (a proxy in front of this
@@ -384,6 +412,71 @@ impl Aws {
         Ok(())
     }
 
+    /// Someone's own Resolver plumbing in `vpc`: a security group, an
+    /// outbound endpoint, a forwarding rule for corp.example.com and its
+    /// association with `vpc`. Returns the group, endpoint and rule ids.
+    pub async fn foreign_plumbing(&self, vpc: &Vpc) -> Result<(String, String, String)> {
+        use aws_sdk_route53resolver::types::{
+            IpAddressRequest, ResolverEndpointDirection, RuleTypeOption, TargetAddress,
+        };
+        let corp_sg = self
+            .ec2
+            .create_security_group()
+            .group_name("corp-dns")
+            .description("corp")
+            .vpc_id(&vpc.id)
+            .send()
+            .await?
+            .group_id()
+            .unwrap_or_default()
+            .to_string();
+        let endpoint_id = self
+            .resolver
+            .create_resolver_endpoint()
+            .creator_request_id("corp-outbound-1")
+            .name("corp-outbound")
+            .security_group_ids(&corp_sg)
+            .direction(ResolverEndpointDirection::Outbound)
+            .ip_addresses(
+                IpAddressRequest::builder()
+                    .subnet_id(&vpc.subnets[0])
+                    .build()?,
+            )
+            .ip_addresses(
+                IpAddressRequest::builder()
+                    .subnet_id(&vpc.subnets[1])
+                    .build()?,
+            )
+            .send()
+            .await?
+            .resolver_endpoint()
+            .and_then(|e| e.id())
+            .unwrap_or_default()
+            .to_string();
+        let rule_id = self
+            .resolver
+            .create_resolver_rule()
+            .creator_request_id("corp-rule-1")
+            .name("corp")
+            .rule_type(RuleTypeOption::Forward)
+            .domain_name("corp.example.com")
+            .target_ips(TargetAddress::builder().ip("10.9.0.2").port(53).build())
+            .resolver_endpoint_id(&endpoint_id)
+            .send()
+            .await?
+            .resolver_rule()
+            .and_then(|r| r.id())
+            .unwrap_or_default()
+            .to_string();
+        self.resolver
+            .associate_resolver_rule()
+            .resolver_rule_id(&rule_id)
+            .vpc_id(&vpc.id)
+            .send()
+            .await?;
+        Ok((corp_sg, endpoint_id, rule_id))
+    }
+
     pub async fn untag_cluster(&self, name: &str, key: &str) -> Result<()> {
         let arn = self
             .describe(name)
@@ -548,7 +641,7 @@ impl Aws {
 pub type Ingress = (String, i32, String, Option<String>, Option<String>);
 
 /// Everything observable, read in one go.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub endpoints: Vec<aws_sdk_route53resolver::types::ResolverEndpoint>,
     pub endpoint_ips: BTreeMap<String, Vec<aws_sdk_route53resolver::types::IpAddressResponse>>,
@@ -890,6 +983,16 @@ pub const ONPREM: &str = "192.168.0.0/16";
 impl World {
     pub async fn new(options: EmulatorOptions, client_extra_cidrs: &[&str]) -> World {
         let emulator = Emulator::start_with(options).expect("emulator starts");
+        World::build(emulator, client_extra_cidrs).await
+    }
+
+    /// The same world again, in the same emulator emptied.
+    pub async fn renew(self) -> World {
+        self.emulator.reset().await.expect("emulator resets");
+        World::build(self.emulator, &[]).await
+    }
+
+    async fn build(emulator: Emulator, client_extra_cidrs: &[&str]) -> World {
         let aws = emulator.aws();
         let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
         let client_vpc = aws

@@ -1,8 +1,15 @@
-//! A recording HTTP proxy between the AWS SDK and the emulator, on loopback:
-//! it notes the time and the AWS operation of every request it forwards, so
-//! that tests can count calls per service and per second as AWS would see
-//! them (after any client-side waiting).
+//! A recording, fault-injecting HTTP proxy between the AWS SDK and the
+//! emulator, on loopback. It notes the time and the AWS operation of every
+//! request, so that tests can count calls per service and per second as AWS
+//! would see them (after any client-side waiting), and it can make AWS
+//! misbehave: throttle (400), fail (500 InternalError, 503
+//! ServiceUnavailable), reset the connection, answer late, or forward the
+//! request and drop the answer (the write happened; the client does not know),
+//! chosen per request by rate and operation from a seed, so a run repeats.
+//! It can also hold everything after the k-th write, for a test to kill the
+//! client right after that write.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +25,92 @@ pub struct Seen {
     pub done: Option<Duration>,
     /// "Route53Resolver.ListResolverRules", "EC2.DescribeVpcs", or the path.
     pub operation: String,
+    /// Whether the request changes something (EKS: any method but GET).
+    pub write: bool,
+    /// The SDK's attempt number (1, then 2, 3 for its retries).
+    pub attempt: u32,
+    /// What the proxy did to it instead of forwarding it faithfully.
+    pub fault: Option<Fault>,
+}
+
+/// What the proxy can do to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// 400 (EC2: 503 RequestLimitExceeded; EKS: 429) throttling error.
+    Throttle,
+    /// 500 InternalError.
+    Internal,
+    /// 503 ServiceUnavailable.
+    Unavailable,
+    /// Reset the connection before forwarding.
+    Reset,
+    /// Forward after a delay (FaultPlan::delay).
+    Delay,
+    /// Forward, let AWS do it, and drop the answer: the connection closes.
+    DropResponse,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::Throttle,
+        Fault::Internal,
+        Fault::Unavailable,
+        Fault::Reset,
+        Fault::Delay,
+        Fault::DropResponse,
+    ];
+}
+
+/// Faults chosen per request: each request whose operation starts with
+/// `operations` (empty: all) gets one, with probability `rate`, of one of
+/// `kinds`. The choice is a hash of the seed, the operation and how many
+/// requests of that operation came before, so that a run repeats even when
+/// its requests interleave differently.
+#[derive(Clone, Debug)]
+pub struct FaultPlan {
+    pub seed: u64,
+    pub rate: f64,
+    pub operations: String,
+    pub kinds: Vec<Fault>,
+    pub delay: Duration,
+}
+
+impl FaultPlan {
+    /// Every kind of fault at `rate` over all operations.
+    pub fn all(seed: u64, rate: f64) -> FaultPlan {
+        FaultPlan {
+            seed,
+            rate,
+            operations: String::new(),
+            kinds: Fault::ALL.to_vec(),
+            delay: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Requests per service and operation, and what was done to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub requests: usize,
+    pub writes: usize,
+    /// Requests the SDK sent as a retry (attempt 2 or later).
+    pub retries: usize,
+    pub faults: BTreeMap<Fault, usize>,
+}
+
+impl Tally {
+    pub fn faults_injected(&self) -> usize {
+        self.faults.values().sum()
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.requests += other.requests;
+        self.writes += other.writes;
+        self.retries += other.retries;
+        for (k, v) in &other.faults {
+            *self.faults.entry(*k).or_default() += v;
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -25,6 +118,7 @@ pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     faults: Arc<Mutex<Faults>>,
+    held: Arc<tokio::sync::Notify>,
 }
 
 /// Requests the proxy answers itself with a throttling error instead of
@@ -40,6 +134,39 @@ struct Faults {
     owed: std::collections::HashSet<String>,
     /// Added before every request is forwarded, as a far-away AWS would.
     latency: Duration,
+    plan: Option<FaultPlan>,
+    /// Requests seen per operation (the plan's hash input).
+    per_operation: HashMap<String, u64>,
+    /// Hold after this many writes have been answered by AWS.
+    hold_after: Option<usize>,
+    writes_answered: usize,
+    holding: bool,
+}
+
+/// A 64-bit mix (splitmix64's finaliser).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
+}
+
+impl FaultPlan {
+    fn choose(&self, operation: &str, nth: u64) -> Option<Fault> {
+        if self.kinds.is_empty() || !operation.starts_with(&self.operations) {
+            return None;
+        }
+        let mut h = mix(self.seed ^ 0x9e3779b97f4a7c15);
+        for b in operation.bytes() {
+            h = mix(h ^ u64::from(b));
+        }
+        h = mix(h ^ nth);
+        let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
+        if draw >= self.rate {
+            return None;
+        }
+        let pick = mix(h ^ 0x5851f42d4c957f2d) % self.kinds.len() as u64;
+        Some(self.kinds[pick as usize])
+    }
 }
 
 impl Proxy {
@@ -48,22 +175,89 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let faults: Arc<Mutex<Faults>> = Arc::default();
+        let proxy = Proxy {
+            url,
+            seen: Arc::default(),
+            faults: Arc::default(),
+            held: Arc::default(),
+        };
         let started = Instant::now();
-        let record = seen.clone();
-        let inject = faults.clone();
+        let shared = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
-                let record = record.clone();
-                let inject = inject.clone();
+                let proxy = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, record, inject, started).await;
+                    let _ = serve(client, &upstream, proxy, started).await;
                 });
             }
         });
-        Ok(Proxy { url, seen, faults })
+        Ok(proxy)
+    }
+
+    /// Inject faults by `plan` from now on (None: stop).
+    pub fn inject(&self, plan: Option<FaultPlan>) {
+        self.faults.lock().unwrap().plan = plan;
+    }
+
+    /// After the `k`-th write from now has been done by AWS, answer nothing
+    /// more: that answer and every later request wait until `release`. A
+    /// test kills its client once `wait_held` returns, as a crash right after
+    /// the write would.
+    pub fn hold_after_writes(&self, k: usize) {
+        let mut f = self.faults.lock().unwrap();
+        f.hold_after = Some(k);
+        f.writes_answered = 0;
+        f.holding = false;
+    }
+
+    /// Wait until the proxy holds (see `hold_after_writes`).
+    pub async fn wait_held(&self) {
+        loop {
+            let notified = self.held.notified();
+            if self.faults.lock().unwrap().holding {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the proxy holds.
+    pub fn holding(&self) -> bool {
+        self.faults.lock().unwrap().holding
+    }
+
+    /// Stop holding: held connections are closed unanswered.
+    pub fn release(&self) {
+        let mut f = self.faults.lock().unwrap();
+        f.hold_after = None;
+        f.holding = false;
+        drop(f);
+        self.held.notify_waiters();
+    }
+
+    /// Requests by operation, since the last `reset`.
+    pub fn tally(&self) -> BTreeMap<String, Tally> {
+        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        for s in self.seen() {
+            let t = out.entry(s.operation.clone()).or_default();
+            t.requests += 1;
+            t.writes += usize::from(s.write);
+            t.retries += usize::from(s.attempt > 1);
+            if let Some(f) = s.fault {
+                *t.faults.entry(f).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// All requests since the last `reset`, summed.
+    pub fn total(&self) -> Tally {
+        let mut total = Tally::default();
+        for t in self.tally().values() {
+            total.add(t);
+        }
+        total
     }
 
     /// Answer every `every`-th request of `service` with a 400
@@ -83,7 +277,7 @@ impl Proxy {
         self.seen.lock().unwrap().clear();
     }
 
-    /// How many throttling errors were injected.
+    /// How many throttling errors `throttle_every` injected.
     pub fn injected(&self) -> usize {
         self.faults.lock().unwrap().injected
     }
@@ -156,6 +350,68 @@ fn operation(head: &str, body: &[u8]) -> String {
     format!("EKS.{path}")
 }
 
+fn is_write(head: &str, operation: &str) -> bool {
+    if operation.starts_with("EKS.") {
+        return !head.starts_with("GET ");
+    }
+    shared::aws::is_write_operation(operation)
+}
+
+/// "amz-sdk-request: attempt=2; max=3" -> 2.
+fn attempt(head: &str) -> u32 {
+    header(head, "amz-sdk-request")
+        .and_then(|v| {
+            v.split(';')
+                .find_map(|kv| kv.trim().strip_prefix("attempt="))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+/// An AWS error answer in the protocol of `operation`'s service.
+fn error_answer(operation: &str, fault: Fault) -> Vec<u8> {
+    let (status, code, message) = match fault {
+        Fault::Throttle if operation.starts_with("EC2.") => {
+            (503, "RequestLimitExceeded", "Request limit exceeded.")
+        }
+        Fault::Throttle if operation.starts_with("EKS.") => {
+            (429, "ThrottlingException", "Rate exceeded")
+        }
+        Fault::Throttle => (400, "ThrottlingException", "Rate exceeded"),
+        Fault::Unavailable => (503, "ServiceUnavailable", "Service unavailable"),
+        _ => (500, "InternalError", "An internal error has occurred"),
+    };
+    let reason = match status {
+        400 => "Bad Request",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    };
+    let (content_type, body) = if operation.starts_with("EC2.") {
+        (
+            "text/xml;charset=UTF-8",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+                 <Code>{code}</Code><Message>{message}</Message></Error></Errors>\
+                 <RequestID>injected</RequestID></Response>"
+            ),
+        )
+    } else if operation.starts_with("EKS.") {
+        ("application/json", format!(r#"{{"message":"{message}"}}"#))
+    } else {
+        (
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nx-amzn-ErrorType: {code}\r\n\
+         x-amzn-RequestId: injected\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Read one HTTP message (head and Content-Length body) from `stream`.
 async fn read_message(
     stream: &mut TcpStream,
@@ -188,34 +444,64 @@ async fn read_message(
     }
 }
 
+/// Forward one request upstream and return the answer, re-framed for a
+/// kept-alive client connection.
+async fn forward(upstream: &str, head: &str, body: &[u8]) -> Result<Vec<u8>> {
+    // One upstream connection per request keeps framing simple.
+    let mut server = TcpStream::connect(upstream).await?;
+    let head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    server
+        .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    server.write_all(body).await?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await?;
+    // Keep the client connection open: drop the upstream's close.
+    let text_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&response[..text_end]).to_string();
+    let body = &response[(text_end + 4).min(response.len())..];
+    let mut head: Vec<String> = head
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("connection:") && !l.starts_with("content-length:")
+        })
+        .map(str::to_string)
+        .collect();
+    head.push(format!("Content-Length: {}", body.len()));
+    let mut out = format!("{}\r\n\r\n", head.join("\r\n")).into_bytes();
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// What to do with one request, decided under the lock.
+struct Decision {
+    fault: Option<Fault>,
+    latency: Duration,
+    delay: Duration,
+    hold: bool,
+}
+
 async fn serve(
     mut client: TcpStream,
     upstream: &str,
-    record: Arc<Mutex<Vec<Seen>>>,
-    faults: Arc<Mutex<Faults>>,
+    proxy: Proxy,
     started: Instant,
 ) -> Result<()> {
     let mut from_client = Vec::new();
     while let Some((head, body)) = read_message(&mut client, &mut from_client).await? {
         let op = operation(&head, &body);
-        let index = {
-            let mut r = record.lock().unwrap();
-            r.push(Seen {
-                at: started.elapsed(),
-                done: None,
-                operation: op.clone(),
-            });
-            r.len() - 1
-        };
-        let finish = |record: &Arc<Mutex<Vec<Seen>>>| {
-            if let Some(s) = record.lock().unwrap().get_mut(index) {
-                s.done = Some(started.elapsed());
-            }
-        };
-        let (throttle, latency) = {
-            let mut f = faults.lock().unwrap();
-            let latency = f.latency;
-            let throttle = match f.throttle.clone() {
+        let write = is_write(&head, &op);
+        let decision = {
+            let mut f = proxy.faults.lock().unwrap();
+            let throttle_every = match f.throttle.clone() {
                 Some((service, every)) if op.starts_with(&service) => {
                     if f.owed.remove(&op) {
                         false
@@ -231,60 +517,104 @@ async fn serve(
                 }
                 _ => false,
             };
-            (throttle, latency)
+            let nth = {
+                let n = f.per_operation.entry(op.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let fault = if throttle_every {
+                Some(Fault::Throttle)
+            } else {
+                f.plan.as_ref().and_then(|p| p.choose(&op, nth))
+            };
+            Decision {
+                fault,
+                latency: f.latency,
+                delay: f.plan.as_ref().map(|p| p.delay).unwrap_or_default(),
+                hold: f.holding,
+            }
         };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+        let index = {
+            let mut r = proxy.seen.lock().unwrap();
+            r.push(Seen {
+                at: started.elapsed(),
+                done: None,
+                operation: op.clone(),
+                write,
+                attempt: attempt(&head),
+                fault: decision.fault,
+            });
+            r.len() - 1
+        };
+        let finish = || {
+            if let Some(s) = proxy.seen.lock().unwrap().get_mut(index) {
+                s.done = Some(started.elapsed());
+            }
+        };
+        if decision.hold {
+            // A crashed client's requests: never forwarded, never answered.
+            proxy.wait_released().await;
+            return Ok(());
         }
-        if throttle {
-            let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
-            client
-                .write_all(
-                    format!(
-                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
-                         x-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await?;
-            finish(&record);
-            continue;
+        if !decision.latency.is_zero() {
+            tokio::time::sleep(decision.latency).await;
         }
-        // One upstream connection per request keeps framing simple.
-        let mut server = TcpStream::connect(upstream).await?;
-        let head = head
-            .lines()
-            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-            .collect::<Vec<_>>()
-            .join("\r\n");
-        server
-            .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await?;
-        server.write_all(&body).await?;
-        let mut response = Vec::new();
-        server.read_to_end(&mut response).await?;
-        // Keep the client connection open: drop the upstream's close.
-        let text_end = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(0);
-        let head = String::from_utf8_lossy(&response[..text_end]).to_string();
-        let body = &response[(text_end + 4).min(response.len())..];
-        let mut head: Vec<String> = head
-            .lines()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                !l.starts_with("connection:") && !l.starts_with("content-length:")
-            })
-            .map(str::to_string)
-            .collect();
-        head.push(format!("Content-Length: {}", body.len()));
-        client
-            .write_all(format!("{}\r\n\r\n", head.join("\r\n")).as_bytes())
-            .await?;
-        client.write_all(body).await?;
-        finish(&record);
+        match decision.fault {
+            Some(fault @ (Fault::Throttle | Fault::Internal | Fault::Unavailable)) => {
+                client.write_all(&error_answer(&op, fault)).await?;
+                finish();
+                continue;
+            }
+            Some(Fault::Reset) => {
+                client.set_zero_linger()?;
+                finish();
+                return Ok(());
+            }
+            Some(Fault::Delay) => tokio::time::sleep(decision.delay).await,
+            _ => {}
+        }
+        let answer = forward(upstream, &head, &body).await?;
+        if write && proxy.count_write_and_maybe_hold() {
+            proxy.wait_released().await;
+            return Ok(());
+        }
+        if decision.fault == Some(Fault::DropResponse) {
+            finish();
+            return Ok(());
+        }
+        client.write_all(&answer).await?;
+        finish();
     }
     Ok(())
+}
+
+impl Proxy {
+    /// Count a write AWS has done; true when that write starts the hold.
+    fn count_write_and_maybe_hold(&self) -> bool {
+        let mut f = self.faults.lock().unwrap();
+        if f.holding {
+            return true;
+        }
+        let Some(k) = f.hold_after else {
+            return false;
+        };
+        f.writes_answered += 1;
+        if f.writes_answered >= k {
+            f.holding = true;
+            drop(f);
+            self.held.notify_waiters();
+            return true;
+        }
+        false
+    }
+
+    async fn wait_released(&self) {
+        loop {
+            let notified = self.held.notified();
+            if !self.faults.lock().unwrap().holding {
+                return;
+            }
+            notified.await;
+        }
+    }
 }

@@ -272,75 +272,8 @@ async fn foreign_resources_survive_everything() {
         .await
         .unwrap();
     // A foreign security group, endpoint and rule (someone's own plumbing).
-    let foreign_sg = aws
-        .ec2
-        .create_security_group()
-        .group_name("corp-dns")
-        .description("corp")
-        .vpc_id(&w.client_vpc.id)
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_string();
-    let foreign_endpoint = aws
-        .resolver
-        .create_resolver_endpoint()
-        .creator_request_id("corp-outbound-1")
-        .name("corp-outbound")
-        .security_group_ids(&foreign_sg)
-        .direction(aws_sdk_route53resolver::types::ResolverEndpointDirection::Outbound)
-        .ip_addresses(
-            aws_sdk_route53resolver::types::IpAddressRequest::builder()
-                .subnet_id(&w.client_vpc.subnets[0])
-                .build()
-                .unwrap(),
-        )
-        .ip_addresses(
-            aws_sdk_route53resolver::types::IpAddressRequest::builder()
-                .subnet_id(&w.client_vpc.subnets[1])
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .resolver_endpoint()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    let foreign_rule = aws
-        .resolver
-        .create_resolver_rule()
-        .creator_request_id("corp-rule-1")
-        .name("corp")
-        .rule_type(aws_sdk_route53resolver::types::RuleTypeOption::Forward)
-        .domain_name("corp.example.com")
-        .target_ips(
-            aws_sdk_route53resolver::types::TargetAddress::builder()
-                .ip("10.9.0.2")
-                .port(53)
-                .build(),
-        )
-        .resolver_endpoint_id(&foreign_endpoint)
-        .send()
-        .await
-        .unwrap()
-        .resolver_rule()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    aws.resolver
-        .associate_resolver_rule()
-        .resolver_rule_id(&foreign_rule)
-        .vpc_id(&w.client_vpc.id)
-        .send()
-        .await
-        .unwrap();
-
+    let (foreign_sg, foreign_endpoint, foreign_rule) =
+        aws.foreign_plumbing(&w.client_vpc).await.unwrap();
     let rec = w.emulator.reconciler(w.config());
     ok(&rec.reconcile("prod", None).await);
     let snap = aws.snapshot().await.unwrap();
