@@ -36,6 +36,8 @@ pub struct EventTarget {
     /// The cluster ARN when the event carries it (responseElements or tag calls).
     pub cluster_arn: Option<String>,
     pub region: Option<String>,
+    /// The account the event comes from (or, without one, its ARN's).
+    pub account: Option<String>,
     /// Whether the call starts work that EKS finishes later (CREATING,
     /// UPDATING): the caller may wait for it within its time budget.
     pub starts_long_change: bool,
@@ -53,6 +55,8 @@ struct Envelope {
     detail_type: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    account: Option<String>,
     detail: Value,
 }
 
@@ -180,12 +184,43 @@ pub fn interpret(value: &Value) -> Result<EventOutcome, EventError> {
             clip(&cluster_name)
         )));
     }
+    // An ARN of another account or region names another cluster, whatever
+    // its name: acting on ours of that name would be wrong.
+    let mut account = envelope.account.filter(|a| !a.is_empty());
+    if let Some(arn) = &cluster_arn {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let (arn_region, arn_account) = (parts.get(3), parts.get(4));
+        if let (Some(a), Some(b)) = (&account, arn_account) {
+            if a != b {
+                return Err(EventError(format!(
+                    "the event comes from account {} but names {}, a cluster of account {}",
+                    clip(a),
+                    clip(arn),
+                    clip(b)
+                )));
+            }
+        }
+        if let (Some(r), Some(b)) = (&region, arn_region) {
+            if r != b {
+                return Err(EventError(format!(
+                    "the event is for region {} but names {}, a cluster in region {}",
+                    clip(r),
+                    clip(arn),
+                    clip(b)
+                )));
+            }
+        }
+        if account.is_none() {
+            account = arn_account.map(|a| a.to_string());
+        }
+    }
     let starts_long_change = matches!(event_name.as_str(), "CreateCluster" | "UpdateClusterConfig");
     Ok(EventOutcome::Reconcile(EventTarget {
         cluster_name,
         event_name,
         cluster_arn,
         region,
+        account,
         starts_long_change,
     }))
 }
@@ -267,6 +302,42 @@ mod tests {
                         t.cluster_arn.as_deref(),
                         Some("arn:aws:eks:eu-west-1:1:cluster/prod")
                     );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_arn_of_another_account_or_region_is_rejected() {
+        let tag = |account: Option<&str>, arn: &str| {
+            let mut e = event(
+                "TagResource",
+                json!({"requestParameters":{"resourceArn":arn}}),
+            );
+            if let Some(a) = account {
+                e["account"] = json!(a);
+            }
+            interpret(&e)
+        };
+        let ours = "arn:aws:eks:eu-west-1:111111111111:cluster/prod";
+        let err = tag(Some("999999999999"), ours).unwrap_err().to_string();
+        assert!(
+            err.contains("account 999999999999") && err.contains("111111111111"),
+            "{err}"
+        );
+        let err = tag(None, "arn:aws:eks:us-east-1:111111111111:cluster/prod")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("region eu-west-1") && err.contains("us-east-1"),
+            "{err}"
+        );
+        // The account comes from the envelope, else from the ARN.
+        for account in [Some("111111111111"), None] {
+            match tag(account, ours).unwrap() {
+                EventOutcome::Reconcile(t) => {
+                    assert_eq!(t.account.as_deref(), Some("111111111111"))
                 }
                 other => panic!("{other:?}"),
             }

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use crate::event::{self, EventError, EventOutcome};
 use crate::reconcile::{Reconciler, Report};
 
+/// The account of an ARN ("arn:aws:lambda:eu-west-1:123456789012:function:f").
+pub fn account_of_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
 /// What became of one event.
 #[derive(Debug)]
 pub enum EventResult {
@@ -32,6 +37,15 @@ pub async fn handle_event(
     match event::interpret_bytes(bytes)? {
         EventOutcome::Ignore { reason } => Ok(EventResult::Ignored { reason }),
         EventOutcome::Reconcile(target) => {
+            if let (Some(theirs), Some(ours)) = (&target.account, reconciler.account.get()) {
+                if theirs != ours {
+                    return Ok(EventResult::Ignored {
+                        reason: format!(
+                            "the event is for account {theirs}, and this runs in {ours}"
+                        ),
+                    });
+                }
+            }
             if let Some(region) = &target.region {
                 if region != &reconciler.clients.region {
                     return Ok(EventResult::Ignored {

@@ -18,6 +18,9 @@ pub struct Reconciler {
     pub clients: Clients,
     pub config: Config,
     pub owner: Owner,
+    /// The account this runs in, when known (the Lambda learns it from its
+    /// own ARN): events from any other account are ignored.
+    pub account: std::sync::OnceLock<String>,
 }
 
 /// Why a reconcile failed.
@@ -99,6 +102,7 @@ impl Reconciler {
             clients,
             config,
             owner,
+            account: std::sync::OnceLock::new(),
         }
     }
 

@@ -53,6 +53,9 @@ fn deadline_of(deadline_ms: u64) -> Instant {
 }
 
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, Transient> {
+    if let Some(account) = shared::handler::account_of_arn(&event.context.invoked_function_arn) {
+        let _ = reconciler.account.set(account.to_string());
+    }
     let deadline = deadline_of(event.context.deadline);
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
     match handle_event(reconciler, &bytes, deadline, FIRST_POLL).await {
