@@ -1421,6 +1421,42 @@ fn collect_unused_outbound(
     }
 }
 
+/// In a teardown that leaves no rule of ours: an outbound group that no
+/// endpoint uses is left over (a run stopped between deleting the endpoint
+/// and its group), and goes too.
+fn collect_orphan_outbound_groups(
+    owner: &Owner,
+    obs: &Observation,
+    removed_rules: &BTreeSet<String>,
+    actions: &mut Vec<Action>,
+) {
+    let rules_left = obs
+        .rules
+        .iter()
+        .any(|r| !removed_rules.contains(&r.id) && r.status != "DELETING");
+    if rules_left {
+        return;
+    }
+    for group in obs.security_groups.iter().filter(|g| {
+        owner.is_ours(&g.tags) && g.tags.get(TAG_ROLE).map(String::as_str) == Some(ROLE_OUTBOUND)
+    }) {
+        let used = obs
+            .endpoints
+            .iter()
+            .any(|e| e.security_group_ids.contains(&group.id) && !e.is_going_away());
+        let planned = actions.iter().any(
+            |a| matches!(a, Action::DeleteSecurityGroup { group_id, .. } if *group_id == group.id),
+        );
+        if !used && !planned {
+            actions.push(Action::DeleteSecurityGroup {
+                group_id: group.id.clone(),
+                role: ROLE_OUTBOUND.into(),
+                vpc_id: group.vpc_id.clone(),
+            });
+        }
+    }
+}
+
 /// Remove everything we made for this cluster, and the shared pieces that
 /// nothing else uses any more.
 fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec<Action> {
@@ -1481,6 +1517,7 @@ fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec<Action> {
     }
 
     collect_unused_outbound(config, owner, obs, None, &removed_rules, &mut actions);
+    collect_orphan_outbound_groups(owner, obs, &removed_rules, &mut actions);
 
     // The record goes last: until then, a crash leaves it to find the rest.
     let names: Vec<String> = obs.parameters.iter().map(|p| p.name.clone()).collect();

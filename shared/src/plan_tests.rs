@@ -508,6 +508,30 @@ fn assert_full_teardown(p: &Plan) {
 }
 
 #[test]
+fn a_teardown_stopped_after_the_outbound_endpoint_went_finishes_with_its_group() {
+    // What a run killed right after DeleteResolverEndpoint (outbound)
+    // leaves: no rule, no outbound endpoint, the outbound group.
+    let mut obs = complete();
+    obs.cluster.as_mut().unwrap().public_access = true;
+    obs.rules.clear();
+    obs.associations.clear();
+    obs.endpoints.retain(|e| e.direction == Direction::Inbound);
+    let p = plan_of(&obs);
+    assert_phase_order(&p);
+    assert_eq!(count(&p, "delete-sg"), 2, "{:#?}", p.actions);
+    // While another cluster's rule still needs an outbound endpoint, the
+    // group stays (that cluster's run will use it).
+    let mut other = complete();
+    other.cluster.as_mut().unwrap().public_access = true;
+    other
+        .endpoints
+        .retain(|e| e.direction == Direction::Inbound);
+    other.rules[0].creator_request_id = owner().rule_creator_id("other", "other.example.com", 1);
+    let p = plan_of(&other);
+    assert_eq!(count(&p, "delete-sg"), 1, "{:#?}", p.actions);
+}
+
+#[test]
 fn opted_out_cluster_loses_everything() {
     let mut obs = complete();
     obs.cluster
