@@ -64,8 +64,12 @@ sam-build: sam-venv
 	test -x .aws-sam/build/ClusterEventFunction/bootstrap
 	test -x .aws-sam/build/SweepFunction/bootstrap
 
+# The reliability report (figures of tests/tests/faults.rs) closes the run;
+# it fails when any family leaked, doubled, missed or touched anything.
 test: venv check-template sam-build
+	rm -rf $(TARGET_DIR)/tmp/reliability
 	$(CARGO) test --workspace
+	$(TARGET_DIR)/debug/reliability $(TARGET_DIR)/tmp
 
 # The floor of the cold-start benchmark, built like the functions.
 bench-hello: sam-venv

@@ -103,6 +103,22 @@ impl Tally {
         self.faults.values().sum()
     }
 
+    /// What happened after `earlier` (a total taken before).
+    pub fn since(&self, earlier: &Tally) -> Tally {
+        let mut faults = self.faults.clone();
+        for (k, v) in &earlier.faults {
+            if let Some(n) = faults.get_mut(k) {
+                *n -= v;
+            }
+        }
+        Tally {
+            requests: self.requests - earlier.requests,
+            writes: self.writes - earlier.writes,
+            retries: self.retries - earlier.retries,
+            faults,
+        }
+    }
+
     pub fn add(&mut self, other: &Tally) {
         self.requests += other.requests;
         self.writes += other.writes;

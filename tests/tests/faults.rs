@@ -237,3 +237,316 @@ async fn twenty_seeded_runs_at_twenty_percent_faults_converge() {
     sweep_and_judge(&arena, &[], &mut figures).await;
     figures.record_and_check(REPORT_DIR);
 }
+
+/// The CLI, through the proxy, with our configuration (and `extra`).
+fn cli(arena: &Arena, args: &[&str], extra: &[(&str, &str)]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(workspace_bin("eks-private-dns").unwrap());
+    c.args(args)
+        .env_clear()
+        .envs(arena.cli_env())
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+async fn cli_output(arena: &Arena, args: &[&str]) -> std::process::Output {
+    cli(arena, args, &[]).output().await.unwrap()
+}
+
+/// Run `apply` and kill it (SIGKILL) right after AWS has done its k-th
+/// write, before it hears the answer. False: it finished with fewer writes.
+async fn crash_after_write(arena: &Arena, k: usize) -> bool {
+    arena.proxy.hold_after_writes(k);
+    let mut child = cli(arena, &["apply", "--cluster", CLUSTER], &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = tokio::select! {
+        _ = arena.proxy.wait_held() => {
+            child.kill().await.unwrap();
+            true
+        }
+        _ = child.wait() => false,
+    };
+    arena.proxy.release();
+    held
+}
+
+/// Writes of one clean `apply` (after `prepare`), in a fresh arena.
+async fn writes_of_apply(arena: &Arena) -> usize {
+    let before = arena.proxy.total().writes;
+    let out = cli_output(arena, &["apply", "--cluster", CLUSTER]).await;
+    assert!(out.status.success(), "{out:?}");
+    arena.proxy.total().writes - before
+}
+
+/// After the crash, the next `apply` finishes the work and `plan` then
+/// finds nothing to do.
+async fn rerun_and_judge(arena: &Arena, expected: &[String], figures: &mut Figures, what: &str) {
+    figures.further_reconciles += 1;
+    let out = cli_output(arena, &["apply", "--cluster", CLUSTER]).await;
+    if !out.status.success() {
+        figures.failures.push(format!(
+            "{what}: the run after the crash failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    arena.judge(expected, figures, what).await;
+    let plan = cli_output(arena, &["plan", "--cluster", CLUSTER]).await;
+    if plan.status.code() != Some(0) {
+        figures.failures.push(format!(
+            "{what}: plan still finds work: {}",
+            String::from_utf8_lossy(&plan.stdout)
+        ));
+    }
+}
+
+/// Crash `apply` after its k-th write, run it again, and judge.
+async fn crash_and_rerun(
+    arena: &Arena,
+    k: usize,
+    expected: &[String],
+    figures: &mut Figures,
+    phase: &str,
+) {
+    if !crash_after_write(arena, k).await {
+        figures
+            .failures
+            .push(format!("{phase}: no crash after write {k}"));
+    }
+    figures.runs += 1;
+    let what = format!("{phase}, crash after write {k}");
+    rerun_and_judge(arena, expected, figures, &what).await;
+}
+
+/// For every write step k of a fresh setup and of a teardown: kill the
+/// process right after the k-th write, run again, converge.
+#[tokio::test]
+async fn a_crash_after_any_write_of_setup_or_teardown_is_finished_by_the_next_run() {
+    let mut figures = Figures::new("crash");
+    let (mut arena, expected) = expected_setup().await;
+    let setup_writes = writes_of_apply(&arena).await;
+    arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+    let teardown_writes = writes_of_apply(&arena).await;
+    assert!(setup_writes >= 8 && teardown_writes >= 6);
+
+    for k in 1..=setup_writes {
+        arena = arena.renew().await;
+        crash_and_rerun(&arena, k, &expected, &mut figures, "setup").await;
+        figures.requests.add(&arena.proxy.total());
+    }
+    for k in 1..=teardown_writes {
+        arena = arena.renew().await;
+        writes_of_apply(&arena).await;
+        arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+        let before = arena.proxy.total();
+        crash_and_rerun(&arena, k, &[], &mut figures, "teardown").await;
+        figures.requests.add(&arena.proxy.total().since(&before));
+    }
+    sweep_and_judge(&arena, &[], &mut figures).await;
+    figures.record_and_check(REPORT_DIR);
+}
+
+/// Hostile or broken events: each is rejected with a reason or skipped
+/// with one, and nothing is written (the cluster is private and has no
+/// plumbing yet, so any reconcile would write).
+fn hostile_events() -> Vec<(&'static str, Vec<u8>)> {
+    let good = fixture(PRIVATE_EVENT).unwrap();
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let bytes = serde_json::to_vec(&good).unwrap();
+    let mut corpus: Vec<(&'static str, Vec<u8>)> = vec![
+        ("truncated JSON", bytes[..bytes.len() / 2].to_vec()),
+        ("empty body", Vec::new()),
+        ("not an object", b"[1,2,3]".to_vec()),
+        ("null", b"null".to_vec()),
+        ("binary", vec![0xff, 0xfe, 0x00, 0x01]),
+        ("detail is a string", with(&|v| v["detail"] = "oops".into())),
+        (
+            "name is a number",
+            with(&|v| v["detail"]["requestParameters"]["name"] = 42.into()),
+        ),
+        (
+            "no name",
+            with(&|v| v["detail"]["requestParameters"] = serde_json::json!({})),
+        ),
+        (
+            "source is a list",
+            with(&|v| v["source"] = serde_json::json!(["aws.eks"])),
+        ),
+        (
+            "huge name (300 KiB)",
+            with(&|v| v["detail"]["requestParameters"]["name"] = "a".repeat(300 * 1024).into()),
+        ),
+        (
+            "101-character name",
+            with(&|v| v["detail"]["requestParameters"]["name"] = "a".repeat(101).into()),
+        ),
+        (
+            "unknown event name",
+            with(&|v| v["detail"]["eventName"] = "DescribeCluster".into()),
+        ),
+        (
+            "event name with odd characters",
+            with(&|v| v["detail"]["eventName"] = "Update\u{0}Cluster\nConfig".into()),
+        ),
+        ("another source", with(&|v| v["source"] = "aws.ec2".into())),
+        (
+            "another event source",
+            with(&|v| v["detail"]["eventSource"] = "ec2.amazonaws.com".into()),
+        ),
+        (
+            "another region",
+            with(&|v| v["detail"]["awsRegion"] = "us-east-1".into()),
+        ),
+        (
+            "another account's ARN",
+            with(&|v| {
+                v["detail"]["eventName"] = "TagResource".into();
+                v["detail"]["requestParameters"] = serde_json::json!({
+                    "resourceArn": format!("arn:aws:eks:{REGION}:999999999999:cluster/{CLUSTER}"),
+                    "tags": {"team": "x"}
+                });
+            }),
+        ),
+        (
+            "an ARN of another region",
+            with(&|v| {
+                v["detail"]["eventName"] = "TagResource".into();
+                v["detail"]["requestParameters"] = serde_json::json!({
+                    "resourceArn": format!("arn:aws:eks:us-east-1:{ACCOUNT}:cluster/{CLUSTER}"),
+                });
+            }),
+        ),
+        (
+            "failed call",
+            fixture_bytes("update-cluster-config-failed.json"),
+        ),
+    ];
+    for name in [
+        "demo; rm -rf /",
+        "../demo",
+        "démo",
+        "demo\n",
+        "",
+        "-demo",
+        "demo/../../x",
+        "${jndi:ldap://x}",
+    ] {
+        corpus.push((
+            "a cluster name with odd characters",
+            with(&|v| v["detail"]["requestParameters"]["name"] = name.into()),
+        ));
+    }
+    corpus
+}
+
+/// Broken configuration for the CLI: (variable, value).
+const BAD_CONFIG: &[(&str, &str)] = &[
+    ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", "vpc-zz!"),
+    ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", "subnet-0123456789abcdef0"),
+    ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "10.0.0.0/33"),
+    ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16,banana"),
+    ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "0.0.0.0/0"),
+    ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "::/0"),
+    ("EKS_PRIVATE_DNS_INBOUND_IPS", "1"),
+    ("EKS_PRIVATE_DNS_INBOUND_IPS", "7"),
+    ("EKS_PRIVATE_DNS_INBOUND_IPS", "two"),
+    ("EKS_PRIVATE_DNS_OWNER", "team b; drop"),
+    ("EKS_PRIVATE_DNS_OWNER", "équipe"),
+    ("EKS_PRIVATE_DNS_TRIGGER", "sometimes"),
+    ("EKS_PRIVATE_DNS_MODE", "yolo"),
+    ("EKS_PRIVATE_DNS_SSM_PREFIX", "no-leading-slash"),
+    ("EKS_PRIVATE_DNS_OUTBOUND_ENDPOINT_ID", "rslvr-out-!"),
+    ("EKS_PRIVATE_DNS_ALLOW_WORLD", "perhaps"),
+];
+
+/// Broken cluster tags: (tag, value).
+const BAD_TAGS: &[(&str, &str)] = &[
+    ("eks-private-dns/onprem-cidrs", "10.0.0.0/33"),
+    ("eks-private-dns/onprem-cidrs", "0.0.0.0/0"),
+    ("eks-private-dns/client-vpc-ids", "vpc-zzz"),
+    ("eks-private-dns/enabled", "maybe"),
+];
+
+#[tokio::test]
+async fn hostile_events_and_bad_configuration_are_refused_and_write_nothing() {
+    let mut figures = Figures::new("bad input");
+    let arena = Arena::new().await;
+    let rec = arena.reconciler();
+    for (what, bytes) in hostile_events() {
+        let before = arena.proxy.total();
+        let outcome = event(&rec, &bytes).await;
+        figures.runs += 1;
+        let reason = match &outcome {
+            Err(e) => e.clone(),
+            Ok(EventResult::Ignored { reason }) => reason.clone(),
+            Ok(EventResult::Reconciled { report, .. }) => {
+                figures
+                    .failures
+                    .push(format!("{what}: reconciled: {:?}", report.actions));
+                continue;
+            }
+        };
+        if reason.trim().is_empty() || reason.len() > 600 {
+            figures
+                .failures
+                .push(format!("{what}: no clear reason: {reason:?}"));
+        }
+        let writes = arena.proxy.total().writes - before.writes;
+        if writes != 0 {
+            figures.failures.push(format!("{what}: {writes} writes"));
+        }
+    }
+    for (variable, value) in BAD_CONFIG {
+        let before = arena.proxy.total();
+        let out = cli(
+            &arena,
+            &["apply", "--cluster", CLUSTER],
+            &[(variable, value)],
+        )
+        .output()
+        .await
+        .unwrap();
+        figures.runs += 1;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(1) || !stderr.contains(variable) {
+            figures.failures.push(format!(
+                "{variable}={value}: exit {:?}, stderr {stderr:?}",
+                out.status.code()
+            ));
+        }
+        let seen = arena.proxy.total().requests - before.requests;
+        if seen != 0 {
+            figures
+                .failures
+                .push(format!("{variable}={value}: {seen} AWS requests"));
+        }
+    }
+    for (tag, value) in BAD_TAGS {
+        arena.w.aws.tag_cluster(CLUSTER, tag, value).await.unwrap();
+        let before = arena.proxy.total();
+        let report = rec.reconcile(CLUSTER, None).await;
+        figures.runs += 1;
+        let error = report.error.clone().unwrap_or_default();
+        if report.decision != "invalid" || !error.contains(tag) {
+            figures
+                .failures
+                .push(format!("tag {tag}={value}: {report:#?}"));
+        }
+        if arena.proxy.total().writes != before.writes {
+            figures
+                .failures
+                .push(format!("tag {tag}={value}: it wrote"));
+        }
+        arena.w.aws.untag_cluster(CLUSTER, tag).await.unwrap();
+    }
+    figures.requests.add(&arena.proxy.total());
+    arena.judge(&[], &mut figures, "after the bad input").await;
+    figures.record_and_check(REPORT_DIR);
+}
