@@ -148,15 +148,12 @@ async fn eight_applies_and_eight_events_at_once_make_one_set() {
             }
         }
         figures.runs += 16;
-        // A run that lost a race may report it; the next one must converge.
+        // Every race is settled by adoption (a twin's group, rule or
+        // association is taken as made), so no run fails.
         if !failed.is_empty() {
-            figures.further_reconciles += 1;
-            let r = arena.reconciler().reconcile(CLUSTER, None).await;
-            if let Some(e) = r.error {
-                figures.failures.push(format!(
-                    "{phase}: after {failed:?}, a further reconcile: {e}"
-                ));
-            }
+            figures
+                .failures
+                .push(format!("{phase}: runs failed: {failed:#?}"));
         }
         arena
             .judge(
@@ -233,6 +230,16 @@ async fn twenty_seeded_runs_at_twenty_percent_faults_converge() {
         .await;
         figures.runs += 1;
         figures.requests.add(&arena.proxy.total());
+    }
+    // Retries absorb most faults: a run that needs the further reconcile
+    // is the exception (3 of the 40 reconciles when this was written). A
+    // create retried after a lost answer that failed instead of adopting
+    // what it made would need one every time.
+    if figures.further_reconciles > 8 {
+        figures.failures.push(format!(
+            "{} of 40 reconciles needed a further one (at most 8)",
+            figures.further_reconciles
+        ));
     }
     sweep_and_judge(&arena, &[], &mut figures).await;
     figures.record_and_check(REPORT_DIR);
