@@ -188,30 +188,24 @@ pub fn interpret(value: &Value) -> Result<EventOutcome, EventError> {
     // its name: acting on ours of that name would be wrong.
     let mut account = envelope.account.filter(|a| !a.is_empty());
     if let Some(arn) = &cluster_arn {
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let (arn_region, arn_account) = (parts.get(3), parts.get(4));
-        if let (Some(a), Some(b)) = (&account, arn_account) {
-            if a != b {
-                return Err(EventError(format!(
-                    "the event comes from account {} but names {}, a cluster of account {}",
-                    clip(a),
-                    clip(arn),
-                    clip(b)
-                )));
-            }
-        }
-        if let (Some(r), Some(b)) = (&region, arn_region) {
-            if r != b {
-                return Err(EventError(format!(
-                    "the event is for region {} but names {}, a cluster in region {}",
-                    clip(r),
-                    clip(arn),
-                    clip(b)
-                )));
+        let (arn_region, arn_account) = arn_region_and_account(arn);
+        for (what, event_says, of, arn_says) in [
+            ("comes from account", &account, "of account", arn_account),
+            ("is for region", &region, "in region", arn_region),
+        ] {
+            if let (Some(a), Some(b)) = (event_says, arn_says) {
+                if a != b {
+                    return Err(EventError(format!(
+                        "the event {what} {} but names {}, a cluster {of} {}",
+                        clip(a),
+                        clip(arn),
+                        clip(b)
+                    )));
+                }
             }
         }
         if account.is_none() {
-            account = arn_account.map(|a| a.to_string());
+            account = arn_account.map(str::to_string);
         }
     }
     let starts_long_change = matches!(event_name.as_str(), "CreateCluster" | "UpdateClusterConfig");
@@ -260,6 +254,14 @@ pub fn is_cluster_name(name: &str) -> bool {
 }
 
 /// "arn:aws:eks:eu-west-1:111122223333:cluster/prod" -> "prod".
+/// The region and account of an ARN
+/// ("arn:aws:eks:eu-west-1:123456789012:cluster/prod"), where not empty.
+pub fn arn_region_and_account(arn: &str) -> (Option<&str>, Option<&str>) {
+    let mut parts = arn.splitn(6, ':').skip(3);
+    let mut field = || parts.next().filter(|p| !p.is_empty());
+    (field(), field())
+}
+
 pub fn cluster_name_from_arn(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "eks" {

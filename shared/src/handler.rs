@@ -7,11 +7,6 @@ use std::time::{Duration, Instant};
 use crate::event::{self, EventError, EventOutcome};
 use crate::reconcile::{Reconciler, Report};
 
-/// The account of an ARN ("arn:aws:lambda:eu-west-1:123456789012:function:f").
-pub fn account_of_arn(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
-}
-
 /// What became of one event.
 #[derive(Debug)]
 pub enum EventResult {

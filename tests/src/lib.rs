@@ -378,13 +378,17 @@ impl Aws {
             .to_string()
     }
 
-    pub async fn tag_cluster(&self, name: &str, key: &str, value: &str) -> Result<()> {
-        let arn = self
+    async fn cluster_arn(&self, name: &str) -> Result<String> {
+        Ok(self
             .describe(name)
             .await?
             .arn()
             .unwrap_or_default()
-            .to_string();
+            .to_string())
+    }
+
+    pub async fn tag_cluster(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        let arn = self.cluster_arn(name).await?;
         self.eks
             .tag_resource()
             .resource_arn(arn)
@@ -478,12 +482,7 @@ impl Aws {
     }
 
     pub async fn untag_cluster(&self, name: &str, key: &str) -> Result<()> {
-        let arn = self
-            .describe(name)
-            .await?
-            .arn()
-            .unwrap_or_default()
-            .to_string();
+        let arn = self.cluster_arn(name).await?;
         self.eks
             .untag_resource()
             .resource_arn(arn)

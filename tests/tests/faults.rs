@@ -281,7 +281,7 @@ async fn crash_after_write(arena: &Arena, k: usize) -> bool {
     held
 }
 
-/// Writes of one clean `apply` (after `prepare`), in a fresh arena.
+/// Writes of one clean `apply` of our cluster.
 async fn writes_of_apply(arena: &Arena) -> usize {
     let before = arena.proxy.total().writes;
     let out = cli_output(arena, &["apply", "--cluster", CLUSTER]).await;

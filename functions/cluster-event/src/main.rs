@@ -53,7 +53,8 @@ fn deadline_of(deadline_ms: u64) -> Instant {
 }
 
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, Transient> {
-    if let Some(account) = shared::handler::account_of_arn(&event.context.invoked_function_arn) {
+    let (_, account) = shared::event::arn_region_and_account(&event.context.invoked_function_arn);
+    if let Some(account) = account {
         let _ = reconciler.account.set(account.to_string());
     }
     let deadline = deadline_of(event.context.deadline);

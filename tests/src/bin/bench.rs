@@ -59,8 +59,9 @@ fn options() -> Result<Options> {
             "--out" => o.out = value()?.into(),
             "--variant" => {
                 let v = value()?;
+                // The folder is after the last '=' (a label may hold one).
                 let (label, dir) = v
-                    .split_once('=')
+                    .rsplit_once('=')
                     .ok_or_else(|| anyhow!("--variant takes LABEL=DIR, not {v}"))?;
                 o.variants.push((label.to_string(), dir.into()));
             }
@@ -384,28 +385,6 @@ fn sizes(o: &Options, f: &mut Figures) -> Result<()> {
     Ok(())
 }
 
-fn is_write(op: &str) -> bool {
-    let name = op.rsplit('.').next().unwrap_or(op);
-    let name = name.trim_start_matches('/');
-    [
-        "Create",
-        "Delete",
-        "Put",
-        "Associate",
-        "Disassociate",
-        "Authorize",
-        "Revoke",
-        "Update",
-        "Modify",
-        "Tag",
-        "Untag",
-        "AddTags",
-        "RemoveTags",
-    ]
-    .iter()
-    .any(|w| name.starts_with(w))
-}
-
 /// Calls seen by the proxy since its last reset: (calls, writes, by op).
 fn counted(proxy: &Proxy) -> (usize, usize, BTreeMap<String, usize>) {
     let mut by_op = BTreeMap::new();
@@ -413,7 +392,7 @@ fn counted(proxy: &Proxy) -> (usize, usize, BTreeMap<String, usize>) {
     for s in &seen {
         *by_op.entry(s.operation.clone()).or_default() += 1;
     }
-    let writes = seen.iter().filter(|s| is_write(&s.operation)).count();
+    let writes = seen.iter().filter(|s| s.write).count();
     (seen.len(), writes, by_op)
 }
 
