@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// What a function sent the runtime API.
 #[derive(Debug)]
 enum Call {
-    /// GET .../invocation/next, with the connection to answer on.
-    Next(TcpStream),
+    /// GET .../invocation/next, with the way to answer it.
+    Next(oneshot::Sender<Vec<u8>>),
     /// POST .../invocation/{id}/response or /error, or .../init/error.
     Result { error: bool, body: Vec<u8> },
 }
@@ -72,9 +72,20 @@ async fn connection(mut stream: TcpStream, calls: mpsc::UnboundedSender<Call>) {
         };
         let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
         if path.ends_with("/invocation/next") {
-            // The answer comes from the benchmark, on this connection.
-            let _ = calls.send(Call::Next(stream));
-            return;
+            // The answer comes from the benchmark. The connection stays open
+            // afterwards, as the real runtime API keeps it: a server that
+            // closed it unannounced would make a client lose its next request.
+            let (answer, answered) = oneshot::channel();
+            if calls.send(Call::Next(answer)).is_err() {
+                return;
+            }
+            let Ok(answer) = answered.await else {
+                return;
+            };
+            if stream.write_all(&answer).await.is_err() {
+                return;
+            }
+            continue;
         }
         let error = path.ends_with("/error");
         let _ = stream
@@ -176,10 +187,12 @@ pub async fn cold_start(
              Content-Length: {}\r\n\r\n",
             event.len()
         );
+        let mut answer = head.into_bytes();
+        answer.extend_from_slice(event);
         let handed = Instant::now();
-        waiting.write_all(head.as_bytes()).await?;
-        waiting.write_all(event).await?;
-        drop(waiting);
+        if waiting.send(answer).is_err() {
+            bail!("the function hung up while waiting for work");
+        }
         let mut result = None;
         let mut stream = None;
         while result.is_none() || stream.is_none() {
