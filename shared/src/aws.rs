@@ -149,11 +149,33 @@ pub struct Clients {
 
 impl Clients {
     /// Load the standard configuration chain; `region` overrides AWS_REGION.
+    ///
+    /// The SDK's default chains look at the environment first. When the
+    /// environment has the answer (in Lambda it has both the region and the
+    /// role's credentials), it is used directly: building the rest of the
+    /// chains (an STS client for web identity, the ECS and instance metadata
+    /// providers, a second region chain) is a third of the work of a cold
+    /// start, for providers that would never be asked. Where the environment
+    /// has no answer, the default chains are built as before.
     pub async fn from_env(region: Option<String>, resolver_rate: f64) -> Result<Clients, AwsError> {
+        use aws_config::environment::{
+            EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+        };
+        use aws_config::meta::region::ProvideRegion;
+        use aws_sdk_ssm::config::ProvideCredentials;
+
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::limit::default_http_client());
+        let region = match region {
+            Some(region) => Some(aws_config::Region::new(region)),
+            None => EnvironmentVariableRegionProvider::new().region().await,
+        };
         if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region));
+            loader = loader.region(region);
+        }
+        let env_credentials = EnvironmentVariableCredentialsProvider::new();
+        if env_credentials.provide_credentials().await.is_ok() {
+            loader = loader.credentials_provider(env_credentials);
         }
         let sdk = loader.load().await;
         Clients::from_sdk_config(&sdk, resolver_rate)
