@@ -73,10 +73,12 @@ test: venv check-template sam-build
 
 # The floor of the cold-start benchmark, built like the functions.
 bench-hello: sam-venv
-	$(OFFLINE) cargo lambda build --release --bin hello
+	$(OFFLINE) cargo lambda build --release --package bench-hello
 
 BENCH = $(TARGET_DIR)/debug/bench \
-	--hello $(TARGET_DIR)/lambda/hello/bootstrap --python $(SAM_VENV)/bin/python
+	--hello $(TARGET_DIR)/lambda/hello/bootstrap \
+	--hello-current-thread $(TARGET_DIR)/lambda/hello-current-thread/bootstrap \
+	--python $(SAM_VENV)/bin/python
 
 # Benchmarks: a table, and bench/results.json with each figure and budget.
 bench: venv build sam-build bench-hello

@@ -29,6 +29,8 @@ struct Options {
     only: Vec<String>,
     artifacts: PathBuf,
     hello: PathBuf,
+    /// The same floor on tokio's single-threaded runtime, as ours run.
+    hello_current_thread: PathBuf,
     python: PathBuf,
     out: PathBuf,
     /// Other builds of the cluster-event function ("label", folder with
@@ -43,6 +45,7 @@ fn options() -> Result<Options> {
         only: Vec::new(),
         artifacts: root.join(".aws-sam/build"),
         hello: root.join("target/lambda/hello/bootstrap"),
+        hello_current_thread: root.join("target/lambda/hello-current-thread/bootstrap"),
         python: root.join(".venv-sam/bin/python"),
         out: root.join("bench/results.json"),
         variants: Vec::new(),
@@ -55,6 +58,7 @@ fn options() -> Result<Options> {
             "--only" => o.only.push(value()?),
             "--artifacts" => o.artifacts = value()?.into(),
             "--hello" => o.hello = value()?.into(),
+            "--hello-current-thread" => o.hello_current_thread = value()?.into(),
             "--python" => o.python = value()?.into(),
             "--out" => o.out = value()?.into(),
             "--variant" => {
@@ -67,7 +71,8 @@ fn options() -> Result<Options> {
             }
             other => bail!(
                 "unknown argument {other} (--short, --only sizes|api|cold|sweep, \
-                 --artifacts DIR, --hello FILE, --python FILE, --out FILE, \
+                 --artifacts DIR, --hello FILE, --hello-current-thread FILE, \
+                 --python FILE, --out FILE, \
                  --variant LABEL=DIR)"
             ),
         }
@@ -215,6 +220,11 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
                 vec![create.clone()],
             ),
             (
+                "hello, current-thread",
+                command(&o.hello_current_thread, &env, &[]),
+                vec![create.clone()],
+            ),
+            (
                 "cluster-event",
                 command(&cluster_event, &env, &cfg),
                 vec![create.clone()],
@@ -261,7 +271,14 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
     }
     let floor = median(inits["hello (floor)"].clone());
     let python = median(inits["python + boto3"].clone());
-    for name in ["hello (floor)", "cluster-event", "sweep", "python + boto3"] {
+    let floor_current_thread = median(inits["hello, current-thread"].clone());
+    for name in [
+        "hello (floor)",
+        "hello, current-thread",
+        "cluster-event",
+        "sweep",
+        "python + boto3",
+    ] {
         let init = median(inits[name].clone());
         let label = format!("{name}: init, median of {runs}");
         if name == "cluster-event" || name == "sweep" {
@@ -279,6 +296,14 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
                     ratio <= 1.5 && faster >= 10.0,
                 ),
                 false,
+            );
+            // The same init against the floor on our runtime's flavour: what
+            // is left is our own work (configuration, the SDK's clients).
+            f.note(
+                "cold start",
+                format!("{name}: init / current-thread floor"),
+                (init.as_secs_f64() / floor_current_thread.as_secs_f64() * 100.0).round() / 100.0,
+                "x",
             );
         } else {
             f.note("cold start", label, ms(init), "ms");
