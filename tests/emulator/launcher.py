@@ -37,6 +37,8 @@ from moto.route53resolver import models as resolver_models
 from moto.route53resolver import responses as resolver_responses
 from moto.route53resolver.exceptions import InvalidRequestException
 from moto.server import ThreadedMotoServer
+from moto.ssm.exceptions import ValidationException
+from moto.ssm.responses import SimpleSystemManagerResponse
 
 
 def _seconds(name: str) -> float:
@@ -325,6 +327,38 @@ def _list_resolver_rule_associations(self: Any, *args: Any, **kwargs: Any) -> An
 resolver_models.Route53ResolverBackend.list_resolver_rule_associations = (
     _list_resolver_rule_associations
 )
+
+
+# ---------------------------------------------------------------------------
+# SSM
+# ---------------------------------------------------------------------------
+# DescribeParameters (Systems Manager API reference): MaxResults, 1 to 50, is
+# the most items a page returns. moto ignores it and returns pages of 10, so
+# a caller asking for 50 made five times the calls it makes on AWS. Without
+# MaxResults, pages stay at moto's 10.
+def _describe_parameters(self: Any) -> ActionResult:
+    page_size = self._get_param("MaxResults") or 10
+    if not 1 <= int(page_size) <= 50:
+        raise ValidationException(
+            f"1 validation error detected: Value '{page_size}' at 'maxResults' failed to "
+            "satisfy constraint: Member must have value less than or equal to 50"
+        )
+    page_size = int(page_size)
+    filters = self._get_param("Filters")
+    parameter_filters = self._get_param("ParameterFilters")
+    token = self._get_param("NextToken")
+    start = int(token.strip()) if isinstance(token, str) and token.strip() else 0
+    result = self.ssm_backend.describe_parameters(filters, parameter_filters)
+    page = result[start : start + page_size]
+    response: dict[str, Any] = {
+        "Parameters": [p.describe_response_object(False) for p in page]
+    }
+    if start + page_size < len(result):
+        response["NextToken"] = str(start + page_size)
+    return ActionResult(response)
+
+
+SimpleSystemManagerResponse.describe_parameters = _describe_parameters
 
 
 # ---------------------------------------------------------------------------

@@ -459,8 +459,18 @@ async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
     assert_eq!(snap.associations.len(), 50);
     assert_eq!(snap.parameters_under("/eks-private-dns/").len(), 150);
 
+    let before = rec.clients.counter.snapshot();
     let second = run(&rec).await;
     assert_no_failures(&second);
+    let calls = rec.clients.counter.snapshot().since(&before).calls;
+    eprintln!("no-op sweep of 50, by operation: {calls:#?}");
+    // Which parameters are ours is read 50 to a page (the most AWS gives),
+    // before the clusters and again in the fresh look for shared leftovers.
+    let describes = calls.get("SSM.DescribeParameters").copied().unwrap_or(0);
+    assert!(
+        describes <= 2 * 150u64.div_ceil(50),
+        "DescribeParameters pages: {describes}"
+    );
     eprintln!(
         "50 clusters: converging sweep {} calls ({} writes) in {} ms; no-op sweep {} calls \
          ({:?}) in {} ms",
