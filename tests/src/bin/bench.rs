@@ -142,6 +142,11 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
+/// Seconds, to the tenth.
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
 fn artifact(o: &Options, logical_id: &str) -> Result<PathBuf> {
     artifact_in(&o.artifacts, logical_id)
 }
@@ -569,13 +574,13 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
             f.note(
                 "sweep",
                 format!("{n} clusters: converge"),
-                ms(converge) / 1000.0,
+                secs(converge),
                 "s",
             );
             f.note(
                 "sweep",
                 format!("{n} clusters: no-op sweep"),
-                ms(noop) / 1000.0,
+                secs(noop),
                 "s",
             );
         }
