@@ -169,3 +169,54 @@ async fn errors_are_one_sentence_on_stderr_with_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(&bad.id), "{}", text(&out.stderr));
 }
+
+/// Region and credentials from a named profile, none in the environment: the
+/// standard chains still find them (the environment is only a shortcut when
+/// it has them, as in Lambda). With the profile's files gone, the CLI says
+/// it found no credentials.
+#[tokio::test]
+async fn region_and_credentials_from_a_profile() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let home = scratch("profile");
+    let config = home.join("config");
+    let credentials = home.join("credentials");
+    std::fs::write(&config, format!("[profile team]\nregion = {REGION}\n")).unwrap();
+    std::fs::write(
+        &credentials,
+        "[team]\naws_access_key_id = profile\naws_secret_access_key = profile\n",
+    )
+    .unwrap();
+    let plan = |with_files: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eks-private-dns"));
+        cmd.args(["plan", "--cluster", "demo"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("AWS_ENDPOINT_URL", &emulator.url)
+            // No instance metadata: nothing may leave loopback.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PROFILE", "team")
+            .env("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", &client.id);
+        if with_files {
+            cmd.env("AWS_CONFIG_FILE", &config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", &credentials);
+        } else {
+            cmd.env("AWS_CONFIG_FILE", home.join("none"))
+                .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+                .env("AWS_REGION", REGION);
+        }
+        cmd.output().expect("the CLI runs")
+    };
+    let out = plan(true);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("create forward rule"));
+
+    let out = plan(false);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).to_lowercase().contains("credentials"),
+        "{}",
+        text(&out.stderr)
+    );
+}
