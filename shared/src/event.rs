@@ -253,7 +253,6 @@ pub fn is_cluster_name(name: &str) -> bool {
     name.len() <= 100 && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// "arn:aws:eks:eu-west-1:111122223333:cluster/prod" -> "prod".
 /// The region and account of an ARN
 /// ("arn:aws:eks:eu-west-1:123456789012:cluster/prod"), where not empty.
 pub fn arn_region_and_account(arn: &str) -> (Option<&str>, Option<&str>) {
@@ -262,6 +261,7 @@ pub fn arn_region_and_account(arn: &str) -> (Option<&str>, Option<&str>) {
     (field(), field())
 }
 
+/// "arn:aws:eks:eu-west-1:111122223333:cluster/prod" -> "prod".
 pub fn cluster_name_from_arn(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "eks" {
