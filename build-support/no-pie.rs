@@ -6,8 +6,9 @@
 //! before `main`: the AWS SDK puts about 55,000 pointers in tables (vtables,
 //! string tables, endpoint rules), so the loader wrote ~630 KiB of pages
 //! before the function could ask for its first event. That was 1 to 2 ms
-//! of a 6.6 to 7.3 ms cold start (README, Performance). Linked at a fixed address, those
-//! pointers are resolved by the linker and the pages are read, not written.
+//! of a 6.6 to 7.3 ms cold start (README, Performance). Linked at a fixed
+//! address, those pointers are resolved by the linker and the pages are
+//! read, not written.
 //!
 //! The price is that the executable's own code is not placed at a random
 //! address (the stack, heap and shared libraries still are). This is the

@@ -253,10 +253,10 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
             candidates.push((name, command(bin, &env, &cfg), vec![create.clone()]));
         }
         // Each run starts with another candidate, so that none always runs
-        // right after the same neighbour. In a fixed order, our functions
-        // always followed the two small floors and measured 1.3x to 1.4x the
-        // floor; rotated, the same builds measure 1.5x to 1.65x. The first
-        // run keeps the order: cluster-event's full setup comes first.
+        // right after the same neighbour: in a fixed order our functions
+        // always followed the two small floors, which flattered their ratio
+        // (README, Performance). The first run keeps the order:
+        // cluster-event's full setup comes first.
         let len = candidates.len();
         candidates.rotate_left(run % len);
         for (name, cmd, events) in candidates {
