@@ -20,7 +20,7 @@ OFFLINE = AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_ACCESS_KEY_ID=of
 
 TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test venv sam-venv checkov-venv build sam-build check-template bench bench-check bench-hello lint clean
+.PHONY: demo test venv sam-venv checkov-venv build sam-build check-template bench bench-check bench-hello lint prune-target clean
 
 $(VENV)/.installed: tests/emulator/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,11 @@ checkov-venv: $(CHECKOV_VENV)/.installed
 
 # One build of every binary, with the features of the whole workspace (a
 # `cargo run -p` of one package would select other features and build the
-# AWS SDK again); the demo and the benchmarks run from it.
+# AWS SDK again); the demo and the benchmarks run from it, and `cargo test`
+# reuses it (tests/Cargo.toml).
+BUILD = $(CARGO) build --workspace --bins
 build:
-	$(CARGO) build --workspace --bins
+	$(BUILD)
 
 demo: venv build
 	$(TARGET_DIR)/debug/demo
@@ -72,8 +74,9 @@ test: venv check-template sam-build
 	$(TARGET_DIR)/debug/reliability $(TARGET_DIR)/tmp
 
 # The floor of the cold-start benchmark, built like the functions.
+BUILD_HELLO = $(CARGO) lambda build --release --package bench-hello
 bench-hello: sam-venv
-	$(OFFLINE) cargo lambda build --release --package bench-hello
+	$(OFFLINE) $(BUILD_HELLO)
 
 BENCH = $(TARGET_DIR)/debug/bench \
 	--hello $(TARGET_DIR)/lambda/hello/bootstrap \
@@ -89,9 +92,21 @@ bench: venv build sam-build bench-hello
 bench-check: venv build sam-build bench-hello
 	$(BENCH) --short --out $(TARGET_DIR)/bench-short.json
 
+CLIPPY = $(CARGO) clippy --workspace --all-targets
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CLIPPY) -- -D warnings
+
+# Removes from the build directory every unit that lint, test and bench-check
+# no longer use (older commits, other features or dependency versions): cargo
+# never does, and each change of the AWS SDK's features or version left
+# another copy of it. `sam build` runs `cargo lambda build --release --bin B`
+# for each function. CI runs this after a green run (.ci/run).
+prune-target: sam-venv
+	$(OFFLINE) $(PYTHON) .ci/prune-target $(TARGET_DIR) "$(CLIPPY) -- -D warnings" \
+		"$(CARGO) test --workspace --no-run" "$(BUILD)" "$(BUILD_HELLO)" \
+		"$(CARGO) lambda build --release --bin cluster-event" \
+		"$(CARGO) lambda build --release --bin sweep"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam
