@@ -43,9 +43,10 @@ checkov-venv: $(CHECKOV_VENV)/.installed
 
 # One build of every binary, with the features of the whole workspace (a
 # `cargo run -p` of one package would select other features and build the
-# AWS SDK again); the demo and the benchmarks run from it, and `cargo test`
-# reuses it (tests/Cargo.toml).
-BUILD = $(CARGO) build --workspace --bins
+# AWS SDK again); the demo and the benchmarks run from it. With the tests,
+# whose dev-dependencies add features (tokio's test-util), it selects what
+# `cargo test` does, and the two share one build of the SDK instead of two.
+BUILD = $(CARGO) build --workspace --bins --tests
 build:
 	$(BUILD)
 
