@@ -102,12 +102,13 @@ lint:
 # no longer use (older commits, other features or dependency versions): cargo
 # never does, and each change of the AWS SDK's features or version left
 # another copy of it. `sam build` runs `cargo lambda build --release --bin B`
-# for each function. CI runs this after a green run (.ci/run).
+# in each function's CodeUri, where cargo selects that package's features
+# only. CI runs this after a green run (.ci/run).
 prune-target: sam-venv
 	$(OFFLINE) $(PYTHON) .ci/prune-target $(TARGET_DIR) "$(CLIPPY) -- -D warnings" \
 		"$(CARGO) test --workspace --no-run" "$(BUILD)" "$(BUILD_HELLO)" \
-		"$(CARGO) lambda build --release --bin cluster-event" \
-		"$(CARGO) lambda build --release --bin sweep"
+		"cd functions/cluster-event && $(CARGO) lambda build --release --bin cluster-event" \
+		"cd functions/sweep && $(CARGO) lambda build --release --bin sweep"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam
