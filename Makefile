@@ -103,10 +103,11 @@ lint:
 # never does, and each change of the AWS SDK's features or version left
 # another copy of it. `sam build` runs `cargo lambda build --release --bin B`
 # in each function's CodeUri, where cargo selects that package's features
-# only. CI runs this after a green run (.ci/run).
+# only. $(BUILD) names the units of `cargo test` too. CI runs this after a
+# green run (.ci/run).
 prune-target: sam-venv
 	$(OFFLINE) $(PYTHON) .ci/prune-target $(TARGET_DIR) "$(CLIPPY) -- -D warnings" \
-		"$(CARGO) test --workspace --no-run" "$(BUILD)" "$(BUILD_HELLO)" \
+		"$(BUILD)" "$(BUILD_HELLO)" \
 		"cd functions/cluster-event && $(CARGO) lambda build --release --bin cluster-event" \
 		"cd functions/sweep && $(CARGO) lambda build --release --bin sweep"
 
