@@ -13,7 +13,8 @@ use shared::aws::Clients;
 use shared::config::{self, Config, Mode};
 use shared::handler::{handle_event, EventResult};
 use shared::plan::{parameter_name, Decision, PARAM_INBOUND_IPS};
-use shared::reconcile::{Reconciler, Report};
+use shared::reconcile::{Outcome, Reconciler, Report};
+use shared::wait::Patience;
 
 #[derive(Parser)]
 #[command(
@@ -120,15 +121,21 @@ enum Command {
         #[arg(long)]
         cluster: String,
     },
-    /// Reconcile one cluster now.
+    /// Reconcile one cluster now, and wait until AWS has finished
+    /// (endpoints OPERATIONAL, associations COMPLETE, a teardown done down
+    /// to the security groups). Work still in progress at --timeout ends
+    /// "converging": exit 0, and the next sweep finishes it.
     Apply {
         #[arg(long)]
         cluster: String,
         /// While the cluster is CREATING or UPDATING, poll until it is done.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_wait")]
         wait: bool,
-        /// How long --wait may wait, in seconds.
-        #[arg(long, default_value_t = 1200)]
+        /// Return once the calls are made, without waiting for AWS.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for EKS (--wait) and for AWS, in seconds.
+        #[arg(long, default_value_t = 900)]
         timeout: u64,
         /// First poll interval of --wait, in seconds (it doubles up to 30).
         #[arg(long, default_value_t = 5.0, hide = true)]
@@ -150,20 +157,31 @@ enum Command {
     },
     /// Send DNS queries for a cluster's endpoint name to each inbound IP (or to
     /// --server) over UDP and TCP, and report the answers. Exit 0 only when
-    /// every server answered.
+    /// every server answered. With --path, walk the AWS state of every
+    /// client VPC's and on-prem CIDR's path instead, hop by hop.
     Verify {
         #[arg(long)]
         cluster: String,
         /// Ask this server instead (IP or IP:PORT), e.g. your on-prem resolver.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "path")]
         server: Option<String>,
+        /// Check every hop of every path in AWS (rule association, targets,
+        /// endpoints, security groups on 53 and 443) instead of querying.
+        /// Exit 0 only when every path holds.
+        #[arg(long)]
+        path: bool,
         /// Per-query timeout, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
     /// Reconcile every cluster in the region, and remove what we own for
     /// clusters that no longer exist (the scheduled sweep Lambda, on demand).
-    Sweep,
+    Sweep {
+        /// How long to wait for AWS to finish what the sweep started, in
+        /// seconds (0: do not wait).
+        #[arg(long, default_value_t = 840)]
+        timeout: u64,
+    },
     /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs.
     Status {
         #[arg(long)]
@@ -247,12 +265,13 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Apply {
             cluster,
             wait,
+            no_wait,
             timeout,
             poll,
         } => {
             let rec = reconciler(cli, Mode::Apply).await?;
+            let deadline = Instant::now() + Duration::from_secs(*timeout);
             let report = if *wait {
-                let deadline = Instant::now() + Duration::from_secs(*timeout);
                 let tty = std::io::stderr().is_terminal();
                 rec.reconcile_waiting(
                     cluster,
@@ -271,11 +290,14 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
                     },
                 )
                 .await
+            } else if *no_wait {
+                rec.reconcile_until(cluster, None, Patience::none()).await
             } else {
-                rec.reconcile(cluster, None).await
+                let patience = rec.waiting.until(tokio::time::Instant::from_std(deadline));
+                rec.reconcile_until(cluster, None, patience).await
             };
             emit(cli.output, &report, || print_report(&report))?;
-            finish(&report, *wait)
+            finish(&report)
         }
         Command::HandleEvent {
             file,
@@ -312,7 +334,7 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
                 }
                 EventResult::Reconciled { report, .. } => {
                     emit(cli.output, &report, || print_report(&report))?;
-                    finish(&report, false)
+                    finish(&report)
                 }
             }
         }
@@ -324,15 +346,24 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
         } => render(cli, format, cluster.as_deref(), out.as_deref()).await,
         Command::Verify {
             cluster,
+            path: true,
+            ..
+        } => verify_path(cli, cluster).await,
+        Command::Verify {
+            cluster,
             server,
             timeout_ms,
+            ..
         } => verify(cli, cluster, server.as_deref(), *timeout_ms).await,
-        Command::Sweep => {
+        Command::Sweep { timeout } => {
             let rec = reconciler(cli, Mode::Apply).await?;
             let tty = std::io::stderr().is_terminal();
-            let summary = shared::sweep::sweep(&rec, |done, total, report| {
+            let patience = rec.waiting.from_now_for(Duration::from_secs(*timeout));
+            let summary = shared::sweep::sweep(&rec, patience, |done, total, report| {
                 if tty {
-                    let what = if report.actions.is_empty() {
+                    let what = if report.is_converging() {
+                        format!("{} actions, converging", report.actions.len())
+                    } else if report.actions.is_empty() {
                         "in sync".to_string()
                     } else {
                         format!("{} actions", report.actions.len())
@@ -376,32 +407,44 @@ fn print_sweep(s: &shared::sweep::SweepReport) {
     }
     println!(
         "swept {} clusters: {} managed, {} pending, {} not managed, {} invalid; {} changed, \
-         {} failed, {} orphans removed; {} API calls ({} writes, {} throttled) in {} ms",
+         {} converging, {} failed, {} orphans removed; {} API calls ({} writes, {} throttled, \
+         {} polls) in {} ms",
         s.clusters_seen,
         s.managed,
         s.pending,
         s.not_managed,
         s.invalid,
         s.changed,
+        s.converging,
         s.failed,
         s.orphans_removed,
         s.api_calls,
         s.write_calls,
         s.throttles,
+        s.poll_calls,
         s.duration_ms
     );
+    for c in &s.in_progress {
+        println!(
+            "{}: still in progress: {} (the next sweep finishes it)",
+            c.cluster,
+            c.waiting_for.join("; ")
+        );
+    }
 }
 
-fn finish(report: &Report, waited: bool) -> Result<ExitCode> {
+/// Exit 1 on an error; 0 otherwise, converging included (AWS being slow is
+/// not an error: the next sweep finishes it).
+fn finish(report: &Report) -> Result<ExitCode> {
     if let Some(error) = &report.error {
         return Err(anyhow!("cluster {}: {error}", report.cluster));
     }
-    if waited && report.is_pending() {
-        return Err(anyhow!(
-            "cluster {} is still {}; the next sweep finishes it",
+    if report.is_converging() && std::io::stderr().is_terminal() {
+        eprintln!(
+            "cluster {}: still in progress: {}; the next sweep finishes it",
             report.cluster,
-            report.detail.as_deref().unwrap_or("pending")
-        ));
+            report.in_progress.join("; ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -440,18 +483,33 @@ fn print_report(report: &Report) {
     for action in &report.actions {
         println!("  + {action}");
     }
-    let verb = if report.applied {
-        format!("applied {} actions", report.actions.len())
-    } else if report.actions.is_empty() {
-        "nothing to do".to_string()
-    } else if report.mode == "plan" {
-        format!("{} planned actions (nothing changed)", report.actions.len())
-    } else {
-        "not applied".to_string()
+    for problem in &report.problems {
+        println!("  ! {problem}");
+    }
+    for repaired in &report.repaired {
+        println!("  repaired: {repaired}");
+    }
+    for kept in &report.kept {
+        println!("  kept: {kept}");
+    }
+    let verb = match report.outcome {
+        Outcome::Converging => format!(
+            "applied {} actions; converging (AWS is still working; the next sweep finishes it)",
+            report.actions.len()
+        ),
+        _ if report.applied => format!("applied {} actions", report.actions.len()),
+        _ if report.actions.is_empty() => "nothing to do".to_string(),
+        _ if report.mode == "plan" => {
+            format!("{} planned actions (nothing changed)", report.actions.len())
+        }
+        _ => "not applied".to_string(),
     };
+    for waiting in &report.in_progress {
+        println!("  in progress: {waiting}");
+    }
     println!(
-        "  {verb}; {} API calls ({} writes) in {} ms",
-        report.api_calls, report.write_calls, report.duration_ms
+        "  {verb}; {} API calls ({} writes, {} polls) in {} ms",
+        report.api_calls, report.write_calls, report.poll_calls, report.duration_ms
     );
 }
 
@@ -500,6 +558,12 @@ async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
             .unwrap_or_default();
         let has_any = !obs.parameters.is_empty();
         let plumbing = match (&plan.decision, plan.actions.is_empty(), has_any) {
+            (Decision::Managed, true, _) if !plan.problems.is_empty() => {
+                "failed (see below)".to_string()
+            }
+            (Decision::Managed, true, _) if !plan.waits.is_empty() => {
+                "in place, AWS still working".to_string()
+            }
             (Decision::Managed, true, _) => "in place".to_string(),
             (Decision::Managed, false, false) => "missing".to_string(),
             (Decision::Managed, false, true) => "drifted".to_string(),
@@ -513,6 +577,14 @@ async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
             Decision::NotManaged { reason } => Some(reason.clone()),
             Decision::Pending { status } => Some(format!("the cluster is {status}")),
             Decision::Invalid { problem } => Some(problem.clone()),
+            _ if !plan.problems.is_empty() || !plan.waits.is_empty() => Some(
+                plan.problems
+                    .iter()
+                    .map(|p| p.describe())
+                    .chain(plan.waits.iter().map(|w| w.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             _ => None,
         };
         rows.push(StatusRow {
@@ -662,6 +734,48 @@ async fn render(
         eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
     }
     Ok(ExitCode::from(2))
+}
+
+async fn verify_path(cli: &Cli, cluster: &str) -> Result<ExitCode> {
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let paths = rec.paths(cluster).await.map_err(|e| anyhow!(e))?;
+    emit(cli.output, &paths, || {
+        println!("{} ({cluster})", paths.endpoint);
+        for path in &paths.paths {
+            println!(
+                "  from {}: {}",
+                path.client,
+                if path.ok() { "pass" } else { "FAIL" }
+            );
+            for hop in &path.hops {
+                println!(
+                    "    {} {} [{}]: {}",
+                    if hop.ok { "pass" } else { "FAIL" },
+                    hop.hop,
+                    hop.resource,
+                    hop.detail
+                );
+            }
+        }
+        if paths.paths.is_empty() {
+            println!("  (no client VPCs or on-prem CIDRs: no paths)");
+        }
+    })?;
+    if paths.paths.is_empty() {
+        return Err(anyhow!(
+            "cluster {cluster} has no client VPCs or on-prem CIDRs, so no DNS path to check"
+        ));
+    }
+    let failures = paths.failures();
+    if !failures.is_empty() {
+        return Err(anyhow!(
+            "{} of {} paths of cluster {cluster} fail: {}",
+            paths.paths.iter().filter(|p| !p.ok()).count(),
+            paths.paths.len(),
+            failures.join("; ")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify(

@@ -220,3 +220,108 @@ async fn region_and_credentials_from_a_profile() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn apply_waits_for_aws_no_wait_is_converging_and_verify_path_checks_every_hop() {
+    let emulator = Emulator::start_with(EmulatorOptions::slow_resolver()).unwrap();
+    let (_, client) = world(&emulator).await;
+    let env = [
+        ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str()),
+        ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16"),
+    ];
+    // Without waiting: the calls are made, AWS is still CREATING: exit 0.
+    let out = run(
+        &emulator,
+        &env,
+        &[
+            "--output",
+            "json",
+            "apply",
+            "--cluster",
+            "demo",
+            "--no-wait",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "converging", "{report}");
+    assert!(
+        report["in_progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("CREATING")),
+        "{report}"
+    );
+    // Not there yet: the path fails, exit 1, naming the hop.
+    let out = run(
+        &emulator,
+        &env,
+        &["verify", "--cluster", "demo", "--path"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("FAIL"), "{}", text(&out.stdout));
+
+    // Waiting: it returns when AWS has finished, and every path holds.
+    let out = run(
+        &emulator,
+        &env,
+        &["--output", "json", "apply", "--cluster", "demo"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["outcome"] == "applied" || report["outcome"] == "nothing to do",
+        "{report}"
+    );
+    let out = run(
+        &emulator,
+        &env,
+        &["verify", "--cluster", "demo", "--path"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let shown = text(&out.stdout);
+    for hop in [
+        "cluster VPC DNS attributes",
+        "rule associated",
+        "rule targets = live inbound IPs on 53",
+        "outbound endpoint live",
+        "inbound group admits the outbound IPs on 53",
+        "control-plane group admits the VPC on 443",
+        "published IPs = live inbound IPs",
+        "inbound group admits the CIDR on 53",
+    ] {
+        assert!(shown.contains(&format!("pass {hop}")), "{hop}: {shown}");
+    }
+    assert!(!shown.contains("FAIL"), "{shown}");
+    let out = run(
+        &emulator,
+        &env,
+        &["--output", "json", "verify", "--cluster", "demo", "--path"],
+        None,
+    );
+    let paths: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clients: Vec<&str> = paths["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["client"].as_str().unwrap())
+        .collect();
+    assert_eq!(clients, vec![client.id.as_str(), "on-prem 192.168.0.0/16"]);
+
+    // A teardown waits too, down to the security groups.
+    emulator.aws().set_access("demo", true, true).await.unwrap();
+    let out = run(&emulator, &env, &["apply", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    emulator.aws().snapshot().await.unwrap().assert_clean();
+}

@@ -19,6 +19,8 @@ use crate::model::{Direction, Permission, Tags, TargetAddress};
 use crate::observe::{self, ec2_tags, filter};
 use crate::owner::{resolver_name, Owner, MAX_GENERATIONS, TAG_OWNER};
 use crate::plan::{Action, EndpointRef, GroupRef, Plan, Publication, RuleRef, Targets, DNS_PORT};
+use crate::progress::Wait;
+use crate::wait::{poll, Look, Patience, Waited};
 
 /// Why an apply stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,16 +38,27 @@ pub enum ApplyError {
     /// A resource of someone else's stands in the way.
     #[error("{0}")]
     Conflict(String),
+    /// AWS is still doing what this action must wait for, and the deadline
+    /// came: not an error of the run, which ends `converging`.
+    #[error("still in progress: {0}")]
+    InProgress(String),
 }
 
 impl ApplyError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApplyError::Aws(e) => e.transient,
+            ApplyError::InProgress(_) => true,
             ApplyError::NotOurs { .. } | ApplyError::Conflict(_) => false,
         }
     }
 }
+
+/// How many times an action is sent again after AWS refuses it for
+/// something it depends on (an association still there, a rule, a network
+/// interface) and a wait then finds that gone: a refusal that repeats with
+/// nothing left to wait for is an error, never an endless loop.
+const REFUSALS: u32 = 5;
 
 /// What one action made, for the actions after it.
 #[derive(Debug)]
@@ -53,9 +66,16 @@ enum Effect {
     None,
     GroupCreated(String, String),
     EndpointCreated(Direction, String),
+    /// The endpoint's IPs changed: it is UPDATING.
+    EndpointChanged(Direction, String),
     RuleCreated(String),
     ApiRulesCreated(Vec<String>),
-    Associated(String),
+    /// (rule, VPC): the association is CREATING.
+    Associated(String, String),
+    /// Left as it is, and why (it came into use since it was observed).
+    Kept(String),
+    /// Done; AWS finishes it in its own time (a delete: DELETING).
+    Settle(Wait),
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +86,11 @@ struct Resolved {
     api_rule_ids: Vec<String>,
     associated: BTreeSet<String>,
     inbound_ips: Option<Vec<String>>,
+    /// Endpoints whose IPs this apply changed: they are not OPERATIONAL
+    /// again until AWS finishes.
+    changed_endpoints: BTreeSet<String>,
+    /// Endpoints left in place because something came to use them.
+    kept: Vec<String>,
 }
 
 fn direction_key(d: Direction) -> &'static str {
@@ -78,12 +103,25 @@ fn direction_key(d: Direction) -> &'static str {
 pub struct Applier<'a> {
     pub clients: &'a Clients,
     pub owner: &'a Owner,
+    /// How long an action may wait for what it depends on (a rule's
+    /// associations to go before the rule, an endpoint's interfaces to go
+    /// before its group).
+    pub patience: Patience,
 }
 
-/// Result of applying a plan: the actions that ran.
+/// Result of applying a plan.
 #[derive(Debug, Default)]
 pub struct Applied {
+    /// The actions that ran.
     pub done: Vec<String>,
+    /// What the apply stopped waiting for at the deadline; the actions of
+    /// that phase that waited, and of every later phase, were not done.
+    pub stopped: Vec<String>,
+    /// What AWS still has to finish for what this apply made: endpoints
+    /// made or resized (OPERATIONAL), associations made (COMPLETE).
+    pub settle: Vec<Wait>,
+    /// Deletes skipped because the resource came into use.
+    pub kept: Vec<String>,
 }
 
 impl<'a> Applier<'a> {
@@ -122,14 +160,43 @@ impl<'a> Applier<'a> {
                                 resolved.groups.insert(role, id);
                             }
                             Effect::EndpointCreated(d, id) => {
+                                applied.settle.push(Wait::Endpoint {
+                                    endpoint_id: id.clone(),
+                                    direction: d,
+                                    status: crate::status::EndpointStatus::Creating,
+                                });
                                 resolved.endpoints.insert(direction_key(d), id);
+                            }
+                            Effect::EndpointChanged(d, id) => {
+                                applied.settle.push(Wait::Endpoint {
+                                    endpoint_id: id.clone(),
+                                    direction: d,
+                                    status: crate::status::EndpointStatus::Updating,
+                                });
+                                resolved.changed_endpoints.insert(id);
                             }
                             Effect::RuleCreated(id) => resolved.rule_id = Some(id),
                             Effect::ApiRulesCreated(ids) => resolved.api_rule_ids.extend(ids),
-                            Effect::Associated(vpc) => {
+                            Effect::Associated(rule, vpc) => {
+                                applied.settle.push(Wait::Association {
+                                    rule_id: rule,
+                                    vpc_id: vpc.clone(),
+                                    status: crate::status::AssociationStatus::Creating,
+                                });
                                 resolved.associated.insert(vpc);
                             }
+                            Effect::Settle(wait) => applied.settle.push(wait),
+                            Effect::Kept(why) => {
+                                tracing::info!(action = %action.describe(), why = %why, "left in place");
+                                resolved.kept.push(why.clone());
+                                applied.kept.push(why);
+                            }
                         }
+                    }
+                    Err(ApplyError::InProgress(what)) => {
+                        tracing::info!(action = %action.describe(), waiting_for = %what,
+                            "deadline reached while waiting");
+                        applied.stopped.push(what);
                     }
                     Err(e) => {
                         tracing::warn!(action = %action.describe(), error = %e, "action failed");
@@ -140,6 +207,9 @@ impl<'a> Applier<'a> {
             // Later phases depend on this one: stop here; a later run finishes.
             if let Some(e) = first_error {
                 return Err(e);
+            }
+            if !applied.stopped.is_empty() {
+                return Ok(applied);
             }
         }
         Ok(applied)
@@ -185,7 +255,7 @@ impl<'a> Applier<'a> {
         let ips = observe::endpoint_ips(self.clients, &id).await?;
         let mut addresses: Vec<String> = ips
             .iter()
-            .filter(|ip| !matches!(ip.status.as_str(), "DELETING" | "DETACHING"))
+            .filter(|ip| ip.status.is_live())
             .filter_map(|ip| ip.ip.clone())
             .filter(|ip| !removing.contains(ip))
             .collect();
@@ -248,42 +318,75 @@ impl<'a> Applier<'a> {
             Action::AddEndpointIps {
                 endpoint_id,
                 subnet_ids,
+                endpoint_ready,
             } => {
                 self.ensure_resolver_owned(endpoint_id, "change", None)
                     .await?;
+                let mut ready =
+                    *endpoint_ready && !resolved.changed_endpoints.contains(endpoint_id);
+                let mut direction = Direction::Inbound;
                 for subnet in subnet_ids {
-                    self.clients
-                        .resolver
-                        .associate_resolver_endpoint_ip_address()
-                        .resolver_endpoint_id(endpoint_id)
-                        .ip_address(IpAddressUpdate::builder().subnet_id(subnet).build())
-                        .send()
-                        .await
-                        .map_err(aws("Route53Resolver.AssociateResolverEndpointIpAddress"))?;
+                    if !ready {
+                        direction = self.until_endpoint_takes_changes(endpoint_id).await?;
+                    }
+                    self.change_endpoint_ip(
+                        endpoint_id,
+                        || {
+                            self.clients
+                                .resolver
+                                .associate_resolver_endpoint_ip_address()
+                                .resolver_endpoint_id(endpoint_id)
+                                .ip_address(IpAddressUpdate::builder().subnet_id(subnet).build())
+                                .send()
+                        },
+                        "Route53Resolver.AssociateResolverEndpointIpAddress",
+                    )
+                    .await?;
+                    // Each change leaves the endpoint UPDATING until AWS is done.
+                    ready = false;
                 }
-                Ok(Effect::None)
+                Ok(Effect::EndpointChanged(direction, endpoint_id.clone()))
             }
-            Action::RemoveEndpointIps { endpoint_id, ips } => {
+            Action::RemoveEndpointIps {
+                endpoint_id,
+                ips,
+                endpoint_ready,
+            } => {
                 self.ensure_resolver_owned(endpoint_id, "change", None)
                     .await?;
+                let mut ready =
+                    *endpoint_ready && !resolved.changed_endpoints.contains(endpoint_id);
+                let mut direction = Direction::Inbound;
                 for ip in ips {
+                    if !ready {
+                        direction = self.until_endpoint_takes_changes(endpoint_id).await?;
+                    }
                     let result = self
-                        .clients
-                        .resolver
-                        .disassociate_resolver_endpoint_ip_address()
-                        .resolver_endpoint_id(endpoint_id)
-                        .ip_address(
-                            IpAddressUpdate::builder()
-                                .ip_id(&ip.ip_id)
-                                .subnet_id(&ip.subnet_id)
-                                .build(),
+                        .change_endpoint_ip(
+                            endpoint_id,
+                            || {
+                                self.clients
+                                    .resolver
+                                    .disassociate_resolver_endpoint_ip_address()
+                                    .resolver_endpoint_id(endpoint_id)
+                                    .ip_address(
+                                        IpAddressUpdate::builder()
+                                            .ip_id(&ip.ip_id)
+                                            .subnet_id(&ip.subnet_id)
+                                            .build(),
+                                    )
+                                    .send()
+                            },
+                            "Route53Resolver.DisassociateResolverEndpointIpAddress",
                         )
-                        .send()
-                        .await
-                        .map_err(aws("Route53Resolver.DisassociateResolverEndpointIpAddress"));
-                    ok_if_gone(result.map(|_| ()))?;
+                        .await;
+                    match result {
+                        Err(ApplyError::Aws(e)) if is_gone(&e) => {}
+                        other => other?,
+                    }
+                    ready = false;
                 }
-                Ok(Effect::None)
+                Ok(Effect::EndpointChanged(direction, endpoint_id.clone()))
             }
             Action::CreateRule {
                 cluster,
@@ -338,7 +441,7 @@ impl<'a> Applier<'a> {
                         .ok_or_else(|| missing("the new rule"))?,
                 };
                 self.associate(&rule_id, vpc_id, cluster).await?;
-                Ok(Effect::Associated(vpc_id.clone()))
+                Ok(Effect::Associated(rule_id, vpc_id.clone()))
             }
             Action::DisassociateRule {
                 rule_id,
@@ -357,45 +460,107 @@ impl<'a> Applier<'a> {
                     .await
                     .map_err(aws("Route53Resolver.DisassociateResolverRule"));
                 ok_if_gone(result.map(|_| ()))?;
-                Ok(Effect::None)
+                Ok(Effect::Settle(Wait::AssociationGone {
+                    rule_id: rule_id.clone(),
+                    vpc_id: vpc_id.clone(),
+                }))
             }
             Action::DeleteRule {
-                rule_id, rule_arn, ..
+                rule_id,
+                rule_arn,
+                after_associations,
+                ..
             } => {
                 self.ensure_resolver_owned(rule_id, "delete", Some(rule_arn))
                     .await?;
-                let result = self
-                    .clients
-                    .resolver
-                    .delete_resolver_rule()
-                    .resolver_rule_id(rule_id)
-                    .send()
-                    .await
-                    .map_err(aws("Route53Resolver.DeleteResolverRule"));
-                ok_if_gone(result.map(|_| ()))?;
-                Ok(Effect::None)
+                if *after_associations {
+                    self.until_rule_is_unassociated(rule_id).await?;
+                }
+                let mut refusals = 0;
+                loop {
+                    let result = self
+                        .clients
+                        .resolver
+                        .delete_resolver_rule()
+                        .resolver_rule_id(rule_id)
+                        .send()
+                        .await
+                        .map_err(aws("Route53Resolver.DeleteResolverRule"));
+                    match result {
+                        // Still associated somewhere (an association going away).
+                        Err(e) if e.is_code("ResourceInUseException") => {
+                            refusals += 1;
+                            if refusals > REFUSALS {
+                                return Err(e.into());
+                            }
+                            self.until_rule_is_unassociated(rule_id).await?
+                        }
+                        other => {
+                            ok_if_gone(other.map(|_| ()))?;
+                            break;
+                        }
+                    }
+                }
+                Ok(Effect::Settle(Wait::RuleGone {
+                    rule_id: rule_id.clone(),
+                }))
             }
             Action::DeleteEndpoint {
                 endpoint_id,
                 endpoint_arn,
+                after_rules,
                 ..
             } => {
                 self.ensure_resolver_owned(endpoint_id, "delete", Some(endpoint_arn))
                     .await?;
-                let result = self
-                    .clients
-                    .resolver
-                    .delete_resolver_endpoint()
-                    .resolver_endpoint_id(endpoint_id)
-                    .send()
-                    .await
-                    .map_err(aws("Route53Resolver.DeleteResolverEndpoint"));
-                ok_if_gone(result.map(|_| ()))?;
-                Ok(Effect::None)
+                if *after_rules {
+                    if let Some(why) = self.until_endpoint_is_unused(endpoint_id).await? {
+                        return Ok(Effect::Kept(why));
+                    }
+                }
+                let mut refusals = 0;
+                loop {
+                    let result = self
+                        .clients
+                        .resolver
+                        .delete_resolver_endpoint()
+                        .resolver_endpoint_id(endpoint_id)
+                        .send()
+                        .await
+                        .map_err(aws("Route53Resolver.DeleteResolverEndpoint"));
+                    match result {
+                        // A rule still uses it (one being deleted, or a new one).
+                        Err(e) if e.message_contains("RSLVR-00600") => {
+                            refusals += 1;
+                            if refusals > REFUSALS {
+                                return Err(e.into());
+                            }
+                            if let Some(why) = self.until_endpoint_is_unused(endpoint_id).await? {
+                                return Ok(Effect::Kept(why));
+                            }
+                        }
+                        other => {
+                            ok_if_gone(other.map(|_| ()))?;
+                            break;
+                        }
+                    }
+                }
+                Ok(Effect::Settle(Wait::EndpointGone {
+                    endpoint_id: endpoint_id.clone(),
+                }))
             }
-            Action::DeleteSecurityGroup { group_id, .. } => {
-                self.delete_security_group(group_id).await?;
-                Ok(Effect::None)
+            Action::DeleteSecurityGroup {
+                group_id,
+                after_interfaces,
+                ..
+            } => {
+                match self
+                    .delete_security_group(group_id, *after_interfaces)
+                    .await?
+                {
+                    Some(why) => Ok(Effect::Kept(why)),
+                    None => Ok(Effect::None),
+                }
             }
             Action::PublishParameters(publication) => {
                 self.publish(publication, resolved).await?;
@@ -637,7 +802,14 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn delete_security_group(&self, group_id: &str) -> Result<(), ApplyError> {
+    /// Delete one of our groups once no network interface uses it. A group
+    /// that an endpoint came to use since it was observed is kept (returns
+    /// why); one that anything but a Resolver endpoint uses is a conflict.
+    async fn delete_security_group(
+        &self,
+        group_id: &str,
+        after_interfaces: bool,
+    ) -> Result<Option<String>, ApplyError> {
         let out = self
             .clients
             .ec2
@@ -647,7 +819,7 @@ impl<'a> Applier<'a> {
             .await
             .map_err(aws("EC2.DescribeSecurityGroups"))?;
         let Some(group) = out.security_groups().first() else {
-            return Ok(());
+            return Ok(None);
         };
         if !self.owner.is_ours(&ec2_tags(group.tags())) {
             return Err(ApplyError::NotOurs {
@@ -656,23 +828,220 @@ impl<'a> Applier<'a> {
                 owner: self.owner.id.clone(),
             });
         }
-        let result = self
-            .clients
-            .ec2
-            .delete_security_group()
-            .group_id(group_id)
-            .send()
-            .await
-            .map_err(aws("EC2.DeleteSecurityGroup"));
-        match result {
-            Err(e) if e.is_code("DependencyViolation") => Err(ApplyError::Aws(AwsError {
-                message: format!(
-                    "security group {group_id} is still in use (the endpoint's network \
-                     interfaces are going away); a later run deletes it"
-                ),
-                ..e
+        if after_interfaces {
+            if let Some(why) = self.until_group_is_unused(group_id).await? {
+                return Ok(Some(why));
+            }
+        }
+        let mut refusals = 0;
+        loop {
+            let result = self
+                .clients
+                .ec2
+                .delete_security_group()
+                .group_id(group_id)
+                .send()
+                .await
+                .map_err(aws("EC2.DeleteSecurityGroup"));
+            match result {
+                // Network interfaces still use it: an endpoint's stay until
+                // its deletion ends (EC2 API reference, DeleteSecurityGroup).
+                Err(e) if e.is_code("DependencyViolation") => {
+                    refusals += 1;
+                    if refusals > REFUSALS {
+                        return Err(e.into());
+                    }
+                    if let Some(why) = self.until_group_is_unused(group_id).await? {
+                        return Ok(Some(why));
+                    }
+                }
+                other => {
+                    ok_if_gone(other.map(|_| ()))?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    // ---- waiting for what an action depends on ------------------------------
+
+    /// Wait until AWS takes an IP change on the endpoint (OPERATIONAL, or
+    /// ACTION_NEEDED, which IP changes repair). Returns its direction.
+    async fn until_endpoint_takes_changes(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<Direction, ApplyError> {
+        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
+            Ok(
+                match observe::get_endpoint(self.clients, endpoint_id).await? {
+                    None => Look::Ready(None),
+                    Some(e) if e.status.accepts_ip_changes() => Look::Ready(Some(e.direction)),
+                    Some(e) => Look::NotYet(format!(
+                        "{} endpoint {endpoint_id} is {}",
+                        e.direction.as_str().to_lowercase(),
+                        e.status
+                    )),
+                },
+            )
+        })
+        .await?;
+        match waited {
+            Waited::Ready(Some(direction)) => Ok(direction),
+            Waited::Ready(None) => Err(ApplyError::Aws(AwsError {
+                operation: "Route53Resolver.GetResolverEndpoint".into(),
+                code: Some("ResourceNotFoundException".into()),
+                message: format!("endpoint {endpoint_id} is gone; the next run makes a new one"),
+                transient: true,
             })),
-            other => ok_if_gone(other.map(|_| ())).map_err(Into::into),
+            Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
+        }
+    }
+
+    /// One IP change, waiting and trying again while AWS refuses it because
+    /// the endpoint is in the middle of another change.
+    async fn change_endpoint_ip<F, Fut, T, E, R>(
+        &self,
+        endpoint_id: &str,
+        send: F,
+        operation: &'static str,
+    ) -> Result<(), ApplyError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+            Output = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+        >,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug,
+    {
+        let mut refusals = 0;
+        loop {
+            match send().await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    let e = AwsError::from_sdk(operation, e);
+                    let busy = e.is_code("InvalidRequestException")
+                        && (e.message_contains("UPDATING")
+                            || e.message_contains("CREATING")
+                            || e.message_contains("RSLVR-00506"));
+                    refusals += 1;
+                    if !busy || refusals > REFUSALS {
+                        return Err(e.into());
+                    }
+                    self.until_endpoint_takes_changes(endpoint_id).await?;
+                }
+            }
+        }
+    }
+
+    /// Wait until no VPC is associated with the rule (DELETING ones too).
+    async fn until_rule_is_unassociated(&self, rule_id: &str) -> Result<(), ApplyError> {
+        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
+            let left = observe::associations_of_rule(self.clients, rule_id).await?;
+            Ok(if left.is_empty() {
+                Look::Ready(())
+            } else {
+                Look::NotYet(format!(
+                    "rule {rule_id} is still associated with {}",
+                    left.iter()
+                        .map(|a| format!("{} ({})", a.vpc_id, a.status))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        })
+        .await?;
+        match waited {
+            Waited::Ready(()) => Ok(()),
+            Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
+        }
+    }
+
+    /// Wait until no rule uses the endpoint (RSLVR-00600 names DELETING
+    /// ones too). A rule that is not being deleted came to use it since it
+    /// was observed (a concurrent reconcile of another cluster): the
+    /// endpoint is kept, and this returns why.
+    async fn until_endpoint_is_unused(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<Option<String>, ApplyError> {
+        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
+            let rules = observe::rules_of_endpoint(self.clients, endpoint_id).await?;
+            if let Some(live) = rules.iter().find(|r| !r.status.is_going_away()) {
+                return Ok(Look::Ready(Some(format!(
+                    "endpoint {endpoint_id} is kept: rule {} ({}) uses it",
+                    live.id, live.domain
+                ))));
+            }
+            Ok(if rules.is_empty() {
+                Look::Ready(None)
+            } else {
+                Look::NotYet(format!(
+                    "endpoint {endpoint_id} waits for rule(s) {} to finish DELETING",
+                    rules
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        })
+        .await?;
+        match waited {
+            Waited::Ready(kept) => Ok(kept),
+            Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
+        }
+    }
+
+    /// Wait until no network interface uses the group. The interfaces of a
+    /// deleted endpoint stay until its deletion ends; those of an endpoint
+    /// that is not being deleted mean it came into use (kept, returns why);
+    /// any other interface is someone else's use of our group (a conflict).
+    async fn until_group_is_unused(&self, group_id: &str) -> Result<Option<String>, ApplyError> {
+        let waited = poll(self.clients, "EC2", &self.patience, || async {
+            let interfaces = observe::interfaces_using_group(self.clients, group_id).await?;
+            if interfaces.is_empty() {
+                return Ok(Look::Ready(Ok(None)));
+            }
+            let mut endpoints = BTreeSet::new();
+            for (eni, description) in &interfaces {
+                match resolver_endpoint_of_interface(description) {
+                    Some(endpoint) => {
+                        endpoints.insert(endpoint.to_string());
+                    }
+                    None => {
+                        return Ok(Look::Ready(Err(format!(
+                            "security group {group_id} is used by network interface {eni} \
+                             ({description}), which is not a Resolver endpoint's: detach it \
+                             from the group, and the next run deletes the group"
+                        ))))
+                    }
+                }
+            }
+            for endpoint in &endpoints {
+                if let Some(e) = observe::get_endpoint(self.clients, endpoint).await? {
+                    if !e.is_going_away() {
+                        return Ok(Look::Ready(Ok(Some(format!(
+                            "security group {group_id} is kept: endpoint {endpoint} ({}) uses it",
+                            e.status
+                        )))));
+                    }
+                }
+            }
+            Ok(Look::NotYet(format!(
+                "security group {group_id} waits for the network interfaces of endpoint(s) {} \
+                 to go",
+                endpoints.into_iter().collect::<Vec<_>>().join(", ")
+            )))
+        })
+        .await?;
+        match waited {
+            Waited::Ready(Ok(kept)) => Ok(kept),
+            Waited::Ready(Err(conflict)) => Err(ApplyError::Conflict(conflict)),
+            Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
         }
     }
 
@@ -797,7 +1166,7 @@ impl<'a> Applier<'a> {
                     let existing = observe::list_rules(self.clients).await?;
                     if let Some(found) = existing
                         .iter()
-                        .find(|x| x.creator_request_id == creator_id && x.status != "DELETING")
+                        .find(|x| x.creator_request_id == creator_id && !x.status.is_going_away())
                     {
                         return Ok(found.id.clone());
                     }
@@ -815,39 +1184,72 @@ impl<'a> Applier<'a> {
         vpc_id: &str,
         cluster: &str,
     ) -> Result<(), ApplyError> {
-        let result = self
-            .clients
-            .resolver
-            .associate_resolver_rule()
-            .resolver_rule_id(rule_id)
-            .vpc_id(vpc_id)
-            .name(resolver_name(&format!("eks-private-dns-{cluster}")))
-            .send()
-            .await;
-        let e = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => AwsError::from_sdk("Route53Resolver.AssociateResolverRule", e),
-        };
-        let maybe_exists = e.is_code("ResourceExistsException")
-            || (e.is_code("InvalidRequestException")
-                && (e.message_contains("RSLVR-00802") || e.message_contains("same domain name")));
-        if !maybe_exists {
-            return Err(e.into());
+        let mut refusals = 0;
+        loop {
+            let result = self
+                .clients
+                .resolver
+                .associate_resolver_rule()
+                .resolver_rule_id(rule_id)
+                .vpc_id(vpc_id)
+                .name(resolver_name(&format!("eks-private-dns-{cluster}")))
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => AwsError::from_sdk("Route53Resolver.AssociateResolverRule", e),
+            };
+            let maybe_exists = e.is_code("ResourceExistsException")
+                || (e.is_code("InvalidRequestException")
+                    && (e.message_contains("RSLVR-00802")
+                        || e.message_contains("same domain name")));
+            if !maybe_exists {
+                return Err(e.into());
+            }
+            // A retry after a lost response, or a twin: done if it is our
+            // rule that is associated. An association of the VPC that is
+            // going away (ours, disassociated a moment ago) is waited for.
+            // Any other is another rule for the name: a conflict.
+            let associations = observe::list_associations(self.clients).await?;
+            let in_vpc: Vec<_> = associations.iter().filter(|a| a.vpc_id == vpc_id).collect();
+            if in_vpc
+                .iter()
+                .any(|a| a.rule_id == rule_id && !a.is_going_away())
+            {
+                return Ok(());
+            }
+            let leaving: Vec<String> = in_vpc
+                .iter()
+                .filter(|a| a.status.is_going_away())
+                .map(|a| a.rule_id.clone())
+                .collect();
+            refusals += 1;
+            if leaving.is_empty() || refusals > REFUSALS {
+                return Err(ApplyError::Conflict(format!(
+                    "VPC {vpc_id} already has another Resolver rule for this cluster's endpoint \
+                     name ({}); remove that association or take the VPC out of the client list",
+                    e.message
+                )));
+            }
+            let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
+                let now = observe::list_associations(self.clients).await?;
+                let still = now
+                    .iter()
+                    .any(|a| a.vpc_id == vpc_id && leaving.contains(&a.rule_id));
+                Ok(if still {
+                    Look::NotYet(format!(
+                        "the association of rule {} with {vpc_id} is going away",
+                        leaving.join(", ")
+                    ))
+                } else {
+                    Look::Ready(())
+                })
+            })
+            .await?;
+            if let Waited::StillInProgress(what) = waited {
+                return Err(ApplyError::InProgress(what));
+            }
         }
-        // A retry after a lost response, or a twin: done if it is our rule
-        // that is associated; a conflict if it is another rule for the name.
-        let associations = observe::list_associations(self.clients).await?;
-        if associations
-            .iter()
-            .any(|a| a.rule_id == rule_id && a.vpc_id == vpc_id && !a.is_going_away())
-        {
-            return Ok(());
-        }
-        Err(ApplyError::Conflict(format!(
-            "VPC {vpc_id} already has another Resolver rule for this cluster's endpoint name \
-             ({}); remove that association or take the VPC out of the client list",
-            e.message
-        )))
     }
 
     // ---- SSM ----------------------------------------------------------------
@@ -1056,22 +1458,30 @@ fn targets_of(targets: &Targets, resolved: &Resolved) -> Result<Vec<TargetAddres
 /// "Not found" on a delete means it is already done.
 fn ok_if_gone(result: Result<(), AwsError>) -> Result<(), AwsError> {
     match result {
-        Err(e)
-            if matches!(
-                e.code.as_deref(),
-                Some(
-                    "ResourceNotFoundException"
-                        | "InvalidPermission.NotFound"
-                        | "InvalidSecurityGroupRuleId.NotFound"
-                        | "InvalidGroup.NotFound"
-                        | "ParameterNotFound"
-                )
-            ) =>
-        {
-            Ok(())
-        }
+        Err(e) if is_gone(&e) => Ok(()),
         other => other,
     }
+}
+
+fn is_gone(e: &AwsError) -> bool {
+    matches!(
+        e.code.as_deref(),
+        Some(
+            "ResourceNotFoundException"
+                | "InvalidPermission.NotFound"
+                | "InvalidSecurityGroupRuleId.NotFound"
+                | "InvalidGroup.NotFound"
+                | "ParameterNotFound"
+        )
+    )
+}
+
+/// "Route 53 Resolver: rslvr-in-0123:rni-4567" (the description Resolver
+/// gives an endpoint's network interfaces) -> "rslvr-in-0123".
+fn resolver_endpoint_of_interface(description: &str) -> Option<&str> {
+    let rest = description.strip_prefix("Route 53 Resolver: ")?;
+    let endpoint = rest.split(':').next()?;
+    endpoint.starts_with("rslvr-").then_some(endpoint)
 }
 
 fn sdk_targets(targets: &[TargetAddress]) -> Vec<aws_sdk_route53resolver::types::TargetAddress> {

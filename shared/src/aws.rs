@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -31,6 +32,9 @@ pub struct Counts {
     pub calls: BTreeMap<String, u64>,
     /// Attempts answered with a throttling error.
     pub throttles: u64,
+    /// Looks taken while waiting for AWS to finish something, by service
+    /// (each is one of the calls above).
+    pub polls: BTreeMap<String, u64>,
 }
 
 impl Counts {
@@ -56,10 +60,22 @@ impl Counts {
                 calls.insert(name.clone(), n - before);
             }
         }
+        let mut polls = BTreeMap::new();
+        for (service, n) in &self.polls {
+            let before = earlier.polls.get(service).copied().unwrap_or(0);
+            if *n > before {
+                polls.insert(service.clone(), n - before);
+            }
+        }
         Counts {
             calls,
             throttles: self.throttles.saturating_sub(earlier.throttles),
+            polls,
         }
+    }
+
+    pub fn total_polls(&self) -> u64 {
+        self.polls.values().sum()
     }
 }
 
@@ -73,6 +89,17 @@ pub fn is_write_operation(name: &str) -> bool {
 impl CallCounter {
     pub fn snapshot(&self) -> Counts {
         self.inner.lock().expect("counter lock").clone()
+    }
+
+    /// Note one look taken while waiting (`service`: "Route53Resolver", "EC2").
+    pub fn add_poll(&self, service: &str) {
+        *self
+            .inner
+            .lock()
+            .expect("counter lock")
+            .polls
+            .entry(service.to_string())
+            .or_default() += 1;
     }
 }
 
@@ -134,6 +161,37 @@ const THROTTLING_CODES: &[&str] = &[
     "RequestThrottled",
 ];
 
+/// How long one attempt and one operation (its retries included) may take.
+/// The SDK's clients have no such limit unless given one: a request whose
+/// answer never comes (a black-holed connection) would wait until the
+/// Lambda's own timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection (the SDK's default).
+    pub connect: Duration,
+    /// One attempt, from sending the request to the whole answer. AWS
+    /// answers these calls in well under a second; a page of a large
+    /// DescribeSecurityGroupRules in a few.
+    pub attempt: Duration,
+    /// One operation, its retries and their backoff included (3 attempts).
+    pub operation: Duration,
+    /// One Route 53 Resolver operation: its attempts also wait for their
+    /// turn under the rate limit, which a sweep's burst makes longer. Its
+    /// attempt timeout starts once the turn comes.
+    pub resolver_operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_millis(3100),
+            attempt: Duration::from_secs(10),
+            operation: Duration::from_secs(45),
+            resolver_operation: Duration::from_secs(90),
+        }
+    }
+}
+
 /// The four service clients, sharing one call counter.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -185,6 +243,15 @@ impl Clients {
         sdk: &aws_config::SdkConfig,
         resolver_rate: f64,
     ) -> Result<Clients, AwsError> {
+        Clients::from_sdk_config_with(sdk, resolver_rate, Timeouts::default())
+    }
+
+    pub fn from_sdk_config_with(
+        sdk: &aws_config::SdkConfig,
+        resolver_rate: f64,
+        timeouts: Timeouts,
+    ) -> Result<Clients, AwsError> {
+        use aws_smithy_types::timeout::TimeoutConfig;
         let region = sdk
             .region()
             .map(|r| r.to_string())
@@ -195,24 +262,42 @@ impl Clients {
                 transient: false,
             })?;
         let counter = CallCounter::default();
+        let timeout = TimeoutConfig::builder()
+            .connect_timeout(timeouts.connect)
+            .operation_attempt_timeout(timeouts.attempt)
+            .operation_timeout(timeouts.operation)
+            .build();
         let eks = aws_sdk_eks::config::Builder::from(sdk)
+            .timeout_config(timeout.clone())
             .interceptor(counter.clone())
             .build();
         let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .timeout_config(timeout.clone())
             .interceptor(counter.clone())
             .build();
         let resolver_limiter = Arc::new(crate::limit::RateLimiter::per_second(resolver_rate));
         let http = sdk
             .http_client()
             .unwrap_or_else(crate::limit::default_http_client);
+        // The Resolver client's attempt timeout is applied by the rate
+        // limited connector once the attempt's turn has come: the SDK's
+        // would count the wait for the turn as part of the attempt.
         let resolver = aws_sdk_route53resolver::config::Builder::from(sdk)
             .http_client(crate::limit::RateLimitedClient::new(
                 http,
                 resolver_limiter.clone(),
+                timeouts.attempt,
             ))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(timeouts.connect)
+                    .operation_timeout(timeouts.resolver_operation)
+                    .build(),
+            )
             .interceptor(counter.clone())
             .build();
         let ssm = aws_sdk_ssm::config::Builder::from(sdk)
+            .timeout_config(timeout)
             .interceptor(counter.clone())
             .build();
         Ok(Clients {

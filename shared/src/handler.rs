@@ -2,7 +2,7 @@
 //! handle-event`: the same code path, so that an event file replayed on the
 //! CLI does exactly what the Lambda did.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::event::{self, EventError, EventOutcome};
 use crate::reconcile::{Reconciler, Report};
@@ -21,8 +21,9 @@ pub enum EventResult {
 
 /// Handle one raw event. For CreateCluster and UpdateClusterConfig the
 /// reconcile waits, polling from `first_poll`, while EKS is still working
-/// on the cluster, but never past `deadline`; whatever is still pending then
-/// is finished by the next sweep.
+/// on the cluster; every reconcile waits for AWS to finish the plumbing. No
+/// wait goes past `deadline`: whatever is still pending then is finished by
+/// the next sweep.
 pub async fn handle_event(
     reconciler: &Reconciler,
     bytes: &[u8],
@@ -69,8 +70,11 @@ pub async fn handle_event(
                     )
                     .await
             } else {
+                let patience = reconciler
+                    .waiting
+                    .until(tokio::time::Instant::from_std(deadline));
                 reconciler
-                    .reconcile(&target.cluster_name, target.cluster_arn.clone())
+                    .reconcile_until(&target.cluster_name, target.cluster_arn.clone(), patience)
                     .await
             };
             Ok(EventResult::Reconciled {
@@ -78,5 +82,52 @@ pub async fn handle_event(
                 report: Box::new(report),
             })
         }
+    }
+}
+
+/// The most a Lambda invocation keeps back from its deadline for its last
+/// calls and its summary.
+pub const LAMBDA_MARGIN: Duration = Duration::from_secs(60);
+
+/// A Lambda invocation's deadline (milliseconds since the epoch, from the
+/// runtime API) as the Instant until which it may wait for AWS: a tenth of
+/// the time left is kept back, at most LAMBDA_MARGIN (a minute of the
+/// 15-minute functions; a second of a 10-second local test).
+pub fn lambda_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub((remaining / 10).min(LAMBDA_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    #[test]
+    fn a_lambda_keeps_a_margin_of_a_tenth_up_to_a_minute() {
+        let left =
+            |ms: u64| lambda_deadline(now_ms() + ms).saturating_duration_since(Instant::now());
+        let long = left(900_000);
+        assert!(
+            long <= Duration::from_secs(840) && long > Duration::from_secs(835),
+            "{long:?}"
+        );
+        let short = left(10_000);
+        assert!(
+            short <= Duration::from_secs(9) && short > Duration::from_millis(8_500),
+            "{short:?}"
+        );
+        // Past deadlines do not underflow.
+        assert!(lambda_deadline(0) <= Instant::now() + Duration::from_millis(10));
     }
 }

@@ -17,11 +17,15 @@ pub mod limit;
 pub mod model;
 pub mod observe;
 pub mod owner;
+pub mod path;
 pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod render;
+pub mod status;
 pub mod sweep;
 pub mod verify;
+pub mod wait;
 
 pub use config::Config;
 pub use reconcile::{Reconciler, Report};

@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::client::http::{
     SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -57,16 +58,26 @@ impl RateLimiter {
     }
 }
 
-/// An HTTP client whose every request first waits for the limiter.
+/// An HTTP client whose every request first waits for the limiter, then
+/// has `attempt_timeout` to get its answer.
 #[derive(Clone, Debug)]
 pub struct RateLimitedClient {
     inner: SharedHttpClient,
     limiter: Arc<RateLimiter>,
+    attempt_timeout: Duration,
 }
 
 impl RateLimitedClient {
-    pub fn new(inner: SharedHttpClient, limiter: Arc<RateLimiter>) -> RateLimitedClient {
-        RateLimitedClient { inner, limiter }
+    pub fn new(
+        inner: SharedHttpClient,
+        limiter: Arc<RateLimiter>,
+        attempt_timeout: Duration,
+    ) -> RateLimitedClient {
+        RateLimitedClient {
+            inner,
+            limiter,
+            attempt_timeout,
+        }
     }
 }
 
@@ -74,15 +85,27 @@ impl RateLimitedClient {
 struct RateLimitedConnector {
     inner: SharedHttpConnector,
     limiter: Arc<RateLimiter>,
+    attempt_timeout: Duration,
 }
 
 impl HttpConnector for RateLimitedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let limiter = self.limiter.clone();
+        let attempt_timeout = self.attempt_timeout;
         HttpConnectorFuture::new(async move {
             limiter.acquire().await;
-            inner.call(request).await
+            match tokio::time::timeout(attempt_timeout, inner.call(request)).await {
+                Ok(answer) => answer,
+                // A timeout error: the SDK's retry strategy tries again.
+                Err(_) => Err(ConnectorError::timeout(
+                    format!(
+                        "no answer within {} ms (attempt timeout)",
+                        attempt_timeout.as_millis()
+                    )
+                    .into(),
+                )),
+            }
         })
     }
 }
@@ -96,6 +119,7 @@ impl HttpClient for RateLimitedClient {
         SharedHttpConnector::new(RateLimitedConnector {
             inner: self.inner.http_connector(settings, components),
             limiter: self.limiter.clone(),
+            attempt_timeout: self.attempt_timeout,
         })
     }
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use crate::status::{AssociationStatus, EndpointStatus, IpStatus, RuleStatus};
+
 pub type Tags = BTreeMap<String, String>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -74,12 +76,24 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// Where the 443 rule goes: the EKS-made cluster security group, or the
-    /// first additional group when there is none.
+    /// The endpoint host name and the VPC, or why the cluster has none.
+    pub fn host_and_vpc(&self) -> Result<(String, String), String> {
+        let host = self
+            .endpoint_host
+            .clone()
+            .ok_or_else(|| format!("cluster {} reports no endpoint host name", self.name))?;
+        let vpc = self
+            .vpc_id
+            .clone()
+            .ok_or_else(|| format!("cluster {} reports no VPC", self.name))?;
+        Ok((host, vpc))
+    }
+
+    /// Where the 443 rules go: the cluster security group EKS made (tagged
+    /// aws:eks:cluster-name). Never one of the additional groups, which are
+    /// the user's and which the deployment's IAM policy may not change.
     pub fn control_plane_group(&self) -> Option<&str> {
-        self.cluster_security_group_id
-            .as_deref()
-            .or_else(|| self.security_group_ids.first().map(String::as_str))
+        self.cluster_security_group_id.as_deref()
     }
 }
 
@@ -130,7 +144,7 @@ pub struct SubnetView {
     pub az: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Direction {
     Inbound,
@@ -152,7 +166,8 @@ pub struct EndpointIp {
     pub subnet_id: String,
     pub ip: Option<String>,
     pub ipv6: Option<String>,
-    pub status: String,
+    pub status: IpStatus,
+    pub status_message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,7 +177,8 @@ pub struct EndpointView {
     pub direction: Direction,
     pub vpc_id: String,
     pub security_group_ids: Vec<String>,
-    pub status: String,
+    pub status: EndpointStatus,
+    pub status_message: String,
     pub creator_request_id: String,
     pub name: String,
     pub creation_time: String,
@@ -173,42 +189,34 @@ pub struct EndpointView {
 
 impl EndpointView {
     pub fn is_going_away(&self) -> bool {
-        self.status == "DELETING"
+        self.status.is_going_away()
     }
 
-    /// The endpoint's IPv4 addresses, sorted.
+    /// The live IPs (see `IpStatus::is_live`).
+    pub fn live_ips(&self) -> impl Iterator<Item = &EndpointIp> {
+        self.ips.iter().flatten().filter(|ip| ip.status.is_live())
+    }
+
+    /// The IPs that AWS reports failed.
+    pub fn failed_ips(&self) -> impl Iterator<Item = &EndpointIp> {
+        self.ips.iter().flatten().filter(|ip| ip.status.is_failed())
+    }
+
+    /// The endpoint's live IPv4 addresses, sorted.
     pub fn ipv4s(&self) -> Vec<String> {
-        let mut ips: Vec<String> = self
-            .ips
-            .iter()
-            .flatten()
-            .filter(|ip| !is_leaving(&ip.status))
-            .filter_map(|ip| ip.ip.clone())
-            .collect();
+        let mut ips: Vec<String> = self.live_ips().filter_map(|ip| ip.ip.clone()).collect();
         ips.sort_by_key(|ip| ip_sort_key(ip));
         ips.dedup();
         ips
     }
 
+    /// The endpoint's live IPv6 addresses, sorted.
     pub fn ipv6s(&self) -> Vec<String> {
-        let mut ips: Vec<String> = self
-            .ips
-            .iter()
-            .flatten()
-            .filter(|ip| !is_leaving(&ip.status))
-            .filter_map(|ip| ip.ipv6.clone())
-            .collect();
+        let mut ips: Vec<String> = self.live_ips().filter_map(|ip| ip.ipv6.clone()).collect();
         ips.sort();
         ips.dedup();
         ips
     }
-}
-
-fn is_leaving(status: &str) -> bool {
-    matches!(
-        status,
-        "DELETING" | "DELETE_FAILED_FAS_EXPIRED" | "DETACHING"
-    )
 }
 
 /// Sort IPv4 addresses numerically (10.0.2.5 before 10.0.10.5).
@@ -236,7 +244,8 @@ pub struct RuleView {
     pub targets: Vec<TargetAddress>,
     pub creator_request_id: String,
     pub name: String,
-    pub status: String,
+    pub status: RuleStatus,
+    pub status_message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,12 +253,14 @@ pub struct AssociationView {
     pub id: String,
     pub rule_id: String,
     pub vpc_id: String,
-    pub status: String,
+    pub status: AssociationStatus,
+    pub status_message: String,
 }
 
 impl AssociationView {
+    /// Not in place and not becoming so: DELETING or FAILED.
     pub fn is_going_away(&self) -> bool {
-        matches!(self.status.as_str(), "DELETING" | "FAILED")
+        !self.status.is_live()
     }
 }
 

@@ -278,6 +278,88 @@ pub async fn security_group_rules(
     Ok(rules)
 }
 
+/// ResolverEndpoint -> EndpointView; None for a direction we do not know.
+pub fn endpoint_view(e: &aws_sdk_route53resolver::types::ResolverEndpoint) -> Option<EndpointView> {
+    let direction = match e.direction().map(|d| d.as_str()) {
+        Some("INBOUND") => Direction::Inbound,
+        Some("OUTBOUND") => Direction::Outbound,
+        _ => return None,
+    };
+    Some(EndpointView {
+        id: e.id().unwrap_or_default().to_string(),
+        arn: e.arn().unwrap_or_default().to_string(),
+        direction,
+        vpc_id: e.host_vpc_id().unwrap_or_default().to_string(),
+        security_group_ids: e.security_group_ids().to_vec(),
+        status: EndpointStatus::parse(e.status().map(|s| s.as_str()).unwrap_or_default()),
+        status_message: e.status_message().unwrap_or_default().to_string(),
+        creator_request_id: e.creator_request_id().unwrap_or_default().to_string(),
+        name: e.name().unwrap_or_default().to_string(),
+        creation_time: e.creation_time().unwrap_or_default().to_string(),
+        ip_count: e.ip_address_count().unwrap_or(0),
+        ips: None,
+    })
+}
+
+fn ip_view(ip: &aws_sdk_route53resolver::types::IpAddressResponse) -> EndpointIp {
+    EndpointIp {
+        ip_id: ip.ip_id().unwrap_or_default().to_string(),
+        subnet_id: ip.subnet_id().unwrap_or_default().to_string(),
+        ip: ip.ip().map(str::to_string),
+        ipv6: ip.ipv6().map(str::to_string),
+        status: IpStatus::parse(ip.status().map(|s| s.as_str()).unwrap_or_default()),
+        status_message: ip.status_message().unwrap_or_default().to_string(),
+    }
+}
+
+fn rule_view(r: &aws_sdk_route53resolver::types::ResolverRule) -> RuleView {
+    RuleView {
+        id: r.id().unwrap_or_default().to_string(),
+        arn: r.arn().unwrap_or_default().to_string(),
+        domain: normalize_domain(r.domain_name().unwrap_or_default()),
+        rule_type: r
+            .rule_type()
+            .map(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        endpoint_id: r.resolver_endpoint_id().map(str::to_string),
+        targets: r
+            .target_ips()
+            .iter()
+            .filter_map(|t| {
+                Some(TargetAddress {
+                    ip: t.ip().or(t.ipv6())?.to_string(),
+                    port: t.port().unwrap_or(53),
+                })
+            })
+            .collect(),
+        creator_request_id: r.creator_request_id().unwrap_or_default().to_string(),
+        name: r.name().unwrap_or_default().to_string(),
+        status: RuleStatus::parse(r.status().map(|s| s.as_str()).unwrap_or_default()),
+        status_message: r.status_message().unwrap_or_default().to_string(),
+    }
+}
+
+fn association_view(
+    a: &aws_sdk_route53resolver::types::ResolverRuleAssociation,
+) -> AssociationView {
+    AssociationView {
+        id: a.id().unwrap_or_default().to_string(),
+        rule_id: a.resolver_rule_id().unwrap_or_default().to_string(),
+        vpc_id: a.vpc_id().unwrap_or_default().to_string(),
+        status: AssociationStatus::parse(a.status().map(|s| s.as_str()).unwrap_or_default()),
+        status_message: a.status_message().unwrap_or_default().to_string(),
+    }
+}
+
+/// A Resolver list filter.
+fn resolver_filter(name: &str, value: &str) -> aws_sdk_route53resolver::types::Filter {
+    aws_sdk_route53resolver::types::Filter::builder()
+        .name(name)
+        .values(value)
+        .build()
+}
+
 /// Every Resolver endpoint in the region (one paginated call).
 pub async fn list_endpoints(clients: &Clients) -> Result<Vec<EndpointView>, AwsError> {
     let mut pages = clients
@@ -289,32 +371,54 @@ pub async fn list_endpoints(clients: &Clients) -> Result<Vec<EndpointView>, AwsE
     let mut endpoints = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverEndpoints"))?;
-        for e in page.resolver_endpoints() {
-            let direction = match e.direction().map(|d| d.as_str()) {
-                Some("INBOUND") => Direction::Inbound,
-                Some("OUTBOUND") => Direction::Outbound,
-                _ => continue,
-            };
-            endpoints.push(EndpointView {
-                id: e.id().unwrap_or_default().to_string(),
-                arn: e.arn().unwrap_or_default().to_string(),
-                direction,
-                vpc_id: e.host_vpc_id().unwrap_or_default().to_string(),
-                security_group_ids: e.security_group_ids().to_vec(),
-                status: e
-                    .status()
-                    .map(|s| s.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                creator_request_id: e.creator_request_id().unwrap_or_default().to_string(),
-                name: e.name().unwrap_or_default().to_string(),
-                creation_time: e.creation_time().unwrap_or_default().to_string(),
-                ip_count: e.ip_address_count().unwrap_or(0),
-                ips: None,
-            });
-        }
+        endpoints.extend(page.resolver_endpoints().iter().filter_map(endpoint_view));
     }
     Ok(endpoints)
+}
+
+/// One endpoint (GetResolverEndpoint); None once it is gone.
+pub async fn get_endpoint(
+    clients: &Clients,
+    endpoint_id: &str,
+) -> Result<Option<EndpointView>, AwsError> {
+    match clients
+        .resolver
+        .get_resolver_endpoint()
+        .resolver_endpoint_id(endpoint_id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.resolver_endpoint().and_then(endpoint_view)),
+        Err(e) => {
+            let e = AwsError::from_sdk("Route53Resolver.GetResolverEndpoint", e);
+            if e.is_code("ResourceNotFoundException") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether a rule still exists (GetResolverRule), whatever its status.
+pub async fn rule_exists(clients: &Clients, rule_id: &str) -> Result<bool, AwsError> {
+    match clients
+        .resolver
+        .get_resolver_rule()
+        .resolver_rule_id(rule_id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = AwsError::from_sdk("Route53Resolver.GetResolverRule", e);
+            if e.is_code("ResourceNotFoundException") {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 pub async fn endpoint_ips(
@@ -331,93 +435,106 @@ pub async fn endpoint_ips(
     let mut ips = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverEndpointIpAddresses"))?;
-        for ip in page.ip_addresses() {
-            ips.push(EndpointIp {
-                ip_id: ip.ip_id().unwrap_or_default().to_string(),
-                subnet_id: ip.subnet_id().unwrap_or_default().to_string(),
-                ip: ip.ip().map(str::to_string),
-                ipv6: ip.ipv6().map(str::to_string),
-                status: ip
-                    .status()
-                    .map(|s| s.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-        }
+        ips.extend(page.ip_addresses().iter().map(ip_view));
     }
     Ok(ips)
 }
 
 /// Every Resolver rule in the region (one paginated call).
 pub async fn list_rules(clients: &Clients) -> Result<Vec<RuleView>, AwsError> {
+    list_rules_filtered(clients, None).await
+}
+
+/// The rules (any owner, any status) that go through `endpoint_id`.
+pub async fn rules_of_endpoint(
+    clients: &Clients,
+    endpoint_id: &str,
+) -> Result<Vec<RuleView>, AwsError> {
+    list_rules_filtered(
+        clients,
+        Some(resolver_filter("ResolverEndpointId", endpoint_id)),
+    )
+    .await
+}
+
+async fn list_rules_filtered(
+    clients: &Clients,
+    filter: Option<aws_sdk_route53resolver::types::Filter>,
+) -> Result<Vec<RuleView>, AwsError> {
     let mut pages = clients
         .resolver
         .list_resolver_rules()
+        .set_filters(filter.map(|f| vec![f]))
         .max_results(100)
         .into_paginator()
         .send();
     let mut rules = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverRules"))?;
-        for r in page.resolver_rules() {
-            rules.push(RuleView {
-                id: r.id().unwrap_or_default().to_string(),
-                arn: r.arn().unwrap_or_default().to_string(),
-                domain: normalize_domain(r.domain_name().unwrap_or_default()),
-                rule_type: r
-                    .rule_type()
-                    .map(|t| t.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                endpoint_id: r.resolver_endpoint_id().map(str::to_string),
-                targets: r
-                    .target_ips()
-                    .iter()
-                    .filter_map(|t| {
-                        Some(TargetAddress {
-                            ip: t.ip().or(t.ipv6())?.to_string(),
-                            port: t.port().unwrap_or(53),
-                        })
-                    })
-                    .collect(),
-                creator_request_id: r.creator_request_id().unwrap_or_default().to_string(),
-                name: r.name().unwrap_or_default().to_string(),
-                status: r
-                    .status()
-                    .map(|s| s.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-        }
+        rules.extend(page.resolver_rules().iter().map(rule_view));
     }
     Ok(rules)
 }
 
 /// Every rule association in the region (one paginated call).
 pub async fn list_associations(clients: &Clients) -> Result<Vec<AssociationView>, AwsError> {
+    list_associations_filtered(clients, None).await
+}
+
+/// The associations (any status) of one rule.
+pub async fn associations_of_rule(
+    clients: &Clients,
+    rule_id: &str,
+) -> Result<Vec<AssociationView>, AwsError> {
+    list_associations_filtered(clients, Some(resolver_filter("ResolverRuleId", rule_id))).await
+}
+
+async fn list_associations_filtered(
+    clients: &Clients,
+    filter: Option<aws_sdk_route53resolver::types::Filter>,
+) -> Result<Vec<AssociationView>, AwsError> {
     let mut pages = clients
         .resolver
         .list_resolver_rule_associations()
+        .set_filters(filter.map(|f| vec![f]))
         .max_results(100)
         .into_paginator()
         .send();
     let mut associations = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverRuleAssociations"))?;
-        for a in page.resolver_rule_associations() {
-            associations.push(AssociationView {
-                id: a.id().unwrap_or_default().to_string(),
-                rule_id: a.resolver_rule_id().unwrap_or_default().to_string(),
-                vpc_id: a.vpc_id().unwrap_or_default().to_string(),
-                status: a
-                    .status()
-                    .map(|s| s.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-        }
+        associations.extend(
+            page.resolver_rule_associations()
+                .iter()
+                .map(association_view),
+        );
     }
     Ok(associations)
+}
+
+/// The network interfaces that use security group `group_id`:
+/// (interface id, description).
+pub async fn interfaces_using_group(
+    clients: &Clients,
+    group_id: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let mut pages = clients
+        .ec2
+        .describe_network_interfaces()
+        .filters(filter("group-id", [group_id]))
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws("EC2.DescribeNetworkInterfaces"))?;
+        for eni in page.network_interfaces() {
+            found.push((
+                eni.network_interface_id().unwrap_or_default().to_string(),
+                eni.description().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    Ok(found)
 }
 
 /// The parameters directly under `path`.
@@ -531,13 +648,16 @@ pub async fn observe_fleet(
     // Someone else's parameters under the prefix name no cluster of ours.
     parameters.retain(|p| owned_parameters.contains(&p.name));
     let mut resolver = resolver;
+    // The addresses of our endpoints (inbound: published and targeted;
+    // outbound: admitted on the inbound groups) and of the configured one.
     let inbound: Vec<String> = resolver
         .endpoints
         .iter()
         .filter(|e| {
-            e.direction == Direction::Inbound
-                && owner.parse_creator_id(&e.creator_request_id).is_some()
+            owner.parse_creator_id(&e.creator_request_id).is_some()
+                || config.outbound_endpoint_id.as_deref() == Some(e.id.as_str())
         })
+        .filter(|e| e.direction == Direction::Inbound || !e.is_going_away())
         .map(|e| e.id.clone())
         .collect();
     let ips = try_join_all(inbound.iter().map(|id| endpoint_ips(clients, id))).await?;
@@ -807,11 +927,16 @@ pub async fn observe_cluster(
             (None, _) => Ok(Vec::new()),
         }
     };
-    // Addresses of the VPC's inbound endpoints (already read in a fleet).
+    // Addresses of the VPC's inbound endpoints, and of the outbound ones
+    // (where forwarded queries come from, which the inbound group admits);
+    // already read in a fleet.
     let inbound_ids: Vec<String> = obs
         .endpoints
         .iter()
-        .filter(|e| e.direction == Direction::Inbound && Some(&e.vpc_id) == vpc_id.as_ref())
+        .filter(|e| match e.direction {
+            Direction::Inbound => Some(&e.vpc_id) == vpc_id.as_ref(),
+            Direction::Outbound => !e.is_going_away(),
+        })
         .filter(|e| e.ips.is_none())
         .map(|e| e.id.clone())
         .collect();

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{ClusterTags, Config, Trigger, ENV_CLIENT_VPC_IDS, ENV_OUTBOUND_ENDPOINT_ID};
 use crate::model::*;
 use crate::owner::{CreatorId, Owner, ROLE_INBOUND, ROLE_OUTBOUND, TAG_CLUSTER, TAG_ROLE};
+pub use crate::progress::{Problem, Wait};
 
 pub const DNS_PORT: i32 = 53;
 pub const API_PORT: i32 = 443;
@@ -154,13 +155,17 @@ pub enum Action {
         group: GroupRef,
         subnet_ids: Vec<String>,
     },
+    /// IP changes wait until the endpoint is OPERATIONAL (or ACTION_NEEDED,
+    /// which they repair); `endpoint_ready` says it was when observed.
     AddEndpointIps {
         endpoint_id: String,
         subnet_ids: Vec<String>,
+        endpoint_ready: bool,
     },
     RemoveEndpointIps {
         endpoint_id: String,
         ips: Vec<EndpointIpRef>,
+        endpoint_ready: bool,
     },
     CreateRule {
         cluster: String,
@@ -186,21 +191,32 @@ pub enum Action {
         rule_arn: String,
         vpc_id: String,
     },
+    /// A rule goes once no VPC is associated with it; with
+    /// `after_associations`, some was when observed (or is disassociated by
+    /// this plan), and the apply step waits until they are gone.
     DeleteRule {
         rule_id: String,
         rule_arn: String,
         domain: String,
+        after_associations: bool,
     },
+    /// An endpoint goes once no rule uses it (RSLVR-00600); with
+    /// `after_rules`, some rule did when observed.
     DeleteEndpoint {
         endpoint_id: String,
         endpoint_arn: String,
         direction: Direction,
         vpc_id: String,
+        after_rules: bool,
     },
+    /// A group goes once no network interface uses it (DependencyViolation);
+    /// with `after_interfaces`, an endpoint did when observed, whose
+    /// interfaces stay until its deletion ends.
     DeleteSecurityGroup {
         group_id: String,
         role: String,
         vpc_id: String,
+        after_interfaces: bool,
     },
     PublishParameters(Box<Publication>),
     DeleteParameters {
@@ -292,12 +308,15 @@ impl Action {
             Action::AddEndpointIps {
                 endpoint_id,
                 subnet_ids,
+                ..
             } => format!(
                 "add {} IPs to {endpoint_id} in {}",
                 subnet_ids.len(),
                 subnet_ids.join(", ")
             ),
-            Action::RemoveEndpointIps { endpoint_id, ips } => format!(
+            Action::RemoveEndpointIps {
+                endpoint_id, ips, ..
+            } => format!(
                 "remove IPs {} from {endpoint_id}",
                 join(
                     ips.iter()
@@ -391,6 +410,10 @@ pub struct Plan {
     #[serde(flatten)]
     pub decision: Decision,
     pub actions: Vec<Action>,
+    /// What AWS must finish before the plumbing serves (whatever the actions).
+    pub waits: Vec<Wait>,
+    /// What AWS reports as failed, and the repair the actions make.
+    pub problems: Vec<Problem>,
 }
 
 impl Plan {
@@ -448,7 +471,7 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
     let ours = |e: &&EndpointView| {
         owner.parse_creator_id(&e.creator_request_id).is_some()
             && !e.is_going_away()
-            && e.status != "CREATING"
+            && e.status != EndpointStatus::Creating
             && config.outbound_endpoint_id.as_deref() != Some(e.id.as_str())
     };
     let mut deleted: BTreeSet<&str> = BTreeSet::new();
@@ -456,11 +479,11 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
         let unused = match endpoint.direction {
             Direction::Inbound => !view.needed_vpcs.contains(&endpoint.vpc_id),
             Direction::Outbound => !view.rules.iter().any(|r| {
-                r.endpoint_id.as_deref() == Some(endpoint.id.as_str()) && r.status != "DELETING"
+                r.endpoint_id.as_deref() == Some(endpoint.id.as_str()) && !r.status.is_going_away()
             }),
         };
         if unused {
-            actions.push(delete_endpoint(endpoint));
+            actions.push(delete_endpoint(endpoint, &view.rules));
             deleted.insert(endpoint.id.as_str());
         }
     }
@@ -481,11 +504,7 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
                 && !deleted.contains(e.id.as_str())
         });
         if !in_use {
-            actions.push(Action::DeleteSecurityGroup {
-                group_id: group.id.clone(),
-                role: role.clone(),
-                vpc_id: group.vpc_id.clone(),
-            });
+            actions.push(delete_group(group, role, &view.endpoints));
         }
     }
     actions.sort_by_key(Action::phase);
@@ -495,26 +514,43 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
 /// Plan one cluster.
 pub fn plan(config: &Config, owner: &Owner, obs: &Observation) -> Plan {
     let decision = decide(config, obs);
-    let mut actions = match &decision {
+    let mut planned = match &decision {
         Decision::Managed => match managed(config, owner, obs) {
-            Ok(actions) => actions,
+            Ok(planned) => planned,
             Err(problem) => {
                 return Plan {
                     cluster: obs.cluster_name.clone(),
                     decision: Decision::Invalid { problem },
                     actions: Vec::new(),
+                    waits: Vec::new(),
+                    problems: Vec::new(),
                 }
             }
         },
-        Decision::NotManaged { .. } | Decision::Gone => teardown(config, owner, obs),
-        Decision::Pending { .. } | Decision::Invalid { .. } => Vec::new(),
+        Decision::NotManaged { .. } | Decision::Gone => Planned {
+            actions: teardown(config, owner, obs),
+            ..Planned::default()
+        },
+        Decision::Pending { .. } | Decision::Invalid { .. } => Planned::default(),
     };
-    actions.sort_by_key(Action::phase);
+    planned.actions.sort_by_key(Action::phase);
+    planned.waits.sort();
+    planned.waits.dedup();
     Plan {
         cluster: obs.cluster_name.clone(),
         decision,
-        actions,
+        actions: planned.actions,
+        waits: planned.waits,
+        problems: planned.problems,
     }
+}
+
+/// What a sub-planner gives: its actions, and what it learned.
+#[derive(Debug, Default)]
+struct Planned {
+    actions: Vec<Action>,
+    waits: Vec<Wait>,
+    problems: Vec<Problem>,
 }
 
 /// Whether the cluster should have plumbing.
@@ -608,14 +644,7 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
     let cluster = obs.cluster.as_ref().ok_or("the cluster does not exist")?;
     let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world)
         .map_err(|e| e.to_string())?;
-    let host = cluster
-        .endpoint_host
-        .clone()
-        .ok_or_else(|| format!("cluster {} reports no endpoint host name", cluster.name))?;
-    let vpc_id = cluster
-        .vpc_id
-        .clone()
-        .ok_or_else(|| format!("cluster {} reports no VPC", cluster.name))?;
+    let (host, vpc_id) = cluster.host_and_vpc()?;
     match obs.cluster_vpc_dns {
         _ if obs.lean => {}
         Some(VpcDns {
@@ -658,11 +687,23 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
             azs.len()
         ));
     }
+    // 443 goes on the group EKS made for the cluster, the only one the
+    // deployment's IAM policy lets it change (tagged aws:eks:cluster-name);
+    // the additional groups are the user's.
     let control_plane_group = cluster
         .control_plane_group()
         .ok_or_else(|| {
+            let yours = match cluster.security_group_ids.first() {
+                Some(group) => {
+                    format!(" and will not change its additional group {group}, which is yours")
+                }
+                None => String::new(),
+            };
             format!(
-                "cluster {} has no cluster security group to admit 443 on",
+                "cluster {} has no cluster security group made by EKS \
+                 (resourcesVpcConfig.clusterSecurityGroupId); eks-private-dns admits TCP 443 only \
+                 on that group (its IAM policy allows rules only on groups tagged \
+                 aws:eks:cluster-name){yours}; nothing was made for the cluster",
                 cluster.name
             )
         })?
@@ -699,25 +740,30 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
     })
 }
 
-fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Action>, String> {
+fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Planned, String> {
     let d = desired(config, obs)?;
     let cluster = d.cluster;
-    let mut actions = Vec::new();
+    let mut m = Planned::default();
     let wants_rule = !d.association_vpcs.is_empty();
 
     // Outbound endpoint: only when some VPC must forward to us.
     let outbound = if wants_rule {
-        Some(plan_outbound(config, owner, obs, &d, &mut actions)?)
+        Some(plan_outbound(config, owner, obs, &d, &mut m.actions)?)
     } else {
         None
     };
+    if let Some(EndpointRef::Existing(id)) = &outbound {
+        if let Some(endpoint) = obs.endpoints.iter().find(|e| &e.id == id) {
+            note_endpoint_status(endpoint, &mut m, None);
+        }
+    }
 
     // Inbound endpoint, shared by every managed cluster of the VPC.
     let inbound_sg = find_group(owner, obs, &d.vpc_id, ROLE_INBOUND);
     let inbound_group = match inbound_sg {
         Some(sg) => GroupRef::Existing(sg.id.clone()),
         None => {
-            actions.push(Action::CreateSecurityGroup {
+            m.actions.push(Action::CreateSecurityGroup {
                 role: ROLE_INBOUND.into(),
                 vpc_id: d.vpc_id.clone(),
                 name: owner.security_group_name(ROLE_INBOUND),
@@ -725,13 +771,23 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
             GroupRef::New(ROLE_INBOUND.into())
         }
     };
-    // 53 from every CIDR of every cluster that uses the endpoint.
+    let inbound_candidates = live_endpoints(owner, obs, Direction::Inbound, Some(&d.vpc_id));
+    let inbound = inbound_candidates.first().copied();
+
+    // 53 from every CIDR of every cluster that uses the endpoint, and from
+    // the addresses forwarded queries come from: the IPs of every outbound
+    // endpoint whose rules target it (where no CIDR covers them already).
     let mut dns_cidrs: BTreeSet<IpNet> = d.cidrs.iter().copied().collect();
     for registration in &obs.registrations {
         if registration.cluster != cluster.name {
             dns_cidrs.extend(registration.allowed_cidrs.iter().copied());
         }
     }
+    let sources: Vec<IpNet> = forwarding_sources(obs, inbound, outbound.as_ref())
+        .into_iter()
+        .filter(|host| !dns_cidrs.iter().any(|net| net.contains(host)))
+        .collect();
+    dns_cidrs.extend(sources);
     let dns_permissions: Vec<Permission> = dns_cidrs
         .iter()
         .flat_map(|cidr| {
@@ -750,22 +806,20 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
         |rule| !rule.tags.contains_key(TAG_CLUSTER),
         None,
         &d.vpc_id,
-        &mut actions,
+        &mut m.actions,
     );
 
-    let inbound_candidates = live_endpoints(owner, obs, Direction::Inbound, Some(&d.vpc_id));
-    let inbound = inbound_candidates.first().copied();
     let mut inbound_ips_known: Option<Vec<String>> = None;
     let mut inbound_ipv6_known: Option<Vec<String>> = None;
     match inbound {
-        None => actions.push(Action::CreateEndpoint {
+        None => m.actions.push(Action::CreateEndpoint {
             direction: Direction::Inbound,
             vpc_id: d.vpc_id.clone(),
             group: inbound_group.clone(),
             subnet_ids: pick_subnets(&obs.cluster_subnets, &d.vpc_id, config.inbound_ips as usize),
         }),
         Some(endpoint) => {
-            let changed = plan_endpoint_ips(config, obs, endpoint, &mut actions);
+            let changed = plan_endpoint_ips(config, obs, endpoint, &mut m);
             if !changed {
                 inbound_ips_known = Some(endpoint.ipv4s());
                 inbound_ipv6_known = Some(endpoint.ipv6s());
@@ -780,104 +834,19 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
             .iter()
             .any(|r| r.targets.iter().any(|t| ips.contains(&t.ip)));
         if !in_use {
-            actions.push(delete_endpoint(surplus));
+            m.actions.push(delete_endpoint(surplus, &obs.rules));
         }
     }
 
     // The forward rule and its associations.
-    let rules_of_cluster = rules_of(owner, obs, &cluster.name);
-    let current_rule = rules_of_cluster
-        .iter()
-        .find(|r| r.domain == d.host && r.status != "DELETING")
-        .copied();
-    for rule in &rules_of_cluster {
-        let keep = wants_rule && current_rule.map(|c| c.id == rule.id).unwrap_or(false);
-        if !keep {
-            remove_rule(obs, rule, &mut actions);
-        }
-    }
-    let mut rule_id = None;
-    if let (true, Some(outbound)) = (wants_rule, outbound.as_ref()) {
-        let targets = match &inbound_ips_known {
-            Some(ips) if !ips.is_empty() => Targets::Known(
-                ips.iter()
-                    .map(|ip| TargetAddress {
-                        ip: ip.clone(),
-                        port: DNS_PORT,
-                    })
-                    .collect(),
-            ),
-            _ => Targets::InboundEndpointIps,
-        };
-        let rule_ref = match current_rule {
-            None => {
-                actions.push(Action::CreateRule {
-                    cluster: cluster.name.clone(),
-                    cluster_arn: cluster.arn.clone(),
-                    domain: d.host.clone(),
-                    targets,
-                    endpoint: outbound.clone(),
-                });
-                RuleRef::New
-            }
-            Some(rule) => {
-                let mut current_targets = rule.targets.clone();
-                current_targets.sort();
-                let targets_differ = match &targets {
-                    Targets::Known(t) => {
-                        let mut t = t.clone();
-                        t.sort();
-                        t != current_targets
-                    }
-                    Targets::InboundEndpointIps => true,
-                };
-                let endpoint_differs = match outbound {
-                    EndpointRef::Existing(id) => rule.endpoint_id.as_deref() != Some(id.as_str()),
-                    EndpointRef::New(_) => true,
-                };
-                if targets_differ || endpoint_differs {
-                    actions.push(Action::UpdateRule {
-                        rule_id: rule.id.clone(),
-                        rule_arn: rule.arn.clone(),
-                        domain: rule.domain.clone(),
-                        targets,
-                        endpoint: outbound.clone(),
-                    });
-                }
-                rule_id = Some(rule.id.clone());
-                RuleRef::Existing(rule.id.clone())
-            }
-        };
-        let associated: BTreeSet<&str> = match current_rule {
-            Some(rule) => obs
-                .associations
-                .iter()
-                .filter(|a| a.rule_id == rule.id && !a.is_going_away())
-                .map(|a| a.vpc_id.as_str())
-                .collect(),
-            None => BTreeSet::new(),
-        };
-        for vpc in &d.association_vpcs {
-            if !associated.contains(vpc.as_str()) {
-                actions.push(Action::AssociateRule {
-                    rule: rule_ref.clone(),
-                    vpc_id: vpc.clone(),
-                    cluster: cluster.name.clone(),
-                });
-            }
-        }
-        if let Some(rule) = current_rule {
-            for vpc in associated {
-                if !d.association_vpcs.iter().any(|v| v == vpc) {
-                    actions.push(Action::DisassociateRule {
-                        rule_id: rule.id.clone(),
-                        rule_arn: rule.arn.clone(),
-                        vpc_id: vpc.to_string(),
-                    });
-                }
-            }
-        }
-    }
+    let rule_id = plan_rule(
+        obs,
+        owner,
+        &d,
+        outbound.as_ref(),
+        &inbound_ips_known,
+        &mut m,
+    );
 
     // Outbound endpoints of ours that no rule will use any more.
     let outbound_in_use: Option<&str> = match &outbound {
@@ -886,7 +855,8 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
     };
     // Rules deleted or moved to another outbound endpoint no longer hold
     // their current one.
-    let removed_rules: BTreeSet<String> = actions
+    let removed_rules: BTreeSet<String> = m
+        .actions
         .iter()
         .filter_map(|a| match a {
             Action::DeleteRule { rule_id, .. } | Action::UpdateRule { rule_id, .. } => {
@@ -901,7 +871,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
         obs,
         outbound_in_use,
         &removed_rules,
-        &mut actions,
+        &mut m.actions,
     );
 
     // 443 on the control plane, from this cluster's CIDRs only.
@@ -923,7 +893,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
         |rule| rule.tags.get(TAG_CLUSTER) == Some(&arn),
         Some(&arn),
         &d.vpc_id,
-        &mut actions,
+        &mut m.actions,
     );
     // Our 443 rules for this cluster left on another group (the cluster's
     // groups changed).
@@ -936,7 +906,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
                 && r.group_id != d.control_plane_group
         })
         .collect();
-    revoke_grouped(&stray, &mut actions);
+    revoke_grouped(&stray, &mut m.actions);
 
     // SSM: written last, and only where a value changes.
     let publication = Publication {
@@ -965,15 +935,241 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Vec<Acti
             .map(|p| (p.name.clone(), p.value.clone()))
             .collect(),
     };
-    let unknown_now = !actions.is_empty();
+    let unknown_now = !m.actions.is_empty();
     let stale = match publication.render(None) {
         Some(rendered) => rendered.needs_write(&publication.current),
         None => true,
     };
     if unknown_now || stale {
-        actions.push(Action::PublishParameters(Box::new(publication)));
+        m.actions
+            .push(Action::PublishParameters(Box::new(publication)));
     }
-    Ok(actions)
+    Ok(m)
+}
+
+/// The cluster's forward rule: made, kept right, associated with every
+/// client VPC and no other. Returns the id of the rule that stays.
+fn plan_rule(
+    obs: &Observation,
+    owner: &Owner,
+    d: &Desired,
+    outbound: Option<&EndpointRef>,
+    inbound_ips_known: &Option<Vec<String>>,
+    m: &mut Planned,
+) -> Option<String> {
+    let cluster = d.cluster;
+    let wants_rule = !d.association_vpcs.is_empty();
+    let rules_of_cluster = rules_of(owner, obs, &cluster.name);
+    let current_rule = rules_of_cluster
+        .iter()
+        .find(|r| r.domain == d.host && !r.status.is_going_away() && !r.status.is_failed())
+        .copied();
+    for rule in &rules_of_cluster {
+        if rule.status.is_failed() {
+            m.problems.push(Problem {
+                resource: format!("rule {} ({})", rule.id, rule.domain),
+                status: rule.status.to_string(),
+                message: rule.status_message.clone(),
+                repair: Some("it is deleted, and a new one made once it is gone".into()),
+            });
+        }
+        let keep = wants_rule && current_rule.map(|c| c.id == rule.id).unwrap_or(false);
+        if !keep {
+            remove_rule(obs, rule, &mut m.actions);
+        }
+    }
+    let (true, Some(outbound)) = (wants_rule, outbound) else {
+        return None;
+    };
+    let targets = match inbound_ips_known {
+        Some(ips) if !ips.is_empty() => Targets::Known(
+            ips.iter()
+                .map(|ip| TargetAddress {
+                    ip: ip.clone(),
+                    port: DNS_PORT,
+                })
+                .collect(),
+        ),
+        _ => Targets::InboundEndpointIps,
+    };
+    let mut rule_id = None;
+    let rule_ref = match current_rule {
+        None => {
+            m.actions.push(Action::CreateRule {
+                cluster: cluster.name.clone(),
+                cluster_arn: cluster.arn.clone(),
+                domain: d.host.clone(),
+                targets,
+                endpoint: outbound.clone(),
+            });
+            RuleRef::New
+        }
+        Some(rule) => {
+            let mut current_targets = rule.targets.clone();
+            current_targets.sort();
+            let targets_differ = match &targets {
+                Targets::Known(t) => {
+                    let mut t = t.clone();
+                    t.sort();
+                    t != current_targets
+                }
+                Targets::InboundEndpointIps => true,
+            };
+            let endpoint_differs = match outbound {
+                EndpointRef::Existing(id) => rule.endpoint_id.as_deref() != Some(id.as_str()),
+                EndpointRef::New(_) => true,
+            };
+            if targets_differ || endpoint_differs {
+                m.actions.push(Action::UpdateRule {
+                    rule_id: rule.id.clone(),
+                    rule_arn: rule.arn.clone(),
+                    domain: rule.domain.clone(),
+                    targets,
+                    endpoint: outbound.clone(),
+                });
+            }
+            rule_id = Some(rule.id.clone());
+            RuleRef::Existing(rule.id.clone())
+        }
+    };
+    let of_rule: Vec<&AssociationView> = match current_rule {
+        Some(rule) => obs
+            .associations
+            .iter()
+            .filter(|a| a.rule_id == rule.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let associated: BTreeSet<&str> = of_rule
+        .iter()
+        .filter(|a| a.status.is_live())
+        .map(|a| a.vpc_id.as_str())
+        .collect();
+    for a in &of_rule {
+        if a.status.is_in_progress() {
+            m.waits.push(Wait::Association {
+                rule_id: a.rule_id.clone(),
+                vpc_id: a.vpc_id.clone(),
+                status: a.status.clone(),
+            });
+        }
+        if a.status.is_failed() {
+            let wanted = d.association_vpcs.iter().any(|v| v == &a.vpc_id);
+            m.problems.push(Problem {
+                resource: format!("the association of rule {} with {}", a.rule_id, a.vpc_id),
+                status: a.status.to_string(),
+                message: a.status_message.clone(),
+                repair: Some(if wanted {
+                    "it is removed, and made again once it is gone".into()
+                } else {
+                    "it is removed".into()
+                }),
+            });
+            m.actions.push(Action::DisassociateRule {
+                rule_id: a.rule_id.clone(),
+                rule_arn: current_rule.map(|r| r.arn.clone()).unwrap_or_default(),
+                vpc_id: a.vpc_id.clone(),
+            });
+        }
+    }
+    // Another rule of ours for this name still associated with a VPC: a VPC
+    // takes one rule per name (RSLVR-00802), so ours waits for it to go.
+    let other_rules: BTreeSet<&str> = rules_of_cluster
+        .iter()
+        .filter(|r| r.domain == d.host && Some(r.id.as_str()) != rule_id.as_deref())
+        .map(|r| r.id.as_str())
+        .collect();
+    for vpc in &d.association_vpcs {
+        if associated.contains(vpc.as_str()) {
+            continue;
+        }
+        let blocking = obs.associations.iter().find(|a| {
+            &a.vpc_id == vpc
+                && (other_rules.contains(a.rule_id.as_str())
+                    || (Some(a.rule_id.as_str()) == rule_id.as_deref() && !a.status.is_live()))
+        });
+        match blocking {
+            Some(a) => m.waits.push(Wait::AssociationGone {
+                rule_id: a.rule_id.clone(),
+                vpc_id: vpc.clone(),
+            }),
+            None => m.actions.push(Action::AssociateRule {
+                rule: rule_ref.clone(),
+                vpc_id: vpc.clone(),
+                cluster: cluster.name.clone(),
+            }),
+        }
+    }
+    if let Some(rule) = current_rule {
+        for vpc in associated {
+            if !d.association_vpcs.iter().any(|v| v == vpc) {
+                m.actions.push(Action::DisassociateRule {
+                    rule_id: rule.id.clone(),
+                    rule_arn: rule.arn.clone(),
+                    vpc_id: vpc.to_string(),
+                });
+            }
+        }
+    }
+    rule_id
+}
+
+/// The addresses that queries forwarded to `inbound` come from: the live
+/// IPs of every outbound endpoint whose rules (ours) target it, and of the
+/// one this cluster's rule goes through. An outbound endpoint this plan
+/// creates has no addresses yet: the next look finds them.
+fn forwarding_sources(
+    obs: &Observation,
+    inbound: Option<&EndpointView>,
+    outbound: Option<&EndpointRef>,
+) -> BTreeSet<IpNet> {
+    let mut endpoint_ids: BTreeSet<&str> = BTreeSet::new();
+    if let Some(EndpointRef::Existing(id)) = outbound {
+        endpoint_ids.insert(id.as_str());
+    }
+    if let Some(inbound) = inbound {
+        let targets: BTreeSet<String> =
+            inbound.ipv4s().into_iter().chain(inbound.ipv6s()).collect();
+        for rule in obs.rules.iter().filter(|r| !r.status.is_going_away()) {
+            if rule.targets.iter().any(|t| targets.contains(&t.ip)) {
+                if let Some(id) = &rule.endpoint_id {
+                    endpoint_ids.insert(id.as_str());
+                }
+            }
+        }
+    }
+    obs.endpoints
+        .iter()
+        .filter(|e| e.direction == Direction::Outbound && endpoint_ids.contains(e.id.as_str()))
+        .flat_map(|e| e.live_ips())
+        .flat_map(|ip| ip.ip.iter().chain(ip.ipv6.iter()))
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(IpNet::from)
+        .collect()
+}
+
+/// An endpoint the plumbing uses: waited for while AWS works on it, a
+/// problem when AWS reports it failed (`repair`: what the plan does).
+fn note_endpoint_status(endpoint: &EndpointView, m: &mut Planned, repair: Option<String>) {
+    if endpoint.status.is_in_progress() {
+        m.waits.push(Wait::Endpoint {
+            endpoint_id: endpoint.id.clone(),
+            direction: endpoint.direction,
+            status: endpoint.status.clone(),
+        });
+    }
+    if endpoint.status.is_failed() {
+        m.problems.push(Problem {
+            resource: format!(
+                "{} endpoint {}",
+                endpoint.direction.as_str().to_lowercase(),
+                endpoint.id
+            ),
+            status: endpoint.status.to_string(),
+            message: endpoint.status_message.clone(),
+            repair,
+        });
+    }
 }
 
 /// Pick or create the outbound endpoint that the rule goes through.
@@ -1080,13 +1276,11 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
         return true;
     };
     let inbound = live_endpoints(owner, obs, Direction::Inbound, Some(vpc_id));
+    // Sized: the configured number of live IPs, and none failed to replace.
     let sized = inbound.first().is_some_and(|e| {
-        e.ips.as_ref().is_some_and(|ips| {
-            ips.iter()
-                .filter(|ip| !matches!(ip.status.as_str(), "DELETING" | "DETACHING"))
-                .count()
-                == config.inbound_ips as usize
-        })
+        e.ips.is_some()
+            && e.live_ips().count() == config.inbound_ips as usize
+            && e.failed_ips().next().is_none()
     });
     let outbound_served = config.outbound_endpoint_id.is_some()
         || client_vpc_hint(config, obs).is_empty()
@@ -1157,10 +1351,14 @@ fn rules_of<'a>(owner: &Owner, obs: &'a Observation, cluster: &str) -> Vec<&'a R
 
 /// Disassociate a rule everywhere, then delete it.
 fn remove_rule(obs: &Observation, rule: &RuleView, actions: &mut Vec<Action>) {
-    for association in obs
+    let associations: Vec<&AssociationView> = obs
         .associations
         .iter()
-        .filter(|a| a.rule_id == rule.id && a.status != "DELETING")
+        .filter(|a| a.rule_id == rule.id)
+        .collect();
+    for association in associations
+        .iter()
+        .filter(|a| a.status != AssociationStatus::Deleting)
     {
         actions.push(Action::DisassociateRule {
             rule_id: rule.id.clone(),
@@ -1168,21 +1366,38 @@ fn remove_rule(obs: &Observation, rule: &RuleView, actions: &mut Vec<Action>) {
             vpc_id: association.vpc_id.clone(),
         });
     }
-    if rule.status != "DELETING" {
+    if !rule.status.is_going_away() {
         actions.push(Action::DeleteRule {
             rule_id: rule.id.clone(),
             rule_arn: rule.arn.clone(),
             domain: rule.domain.clone(),
+            after_associations: !associations.is_empty(),
         });
     }
 }
 
-fn delete_endpoint(endpoint: &EndpointView) -> Action {
+/// Delete an endpoint, after the rules (any status) that use it.
+fn delete_endpoint(endpoint: &EndpointView, rules: &[RuleView]) -> Action {
     Action::DeleteEndpoint {
         endpoint_id: endpoint.id.clone(),
         endpoint_arn: endpoint.arn.clone(),
         direction: endpoint.direction,
         vpc_id: endpoint.vpc_id.clone(),
+        after_rules: rules
+            .iter()
+            .any(|r| r.endpoint_id.as_deref() == Some(endpoint.id.as_str())),
+    }
+}
+
+/// Delete one of our groups, after the endpoints (any status) that use it.
+fn delete_group(group: &SecurityGroupView, role: &str, endpoints: &[EndpointView]) -> Action {
+    Action::DeleteSecurityGroup {
+        group_id: group.id.clone(),
+        role: role.to_string(),
+        vpc_id: group.vpc_id.clone(),
+        after_interfaces: endpoints
+            .iter()
+            .any(|e| e.security_group_ids.contains(&group.id)),
     }
 }
 
@@ -1294,21 +1509,23 @@ pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<S
     (0..count).map(|i| order[i % order.len()].clone()).collect()
 }
 
-/// Bring an existing inbound endpoint to the configured number of IPs.
-/// Returns whether its address set changes.
+/// Bring an existing inbound endpoint to the configured number of live
+/// IPs, replacing the ones AWS reports failed (added first, removed once the
+/// new ones are in: an endpoint keeps at least one attached address,
+/// RSLVR-00506). Returns whether its live address set changes.
 fn plan_endpoint_ips(
     config: &Config,
     obs: &Observation,
     endpoint: &EndpointView,
-    actions: &mut Vec<Action>,
+    m: &mut Planned,
 ) -> bool {
-    let Some(ips) = &endpoint.ips else {
+    let Some(_) = &endpoint.ips else {
+        note_endpoint_status(endpoint, m, None);
         return false;
     };
-    let active: Vec<&EndpointIp> = ips
-        .iter()
-        .filter(|ip| !matches!(ip.status.as_str(), "DELETING" | "DETACHING"))
-        .collect();
+    let live: Vec<&EndpointIp> = endpoint.live_ips().collect();
+    let failed: Vec<&EndpointIp> = endpoint.failed_ips().collect();
+    let endpoint_ready = endpoint.status.accepts_ip_changes();
     let wanted = config.inbound_ips as usize;
     let az_of = |subnet: &str| {
         obs.cluster_subnets
@@ -1317,8 +1534,10 @@ fn plan_endpoint_ips(
             .map(|s| s.az.clone())
             .unwrap_or_else(|| format!("?{subnet}"))
     };
-    if active.len() < wanted {
-        let used_azs: BTreeSet<String> = active.iter().map(|ip| az_of(&ip.subnet_id)).collect();
+    let mut changed = false;
+    let mut removed: Vec<EndpointIpRef> = Vec::new();
+    if live.len() < wanted {
+        let used_azs: BTreeSet<String> = live.iter().map(|ip| az_of(&ip.subnet_id)).collect();
         let mut candidates: Vec<&SubnetView> = obs
             .cluster_subnets
             .iter()
@@ -1329,7 +1548,7 @@ fn plan_endpoint_ips(
         let mut azs_taken = used_azs.clone();
         // New AZs first, one subnet each.
         for subnet in &candidates {
-            if chosen.len() + active.len() >= wanted {
+            if chosen.len() + live.len() >= wanted {
                 break;
             }
             if !azs_taken.contains(&subnet.az) {
@@ -1340,21 +1559,21 @@ fn plan_endpoint_ips(
         // Then any subnet, round-robin.
         let all = pick_subnets(&obs.cluster_subnets, &endpoint.vpc_id, wanted * 2);
         let mut i = 0;
-        while chosen.len() + active.len() < wanted && !all.is_empty() {
+        while chosen.len() + live.len() < wanted && !all.is_empty() {
             chosen.push(all[i % all.len()].clone());
             i += 1;
         }
         if !chosen.is_empty() {
-            actions.push(Action::AddEndpointIps {
+            m.actions.push(Action::AddEndpointIps {
                 endpoint_id: endpoint.id.clone(),
                 subnet_ids: chosen,
+                endpoint_ready,
             });
-            return true;
+            changed = true;
         }
-    } else if active.len() > wanted {
+    } else if live.len() > wanted {
         // Drop from the most crowded AZ first, newest-looking id last.
-        let mut remaining: Vec<&EndpointIp> = active.clone();
-        let mut removed = Vec::new();
+        let mut remaining: Vec<&EndpointIp> = live.clone();
         while remaining.len() > wanted {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for ip in &remaining {
@@ -1369,20 +1588,41 @@ fn plan_endpoint_ips(
                     ka.cmp(&kb)
                 })
                 .expect("remaining is not empty");
-            let ip = remaining.remove(index);
-            removed.push(EndpointIpRef {
-                ip_id: ip.ip_id.clone(),
-                subnet_id: ip.subnet_id.clone(),
-                ip: ip.ip.clone(),
-            });
+            removed.push(ip_ref(remaining.remove(index)));
         }
-        actions.push(Action::RemoveEndpointIps {
+        changed = true;
+    }
+    for ip in &failed {
+        m.problems.push(Problem {
+            resource: format!(
+                "IP {} of inbound endpoint {}",
+                ip.ip.as_deref().unwrap_or(&ip.ip_id),
+                endpoint.id
+            ),
+            status: ip.status.to_string(),
+            message: ip.status_message.clone(),
+            repair: Some("a new IP takes its place and it is removed".into()),
+        });
+        removed.push(ip_ref(ip));
+    }
+    if !removed.is_empty() {
+        m.actions.push(Action::RemoveEndpointIps {
             endpoint_id: endpoint.id.clone(),
             ips: removed,
+            endpoint_ready,
         });
-        return true;
     }
-    false
+    let repair = (!failed.is_empty()).then(|| "its failed IPs are replaced".to_string());
+    note_endpoint_status(endpoint, m, repair);
+    changed
+}
+
+fn ip_ref(ip: &EndpointIp) -> EndpointIpRef {
+    EndpointIpRef {
+        ip_id: ip.ip_id.clone(),
+        subnet_id: ip.subnet_id.clone(),
+        ip: ip.ip.clone(),
+    }
 }
 
 /// Delete our outbound endpoints (and their groups) that no remaining rule
@@ -1404,17 +1644,13 @@ fn collect_unused_outbound(
         let used = obs.rules.iter().any(|r| {
             r.endpoint_id.as_deref() == Some(endpoint.id.as_str())
                 && !removed_rules.contains(&r.id)
-                && r.status != "DELETING"
+                && !r.status.is_going_away()
         });
         if !used {
-            actions.push(delete_endpoint(endpoint));
+            actions.push(delete_endpoint(endpoint, &obs.rules));
             if let Some(group) = find_group(owner, obs, &endpoint.vpc_id, ROLE_OUTBOUND) {
                 if endpoint.security_group_ids.contains(&group.id) {
-                    actions.push(Action::DeleteSecurityGroup {
-                        group_id: group.id.clone(),
-                        role: ROLE_OUTBOUND.into(),
-                        vpc_id: endpoint.vpc_id.clone(),
-                    });
+                    actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
                 }
             }
         }
@@ -1433,7 +1669,7 @@ fn collect_orphan_outbound_groups(
     let rules_left = obs
         .rules
         .iter()
-        .any(|r| !removed_rules.contains(&r.id) && r.status != "DELETING");
+        .any(|r| !removed_rules.contains(&r.id) && !r.status.is_going_away());
     if rules_left {
         return;
     }
@@ -1448,11 +1684,7 @@ fn collect_orphan_outbound_groups(
             |a| matches!(a, Action::DeleteSecurityGroup { group_id, .. } if *group_id == group.id),
         );
         if !used && !planned {
-            actions.push(Action::DeleteSecurityGroup {
-                group_id: group.id.clone(),
-                role: ROLE_OUTBOUND.into(),
-                vpc_id: group.vpc_id.clone(),
-            });
+            actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
         }
     }
 }
@@ -1504,14 +1736,10 @@ fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec<Action> {
         if !others {
             let inbound = live_endpoints(owner, obs, Direction::Inbound, Some(vpc_id));
             for endpoint in &inbound {
-                actions.push(delete_endpoint(endpoint));
+                actions.push(delete_endpoint(endpoint, &obs.rules));
             }
             if let Some(group) = find_group(owner, obs, vpc_id, ROLE_INBOUND) {
-                actions.push(Action::DeleteSecurityGroup {
-                    group_id: group.id.clone(),
-                    role: ROLE_INBOUND.into(),
-                    vpc_id: vpc_id.clone(),
-                });
+                actions.push(delete_group(group, ROLE_INBOUND, &obs.endpoints));
             }
         }
     }

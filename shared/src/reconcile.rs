@@ -1,6 +1,22 @@
-//! One reconcile of one cluster: observe -> plan -> apply, and the summary
-//! that the Lambdas log and the CLI prints.
+//! One reconcile of one cluster: observe -> plan -> apply, again until a
+//! look finds nothing to do and nothing in progress (or the deadline
+//! comes), and the summary that the Lambdas log and the CLI prints.
+//!
+//! | round | what it does                                                      |
+//! |-------|-------------------------------------------------------------------|
+//! | look  | observe and plan                                                  |
+//! | act   | apply the plan; an action waits for what it depends on            |
+//! | wait  | for what AWS is still doing (endpoints OPERATIONAL, associations  |
+//! |       | COMPLETE), then look again: what AWS finished may call for more   |
+//!
+//! A look with nothing to do and nothing in progress ends it: `applied` or
+//! `nothing to do`. The deadline ends it `converging`, naming what is still
+//! in progress: AWS being slow is never an error, and the next run (the
+//! sweep) finishes it. A failure that AWS reports (ACTION_NEEDED, a failed
+//! IP or association) is repaired where the plan can; one still there at
+//! the last look is an error that names it.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -11,6 +27,52 @@ use crate::config::{Config, Mode};
 use crate::observe::{self, Detail, Fleet};
 use crate::owner::Owner;
 use crate::plan::{self, Decision, Observation, Plan};
+use crate::wait::{self, Patience};
+
+/// Looks one reconcile takes at most: a plan that still changes something
+/// after this many is fighting something (a concurrent writer) and is left
+/// to the next run.
+const MAX_ROUNDS: u32 = 4;
+
+/// Transient failures (after the SDK's own retries) one reconcile absorbs
+/// by looking again, while its deadline allows.
+const MAX_ABSORBED: usize = 3;
+
+/// How long a reconcile waits for AWS by default: the Lambda's 15 minutes,
+/// less the margin it keeps.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(840);
+
+/// How a reconcile waits for AWS when its caller sets no deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Waiting {
+    pub budget: Duration,
+    pub first_poll: Duration,
+    pub max_poll: Duration,
+}
+
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting {
+            budget: DEFAULT_WAIT,
+            first_poll: wait::FIRST_POLL,
+            max_poll: wait::MAX_POLL,
+        }
+    }
+}
+
+impl Waiting {
+    pub fn until(&self, deadline: tokio::time::Instant) -> Patience {
+        Patience::until(deadline).with_polls(self.first_poll, self.max_poll)
+    }
+
+    pub fn from_now(&self) -> Patience {
+        self.from_now_for(self.budget)
+    }
+
+    pub fn from_now_for(&self, budget: Duration) -> Patience {
+        self.until(tokio::time::Instant::now() + budget)
+    }
+}
 
 /// Everything a reconcile needs, built once per process (cold start).
 #[derive(Clone, Debug)]
@@ -21,6 +83,7 @@ pub struct Reconciler {
     /// The account this runs in, when known (the Lambda learns it from its
     /// own ARN): events from any other account are ignored.
     pub account: std::sync::OnceLock<String>,
+    pub waiting: Waiting,
 }
 
 /// Why a reconcile failed.
@@ -44,11 +107,43 @@ impl ReconcileError {
     }
 }
 
+/// How a reconcile ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    /// Changes were made, and AWS finished them.
+    #[serde(rename = "applied")]
+    Applied,
+    /// Everything was right already (plan mode: nothing would change).
+    #[serde(rename = "nothing to do")]
+    NothingToDo,
+    /// Planned only (plan mode): the actions would make it right.
+    #[serde(rename = "planned")]
+    Planned,
+    /// AWS was still working at the deadline; the next run finishes it.
+    #[serde(rename = "converging")]
+    Converging,
+    #[serde(rename = "error")]
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::NothingToDo => "nothing to do",
+            Outcome::Planned => "planned",
+            Outcome::Converging => "converging",
+            Outcome::Error => "error",
+        }
+    }
+}
+
 /// The outcome of one reconcile, as logged (one JSON line) and printed.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub cluster: String,
     pub decision: String,
+    pub outcome: Outcome,
     /// The cluster VPC, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpc_id: Option<String>,
@@ -56,13 +151,34 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub mode: String,
-    /// The planned actions, in apply order.
+    /// The planned actions, in apply order (those of later looks after).
     pub actions: Vec<String>,
-    /// Whether the actions were carried out (apply mode, no error).
+    /// Whether actions were carried out (apply mode).
     pub applied: bool,
+    /// What AWS was still doing when the run stopped (`converging`), or,
+    /// in plan mode, what it is doing now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
+    /// What AWS reports as failed at the last look.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Failures AWS reported that the run repaired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
+    /// Deletes left undone because the resource came into use meanwhile.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// Transient failures the run recovered from by looking again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<String>,
+    /// Looks taken (observe and plan).
+    pub rounds: u32,
     pub api_calls: u64,
     pub write_calls: u64,
     pub throttles: u64,
+    /// Calls spent waiting for AWS to finish something.
+    pub poll_calls: u64,
+    pub poll_calls_by_service: std::collections::BTreeMap<String, u64>,
     pub calls_by_operation: std::collections::BTreeMap<String, u64>,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +200,10 @@ impl Report {
     pub fn failed(&self) -> bool {
         self.error.is_some()
     }
+
+    pub fn is_converging(&self) -> bool {
+        self.outcome == Outcome::Converging
+    }
 }
 
 fn detail_of(decision: &Decision) -> Option<String> {
@@ -103,6 +223,7 @@ impl Reconciler {
             config,
             owner,
             account: std::sync::OnceLock::new(),
+            waiting: Waiting::default(),
         }
     }
 
@@ -124,6 +245,30 @@ impl Reconciler {
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
         self.observe_and_plan(cluster, hinted_arn, None).await
+    }
+
+    /// Observe everything, the prerequisites included (what `verify --path`
+    /// walks).
+    pub async fn observe_full(&self, cluster: &str) -> Result<Observation, AwsError> {
+        observe::observe_cluster(
+            &self.clients,
+            &self.config,
+            &self.owner,
+            cluster,
+            None,
+            None,
+            Detail::Full,
+        )
+        .await
+    }
+
+    /// Every DNS path of the cluster, hop by hop (`path::check`).
+    pub async fn paths(&self, cluster: &str) -> Result<crate::path::Paths, String> {
+        let obs = self
+            .observe_full(cluster)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::path::check(&self.config, &self.owner, &obs)
     }
 
     /// Observe (lean when the plumbing exists) and plan; observe in full
@@ -155,8 +300,9 @@ impl Reconciler {
         Ok((plan, obs))
     }
 
-    /// Reconcile one cluster in the configured mode. An AWS failure is in
-    /// the report (`error`, `transient`), never a panic or a lost summary.
+    /// Reconcile one cluster in the configured mode, waiting for AWS up to
+    /// the default budget (`waiting`). An AWS failure is in the report
+    /// (`error`, `transient`), never a panic or a lost summary.
     pub async fn reconcile(&self, cluster: &str, hinted_arn: Option<String>) -> Report {
         self.reconcile_in(cluster, hinted_arn, self.config.mode)
             .await
@@ -168,51 +314,91 @@ impl Reconciler {
         hinted_arn: Option<String>,
         mode: Mode,
     ) -> Report {
-        self.reconcile_with(cluster, hinted_arn, mode, None).await
+        self.reconcile_with(cluster, hinted_arn, mode, None, self.waiting.from_now())
+            .await
+    }
+
+    /// Reconcile, waiting for AWS as `patience` allows
+    /// (`Patience::none()`: make the calls and return).
+    pub async fn reconcile_until(
+        &self,
+        cluster: &str,
+        hinted_arn: Option<String>,
+        patience: Patience,
+    ) -> Report {
+        self.reconcile_with(cluster, hinted_arn, self.config.mode, None, patience)
+            .await
     }
 
     /// Reconcile with the region-wide state a sweep read once (`fleet`).
     /// A plan that would delete a shared resource is made again from a
-    /// fresh observation first, since the fleet may be out of date.
+    /// fresh observation first, since the fleet may be out of date; later
+    /// looks of the same reconcile are fresh too.
     pub async fn reconcile_with(
         &self,
         cluster: &str,
         hinted_arn: Option<String>,
         mode: Mode,
         fleet: Option<&Fleet>,
+        patience: Patience,
     ) -> Report {
         let started = Instant::now();
         let before = self.clients.counter.snapshot();
         let mut report = Report {
             cluster: cluster.to_string(),
             decision: "unknown".into(),
+            outcome: Outcome::NothingToDo,
             vpc_id: None,
             detail: None,
             mode: mode.as_str().into(),
             actions: Vec::new(),
             applied: false,
+            in_progress: Vec::new(),
+            problems: Vec::new(),
+            repaired: Vec::new(),
+            kept: Vec::new(),
+            absorbed: Vec::new(),
+            rounds: 0,
             api_calls: 0,
             write_calls: 0,
             throttles: 0,
+            poll_calls: 0,
+            poll_calls_by_service: Default::default(),
             calls_by_operation: Default::default(),
             duration_ms: 0,
             error: None,
             transient: None,
         };
         let result = self
-            .run(cluster, hinted_arn, mode, fleet, &mut report)
+            .run(cluster, hinted_arn, mode, fleet, &patience, &mut report)
             .await;
-        if let Err(e) = result {
-            report.transient = Some(e.is_transient());
-            report.error = Some(e.to_string());
-        } else if report.is_invalid() {
-            report.transient = Some(false);
-            report.error = report.detail.clone();
-        }
+        report.outcome = match result {
+            Err(e) => {
+                report.transient = Some(e.is_transient());
+                report.error = Some(e.to_string());
+                Outcome::Error
+            }
+            Ok(()) if report.is_invalid() => {
+                report.transient = Some(false);
+                report.error = report.detail.clone();
+                Outcome::Error
+            }
+            Ok(()) if !report.in_progress.is_empty() && mode == Mode::Apply => Outcome::Converging,
+            Ok(()) if !report.problems.is_empty() && mode == Mode::Apply => {
+                report.transient = Some(false);
+                report.error = Some(format!("AWS reports {}", report.problems.join("; ")));
+                Outcome::Error
+            }
+            Ok(()) if report.applied => Outcome::Applied,
+            Ok(()) if mode == Mode::Plan && !report.actions.is_empty() => Outcome::Planned,
+            Ok(()) => Outcome::NothingToDo,
+        };
         let counts: Counts = self.clients.counter.snapshot().since(&before);
         report.api_calls = counts.total();
         report.write_calls = counts.writes();
         report.throttles = counts.throttles;
+        report.poll_calls = counts.total_polls();
+        report.poll_calls_by_service = counts.polls.clone();
         report.calls_by_operation = counts.calls;
         report.duration_ms = started.elapsed().as_millis() as u64;
         report
@@ -224,37 +410,112 @@ impl Reconciler {
         hinted_arn: Option<String>,
         mode: Mode,
         fleet: Option<&Fleet>,
+        patience: &Patience,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let (mut plan, mut obs) = self
-            .observe_and_plan(cluster, hinted_arn.clone(), fleet)
-            .await?;
-        if fleet.is_some() && plan.deletes_shared() {
-            (plan, obs) = self.observe_and_plan(cluster, hinted_arn, None).await?;
+        let mut fleet = fleet;
+        let mut seen_problems: BTreeSet<String> = BTreeSet::new();
+        // A transient failure (throttling, a reset, an answer that never
+        // came, after the SDK's retries) while time remains: look again
+        // rather than end the run with it. Anything else ends it.
+        macro_rules! step {
+            ($result:expr) => {
+                match $result {
+                    Ok(value) => value,
+                    Err(e) => {
+                        let e = ReconcileError::from(e);
+                        if mode == Mode::Apply
+                            && e.is_transient()
+                            && report.absorbed.len() < MAX_ABSORBED
+                            && !patience.expired()
+                        {
+                            tracing::info!(cluster, error = %e, "transient failure; looking again");
+                            report.absorbed.push(e.to_string());
+                            tokio::time::sleep(patience.first_poll).await;
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                }
+            };
         }
-        report.vpc_id = obs
-            .cluster
-            .as_ref()
-            .and_then(|c| c.vpc_id.clone())
-            .or_else(|| plan::previous_state(&self.config, &obs).map(|s| s.vpc_id));
-        report.decision = plan.decision.label().into();
-        report.detail = detail_of(&plan.decision);
-        report.actions = plan.actions.iter().map(|a| a.describe()).collect();
-        if mode == Mode::Plan || plan.is_empty() {
-            return Ok(());
+        loop {
+            report.rounds += 1;
+            let (mut plan, mut obs) = step!(
+                self.observe_and_plan(cluster, hinted_arn.clone(), fleet)
+                    .await
+            );
+            if fleet.is_some() && plan.deletes_shared() {
+                (plan, obs) = step!(
+                    self.observe_and_plan(cluster, hinted_arn.clone(), None)
+                        .await
+                );
+            }
+            fleet = None;
+            if report.rounds == 1 {
+                report.vpc_id = obs
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.vpc_id.clone())
+                    .or_else(|| plan::previous_state(&self.config, &obs).map(|s| s.vpc_id));
+                report.decision = plan.decision.label().into();
+                report.detail = detail_of(&plan.decision);
+            }
+            report
+                .actions
+                .extend(plan.actions.iter().map(|a| a.describe()));
+            report.problems = plan.problems.iter().map(|p| p.describe()).collect();
+            let now: BTreeSet<String> = plan.problems.iter().map(|p| p.resource.clone()).collect();
+            report.repaired = seen_problems
+                .iter()
+                .filter(|p| !now.contains(*p))
+                .map(|p| format!("{p} (AWS had reported it failed)"))
+                .collect();
+            seen_problems.extend(now);
+            report.in_progress = plan.waits.iter().map(|w| w.describe()).collect();
+            if mode == Mode::Plan || (plan.is_empty() && plan.waits.is_empty()) {
+                return Ok(());
+            }
+            if report.rounds > MAX_ROUNDS + report.absorbed.len() as u32 {
+                // Still changing after every look: leave it to the next run.
+                report.in_progress.extend(
+                    plan.actions
+                        .iter()
+                        .map(|a| format!("to do: {}", a.describe())),
+                );
+                return Ok(());
+            }
+            let mut waits = plan.waits.clone();
+            if !plan.is_empty() {
+                let applier = Applier {
+                    clients: &self.clients,
+                    owner: &self.owner,
+                    patience: *patience,
+                };
+                let applied = step!(applier.apply(&plan).await);
+                report.applied = true;
+                report.kept.extend(applied.kept);
+                if !applied.stopped.is_empty() {
+                    report.in_progress = applied.stopped;
+                    return Ok(());
+                }
+                waits.extend(applied.settle);
+            }
+            let pending = step!(wait::settle(&self.clients, &waits, patience).await);
+            if !pending.is_empty() {
+                report.in_progress = pending.iter().map(|w| w.describe()).collect();
+                return Ok(());
+            }
+            // Look again: what AWS finished may call for more (the addresses
+            // of a new outbound endpoint on the inbound group), and a look
+            // with nothing to do is the proof that it is done.
         }
-        let applier = Applier {
-            clients: &self.clients,
-            owner: &self.owner,
-        };
-        applier.apply(&plan).await?;
-        report.applied = true;
-        Ok(())
     }
 
     /// Reconcile, and while EKS is still creating or updating the cluster,
-    /// poll again with backoff until `deadline`. Whatever is still pending
-    /// then is left to the next run (the scheduled sweep).
+    /// poll again with backoff until `deadline`; then wait for AWS to
+    /// finish the plumbing until the same deadline. Whatever is still
+    /// pending then is left to the next run (the scheduled sweep).
     pub async fn reconcile_waiting(
         &self,
         cluster: &str,
@@ -263,14 +524,25 @@ impl Reconciler {
         first_delay: Duration,
         mut progress: impl FnMut(&Report, Duration),
     ) -> Report {
+        let patience = self.waiting.until(tokio::time::Instant::from_std(deadline));
         let mut delay = first_delay;
         loop {
-            let report = self.reconcile(cluster, hinted_arn.clone()).await;
+            let mut report = self
+                .reconcile_until(cluster, hinted_arn.clone(), patience)
+                .await;
             if !report.is_pending() {
                 return report;
             }
             let now = Instant::now();
             if now + delay >= deadline {
+                // EKS is still at it: converging, like AWS being slow anywhere.
+                report.outcome = Outcome::Converging;
+                report.in_progress.push(
+                    report
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| "the cluster is pending".into()),
+                );
                 return report;
             }
             progress(&report, delay);

@@ -16,7 +16,8 @@ use crate::event::cluster_name_from_arn;
 use crate::observe::{self, Fleet};
 use crate::owner::{CreatorId, TAG_CLUSTER};
 use crate::plan::{self, Decision, Plan, SharedView};
-use crate::reconcile::{Reconciler, Report};
+use crate::reconcile::{Outcome, Reconciler, Report};
+use crate::wait::Patience;
 
 /// One cluster the sweep could not reconcile, and why.
 #[derive(Clone, Debug, Serialize)]
@@ -24,6 +25,13 @@ pub struct Failure {
     pub cluster: String,
     pub error: String,
     pub transient: bool,
+}
+
+/// A cluster AWS was still working on when the sweep stopped.
+#[derive(Clone, Debug, Serialize)]
+pub struct InProgress {
+    pub cluster: String,
+    pub waiting_for: Vec<String>,
 }
 
 /// The one summary a sweep logs.
@@ -36,6 +44,11 @@ pub struct SweepReport {
     pub invalid: usize,
     /// Clusters whose plumbing was changed.
     pub changed: usize,
+    /// Clusters AWS was still working on at the deadline (the next sweep
+    /// finishes them), with what it was doing.
+    pub converging: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<InProgress>,
     pub failed: usize,
     /// Clusters that no longer exist whose leftovers were removed, plus
     /// shared resources nothing used.
@@ -44,6 +57,8 @@ pub struct SweepReport {
     pub write_calls: u64,
     pub api_calls_by_service: BTreeMap<String, u64>,
     pub throttles: u64,
+    /// Calls spent waiting for AWS to finish something.
+    pub poll_calls: u64,
     pub duration_ms: u64,
     pub failures: Vec<Failure>,
     #[serde(skip)]
@@ -67,6 +82,13 @@ impl SweepReport {
         }
         if report.applied {
             self.changed += 1;
+        }
+        if report.outcome == Outcome::Converging {
+            self.converging += 1;
+            self.in_progress.push(InProgress {
+                cluster: report.cluster.clone(),
+                waiting_for: report.in_progress.clone(),
+            });
         }
         if let Some(error) = &report.error {
             self.failed += 1;
@@ -134,14 +156,21 @@ fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String
 
 /// Sweep the region. `progress` is called after each cluster with
 /// (done, total, report).
+///
+/// Every cluster gets one reconcile that makes its calls without waiting
+/// for AWS, so that no cluster waits behind another's endpoint; those AWS
+/// is still working on then get a second reconcile that waits, as
+/// `patience` allows. What is still in progress then is the next sweep's.
 pub async fn sweep(
     reconciler: &Reconciler,
+    patience: Patience,
     mut progress: impl FnMut(usize, usize, &Report),
 ) -> Result<SweepReport, AwsError> {
     let started = Instant::now();
     let before = reconciler.clients.counter.snapshot();
     let mode = reconciler.config.mode;
     let mut summary = SweepReport::default();
+    let concurrency = reconciler.config.sweep_concurrency.max(1);
 
     let (names, fleet) = tokio::try_join!(
         list_clusters(reconciler),
@@ -152,31 +181,95 @@ pub async fn sweep(
     // Every cluster, a few at a time, sharing what was read once.
     let total = names.len();
     let mut done = 0;
-    let mut reports = stream::iter(names.iter())
-        .map(|name| reconciler.reconcile_with(name, None, mode, Some(&fleet)))
-        .buffer_unordered(reconciler.config.sweep_concurrency.max(1));
-    while let Some(report) = reports.next().await {
-        done += 1;
-        progress(done, total, &report);
-        summary.count(&report);
-        summary.reports.push(report);
+    let mut reports: Vec<Report> = Vec::new();
+    let mut first = stream::iter(names.iter())
+        .map(|name| reconciler.reconcile_with(name, None, mode, Some(&fleet), Patience::none()))
+        .buffer_unordered(concurrency);
+    while let Some(report) = first.next().await {
+        if report.outcome != Outcome::Converging {
+            done += 1;
+            progress(done, total, &report);
+        }
+        reports.push(report);
     }
-    drop(reports);
+    drop(first);
 
     // Clusters that are gone but still named by something of ours.
     let existing: BTreeSet<&String> = names.iter().collect();
+    let mut orphans: Vec<Report> = Vec::new();
+    let mut orphan_arns: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (name, arn) in named_by_leftovers(reconciler, &fleet) {
         if existing.contains(&name) {
             continue;
         }
-        let report = reconciler.reconcile_with(&name, arn, mode, None).await;
+        let report = reconciler
+            .reconcile_with(&name, arn.clone(), mode, None, Patience::none())
+            .await;
+        orphan_arns.insert(name, arn);
+        orphans.push(report);
+    }
+
+    // Those AWS is still working on: again, waiting this time.
+    let again: Vec<(String, Option<String>)> = reports
+        .iter()
+        .chain(&orphans)
+        .filter(|r| r.outcome == Outcome::Converging)
+        .map(|r| {
+            let arn = orphan_arns.get(&r.cluster).cloned().flatten();
+            (r.cluster.clone(), arn)
+        })
+        .collect();
+    let mut second = stream::iter(again.iter())
+        .map(|(name, arn)| reconciler.reconcile_with(name, arn.clone(), mode, None, patience))
+        .buffer_unordered(concurrency);
+    let mut finished: Vec<Report> = Vec::new();
+    while let Some(report) = second.next().await {
+        if !orphans.iter().any(|o| o.cluster == report.cluster) {
+            done += 1;
+            progress(done, total, &report);
+        }
+        finished.push(report);
+    }
+    drop(second);
+    let merge = |earlier: Report, later: Option<&Report>| match later {
+        Some(later) => {
+            let mut merged = later.clone();
+            // What the first pass did stays in the record.
+            merged.applied |= earlier.applied;
+            let mut actions = earlier.actions;
+            actions.extend(merged.actions);
+            merged.actions = actions;
+            merged.outcome = match merged.outcome {
+                Outcome::NothingToDo if earlier.applied => Outcome::Applied,
+                other => other,
+            };
+            merged
+        }
+        None => earlier,
+    };
+    for report in reports {
+        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let report = merge(report, later);
+        summary.count(&report);
+        summary.reports.push(report);
+    }
+    for report in orphans {
+        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let report = merge(report, later);
         if report.applied {
             summary.orphans_removed += 1;
+        }
+        if report.outcome == Outcome::Converging {
+            summary.converging += 1;
+            summary.in_progress.push(InProgress {
+                cluster: report.cluster.clone(),
+                waiting_for: report.in_progress.clone(),
+            });
         }
         if let Some(error) = &report.error {
             summary.failed += 1;
             summary.failures.push(Failure {
-                cluster: name.clone(),
+                cluster: report.cluster.clone(),
                 error: error.clone(),
                 transient: report.transient.unwrap_or(true),
             });
@@ -226,6 +319,8 @@ pub async fn sweep(
             cluster: "(shared)".into(),
             decision: Decision::Gone,
             actions,
+            waits: Vec::new(),
+            problems: Vec::new(),
         };
         tracing::info!(actions = ?shared.actions.iter().map(|a| a.describe()).collect::<Vec<_>>(),
             "shared resources nothing uses");
@@ -233,8 +328,17 @@ pub async fn sweep(
             let applier = Applier {
                 clients: &reconciler.clients,
                 owner: &reconciler.owner,
+                patience,
             };
             match applier.apply(&shared).await {
+                Ok(applied) if !applied.stopped.is_empty() => {
+                    summary.orphans_removed += applied.done.len();
+                    summary.converging += 1;
+                    summary.in_progress.push(InProgress {
+                        cluster: "(shared)".into(),
+                        waiting_for: applied.stopped,
+                    });
+                }
                 Ok(_) => summary.orphans_removed += count,
                 Err(e) => {
                     summary.failed += 1;
@@ -252,6 +356,7 @@ pub async fn sweep(
     summary.api_calls = counts.total();
     summary.write_calls = counts.writes();
     summary.throttles = counts.throttles;
+    summary.poll_calls = counts.total_polls();
     for (operation, n) in &counts.calls {
         let service = operation.split('.').next().unwrap_or(operation).to_string();
         *summary.api_calls_by_service.entry(service).or_default() += n;

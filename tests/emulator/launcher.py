@@ -12,20 +12,37 @@ Environment (all optional):
   EMULATOR_EKS_CREATE_SECONDS  how long a new cluster stays CREATING (default 0)
   EMULATOR_EKS_UPDATE_SECONDS  how long a cluster stays UPDATING after
                                UpdateClusterConfig (default 0)
+  EMULATOR_RESOLVER_SECONDS    how long each Route 53 Resolver change takes:
+                               an endpoint CREATING, UPDATING after an IP
+                               change, DELETING; a rule DELETING; an
+                               association CREATING or DELETING (default 0:
+                               every change is final at once)
+
+Test control (not an AWS API): POST /_emulator/resolver with a JSON body
+{"endpoint": ID, "ip": IP, "status": S} sets an endpoint IP's status (the
+endpoint is then ACTION_NEEDED while an IP is failed), {"endpoint": ID,
+"status": S} an endpoint's, and {"rule": ID, "vpc": VPC, "status": S} an
+association's: what AWS does when something fails, which nothing else can
+cause here.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import json
 import os
 import secrets
 import sys
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import DependencyViolationError
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.eks import models as eks_models
 from moto.eks import responses as eks_responses
@@ -36,6 +53,8 @@ from moto.moto_server import werkzeug_app
 from moto.route53resolver import models as resolver_models
 from moto.route53resolver import responses as resolver_responses
 from moto.route53resolver.exceptions import InvalidRequestException
+from moto.route53resolver.exceptions import ResourceInUseException as ResolverInUse
+from moto.route53resolver.exceptions import ResourceNotFoundException as ResolverNotFound
 from moto.server import ThreadedMotoServer
 from moto.ssm.exceptions import ValidationException
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -50,6 +69,7 @@ def _seconds(name: str) -> float:
 
 CREATE_SECONDS = _seconds("EMULATOR_EKS_CREATE_SECONDS")
 UPDATE_SECONDS = _seconds("EMULATOR_EKS_UPDATE_SECONDS")
+RESOLVER_SECONDS = _seconds("EMULATOR_RESOLVER_SECONDS")
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +278,26 @@ def _authorize_security_group_ingress(self: Any) -> ActionResult:
 
 SecurityGroups.authorize_security_group_ingress = _authorize_security_group_ingress
 
+# DeleteSecurityGroup (EC2 API reference): "If you attempt to delete a
+# security group that is associated with an instance or network interface
+# ... the operation fails with DependencyViolation." moto deletes it anyway.
+# (A Resolver endpoint's network interfaces stay until its deletion ends.)
+_original_delete_security_group = SecurityGroupBackend.delete_security_group
+
+
+def _delete_security_group(self: Any, name: str | None = None, group_id: str | None = None) -> None:
+    target = group_id
+    if target is None and name is not None:
+        group = self.get_security_group_by_name_or_id(name)
+        target = group.id if group else None
+    for eni in getattr(self, "enis", {}).values():
+        if any(g.id == target for g in eni.group_set):
+            raise DependencyViolationError(f"resource {target} has a dependent object")
+    return _original_delete_security_group(self, name=name, group_id=group_id)
+
+
+SecurityGroupBackend.delete_security_group = _delete_security_group
+
 
 # ---------------------------------------------------------------------------
 # Route 53 Resolver
@@ -329,6 +369,308 @@ resolver_models.Route53ResolverBackend.list_resolver_rule_associations = (
 )
 
 
+# Route 53 Resolver is asynchronous (API reference: ResolverEndpoint.Status,
+# IpAddressResponse.Status, ResolverRule.Status,
+# ResolverRuleAssociation.Status); moto makes every status final at once and
+# deletes at once. With EMULATOR_RESOLVER_SECONDS, each change takes that
+# long, as on AWS:
+# - CreateResolverEndpoint returns CREATING, its IPs CREATING; then
+#   OPERATIONAL and ATTACHED.
+# - Associate/DisassociateResolverEndpointIpAddress leave the endpoint
+#   UPDATING (the new IP CREATING, the removed one listed DELETING); AWS
+#   changes IPs only between changes (Terraform's provider waits for
+#   OPERATIONAL after each, internal/service/route53resolver/endpoint.go),
+#   and never removes the only attached IP ("[RSLVR-00506] Can't remove the
+#   only attached IP address from resolver endpoint.").
+# - DeleteResolverEndpoint returns DELETING; the endpoint and its network
+#   interfaces stay until it is gone. While any rule (DELETING ones too)
+#   uses it, it fails: "[RSLVR-00600] Cannot delete resolver endpoint unless
+#   its related resolver rules are deleted".
+# - DeleteResolverRule returns DELETING (AWS CLI reference,
+#   delete-resolver-rule), listed until gone; while any association
+#   (DELETING ones too) remains, it fails with ResourceInUseException.
+# - AssociateResolverRule returns CREATING, then COMPLETE;
+#   DisassociateResolverRule leaves the association DELETING until gone.
+# Endpoints are ACTION_NEEDED while any IP is failed (set through the test
+# control), and OPERATIONAL again once it is removed.
+_due: list[tuple[float, int, Callable[[], None]]] = []
+_due_order = itertools.count()
+_SETTLED_IP = "ATTACHED"
+_FAILED_IP = {
+    "FAILED_CREATION",
+    "FAILED_RESOURCE_GONE",
+    "UPDATE_FAILED",
+    "ISOLATED",
+    "DELETE_FAILED_FAS_EXPIRED",
+}
+
+
+def _after(change: Callable[[], None]) -> None:
+    """Make `change` once EMULATOR_RESOLVER_SECONDS have passed (at once when 0)."""
+    if RESOLVER_SECONDS <= 0:
+        change()
+        return
+    heapq.heappush(_due, (time.time() + RESOLVER_SECONDS, next(_due_order), change))
+
+
+def _advance() -> None:
+    """Make every change whose time has come (before each request)."""
+    now = time.time()
+    while _due and _due[0][0] <= now:
+        _, _, change = heapq.heappop(_due)
+        change()
+
+
+def _settled_status(endpoint: Any) -> str:
+    failed = any(s in _FAILED_IP for s in endpoint._ip_status.values())
+    return "ACTION_NEEDED" if failed else "OPERATIONAL"
+
+
+def _finish_change(endpoint: Any) -> None:
+    endpoint._changes -= 1
+    if endpoint._changes <= 0 and endpoint.status in ("CREATING", "UPDATING"):
+        endpoint.status = _settled_status(endpoint)
+
+
+_original_endpoint_init = resolver_models.ResolverEndpoint.__init__
+
+
+def _endpoint_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _original_endpoint_init(self, *args, **kwargs)
+    self._ip_status = {entry["Ip"]: "CREATING" for entry in self.ip_addresses}
+    self._leaving: dict[str, tuple[str, str]] = {}
+    self._changes = 1
+    self.status = "CREATING"
+
+    def ready() -> None:
+        for ip, status in self._ip_status.items():
+            if status == "CREATING":
+                self._ip_status[ip] = _SETTLED_IP
+        _finish_change(self)
+
+    _after(ready)
+
+
+def _ip_descriptions(self: Any) -> list[dict[str, str]]:
+    listed = _original_ip_descriptions(self)
+    for entry in listed:
+        status = self._ip_status.get(entry["Ip"], _SETTLED_IP)
+        entry["Status"] = status
+        if status != _SETTLED_IP:
+            entry["StatusMessage"] = f"This IP address is {status}."
+    for ip, (subnet, ip_id) in self._leaving.items():
+        listed.append(
+            {
+                "IpId": ip_id,
+                "SubnetId": subnet,
+                "Ip": ip,
+                "Status": "DELETING",
+                "StatusMessage": "This IP address is being deleted.",
+                "CreationTime": self.creation_time,
+                "ModificationTime": self.modification_time,
+            }
+        )
+    return listed
+
+
+_original_ip_descriptions = resolver_models.ResolverEndpoint.ip_descriptions
+resolver_models.ResolverEndpoint.__init__ = _endpoint_init
+resolver_models.ResolverEndpoint.ip_descriptions = _ip_descriptions
+
+
+def _takes_ip_changes(endpoint: Any) -> None:
+    if endpoint.status not in ("OPERATIONAL", "ACTION_NEEDED"):
+        raise InvalidRequestException(
+            f"Resolver endpoint {endpoint.id} is {endpoint.status}: its IP addresses can be "
+            "changed when it is OPERATIONAL"
+        )
+
+
+_original_associate_ip = resolver_models.Route53ResolverBackend.associate_resolver_endpoint_ip_address
+
+
+def _associate_endpoint_ip(self: Any, resolver_endpoint_id: str, value: dict[str, Any]) -> Any:
+    self._validate_resolver_endpoint_id(resolver_endpoint_id)
+    endpoint = self.resolver_endpoints[resolver_endpoint_id]
+    _takes_ip_changes(endpoint)
+    result = _original_associate_ip(self, resolver_endpoint_id, value)
+    ip = value["Ip"]
+    endpoint._ip_status[ip] = "CREATING"
+    endpoint._changes += 1
+    endpoint.status = "UPDATING"
+
+    def attached() -> None:
+        if endpoint._ip_status.get(ip) == "CREATING":
+            endpoint._ip_status[ip] = _SETTLED_IP
+        _finish_change(endpoint)
+
+    _after(attached)
+    return result
+
+
+_original_disassociate_ip = (
+    resolver_models.Route53ResolverBackend.disassociate_resolver_endpoint_ip_address
+)
+
+
+def _disassociate_endpoint_ip(
+    self: Any, resolver_endpoint_id: str, value: dict[str, Any]
+) -> Any:
+    self._validate_resolver_endpoint_id(resolver_endpoint_id)
+    endpoint = self.resolver_endpoints[resolver_endpoint_id]
+    _takes_ip_changes(endpoint)
+    ip = value.get("Ip")
+    subnet = value.get("SubnetId")
+    ip_id = value.get("IpId")
+    for sub, addresses in endpoint.subnets.items():
+        for address, rni in addresses.items():
+            if address == ip or rni == ip_id:
+                ip, subnet, ip_id = address, sub, rni
+    attached_left = [
+        other
+        for other, status in endpoint._ip_status.items()
+        if other != ip and status == _SETTLED_IP
+    ]
+    if ip in endpoint._ip_status and not attached_left:
+        raise InvalidRequestException(
+            "[RSLVR-00506] Can't remove the only attached IP address from resolver endpoint."
+        )
+    result = _original_disassociate_ip(self, resolver_endpoint_id, value)
+    endpoint._ip_status.pop(ip, None)
+    if RESOLVER_SECONDS > 0 and ip:
+        endpoint._leaving[ip] = (subnet or "", ip_id or "")
+    endpoint._changes += 1
+    endpoint.status = "UPDATING"
+
+    def gone() -> None:
+        endpoint._leaving.pop(ip, None)
+        _finish_change(endpoint)
+
+    _after(gone)
+    return result
+
+
+resolver_models.Route53ResolverBackend.associate_resolver_endpoint_ip_address = (
+    _associate_endpoint_ip
+)
+resolver_models.Route53ResolverBackend.disassociate_resolver_endpoint_ip_address = (
+    _disassociate_endpoint_ip
+)
+
+
+def _delete_resolver_endpoint(self: Any, resolver_endpoint_id: str) -> Any:
+    self._validate_resolver_endpoint_id(resolver_endpoint_id)
+    rules = [
+        r.id for r in self.resolver_rules.values() if r.resolver_endpoint_id == resolver_endpoint_id
+    ]
+    if rules:
+        raise InvalidRequestException(
+            "[RSLVR-00600] Cannot delete resolver endpoint unless its related resolver rules "
+            f"are deleted. The following rules still exist for this resolver endpoint: "
+            f"{','.join(rules)}"
+        )
+    endpoint = self.resolver_endpoints[resolver_endpoint_id]
+    if endpoint.status == "DELETING":
+        return endpoint
+    endpoint.status = "DELETING"
+    endpoint.status_message = endpoint.status_message.replace("Successfully created", "Deleting")
+
+    def gone() -> None:
+        if self.resolver_endpoints.pop(resolver_endpoint_id, None) is not None:
+            endpoint.delete_eni()
+
+    _after(gone)
+    return endpoint
+
+
+resolver_models.Route53ResolverBackend.delete_resolver_endpoint = _delete_resolver_endpoint
+
+
+def _delete_resolver_rule(self: Any, resolver_rule_id: str) -> Any:
+    self._validate_resolver_rule_id(resolver_rule_id)
+    if any(
+        a.resolver_rule_id == resolver_rule_id for a in self.resolver_rule_associations.values()
+    ):
+        raise ResolverInUse("Please disassociate this resolver rule from VPC first before deleting")
+    rule = self.resolver_rules[resolver_rule_id]
+    if rule.status == "DELETING":
+        return rule
+    rule.status = "DELETING"
+    rule.status_message = rule.status_message.replace("Successfully created", "Deleting")
+    _after(lambda: self.resolver_rules.pop(resolver_rule_id, None))
+    return rule
+
+
+resolver_models.Route53ResolverBackend.delete_resolver_rule = _delete_resolver_rule
+
+
+def _associated(self: Any, resolver_rule_id: str, name: str, vpc_id: str) -> Any:
+    association = _associate_resolver_rule(self, resolver_rule_id, name, vpc_id)
+    if RESOLVER_SECONDS > 0:
+        association.status = "CREATING"
+
+        def complete() -> None:
+            if association.status == "CREATING":
+                association.status = "COMPLETE"
+
+        _after(complete)
+    return association
+
+
+resolver_models.Route53ResolverBackend.associate_resolver_rule = _associated
+
+
+def _disassociate_resolver_rule(self: Any, resolver_rule_id: str, vpc_id: str) -> Any:
+    if resolver_rule_id not in self.resolver_rules:
+        raise ResolverNotFound(f"Resolver rule with ID '{resolver_rule_id}' does not exist")
+    for association in list(self.resolver_rule_associations.values()):
+        if (
+            association.resolver_rule_id == resolver_rule_id
+            and association.vpc_id == vpc_id
+            and association.status != "DELETING"
+        ):
+            break
+    else:
+        raise ResolverNotFound(
+            f"Resolver Rule Association between Resolver Rule '{resolver_rule_id}' and VPC "
+            f"'{vpc_id}' does not exist"
+        )
+    association.status = "DELETING"
+    association.status_message = "Deleting Association"
+    _after(lambda: self.resolver_rule_associations.pop(association.id, None))
+    return association
+
+
+resolver_models.Route53ResolverBackend.disassociate_resolver_rule = _disassociate_resolver_rule
+
+
+def _control(body: bytes) -> tuple[int, dict[str, Any]]:
+    """The test control: make a resource's status what AWS would report."""
+    request = json.loads(body or b"{}")
+    status = request.get("status", "")
+    for account in resolver_models.route53resolver_backends.values():
+        for backend in account.values():
+            endpoint = backend.resolver_endpoints.get(request.get("endpoint", ""))
+            if endpoint is not None and "ip" in request:
+                if request["ip"] not in endpoint._ip_status:
+                    return 404, {"error": f"no IP {request['ip']} on {endpoint.id}"}
+                endpoint._ip_status[request["ip"]] = status
+                if endpoint.status in ("OPERATIONAL", "ACTION_NEEDED"):
+                    endpoint.status = _settled_status(endpoint)
+                return 200, {"endpoint": endpoint.id, "status": endpoint.status}
+            if endpoint is not None:
+                endpoint.status = status
+                return 200, {"endpoint": endpoint.id, "status": endpoint.status}
+            for association in backend.resolver_rule_associations.values():
+                if (
+                    association.resolver_rule_id == request.get("rule")
+                    and association.vpc_id == request.get("vpc")
+                ):
+                    association.status = status
+                    return 200, {"association": association.id, "status": status}
+    return 404, {"error": f"nothing matches {request}"}
+
+
 # ---------------------------------------------------------------------------
 # SSM
 # ---------------------------------------------------------------------------
@@ -374,6 +716,18 @@ _original_call = werkzeug_app.DomainDispatcherApplication.__call__
 
 def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
     with _request_lock:
+        path = environ.get("PATH_INFO", "")
+        if path == "/moto-api/reset":
+            _due.clear()
+        _advance()
+        if path == "/_emulator/resolver":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            code, answer = _control(environ["wsgi.input"].read(length))
+            start_response(
+                f"{code} {'OK' if code == 200 else 'Not Found'}",
+                [("Content-Type", "application/json")],
+            )
+            return [json.dumps(answer).encode()]
         return list(_original_call(self, environ, start_response))
 
 

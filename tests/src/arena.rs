@@ -21,6 +21,16 @@ use shared::owner::TAG_OWNER;
 use crate::proxy::{Proxy, Tally};
 use crate::{config, Aws, EmulatorOptions, Snapshot, World, ONPREM};
 
+/// The SDK timeouts of the arena's reconcilers: the product's shape, scaled
+/// to an emulator on loopback (its answers take milliseconds; a black-holed
+/// request costs one attempt timeout).
+pub const ARENA_TIMEOUTS: shared::aws::Timeouts = shared::aws::Timeouts {
+    connect: std::time::Duration::from_secs(1),
+    attempt: std::time::Duration::from_secs(1),
+    operation: std::time::Duration::from_secs(10),
+    resolver_operation: std::time::Duration::from_secs(20),
+};
+
 /// Our cluster, as the event fixtures name it.
 pub const CLUSTER: &str = "demo";
 /// The other deployment's cluster, in the same VPC.
@@ -36,7 +46,16 @@ pub struct Arena {
 
 impl Arena {
     pub async fn new() -> Arena {
-        let w = World::new(EmulatorOptions::default(), &[]).await;
+        // Resolver takes its time here too, a second per change: the
+        // families make hundreds of runs.
+        let w = World::new(
+            EmulatorOptions {
+                resolver_seconds: 1.0,
+                ..EmulatorOptions::default()
+            },
+            &[],
+        )
+        .await;
         Arena::furnish(w).await
     }
 
@@ -80,11 +99,13 @@ impl Arena {
         self.w.config()
     }
 
-    /// A reconciler of ours whose requests go through the proxy.
+    /// A reconciler of ours whose requests go through the proxy, with short
+    /// SDK timeouts (ARENA_TIMEOUTS), since the proxy may black-hole a
+    /// request.
     pub fn reconciler(&self) -> shared::Reconciler {
         self.w
             .emulator
-            .reconciler_via(&self.proxy.url, self.config())
+            .reconciler_via_with(&self.proxy.url, self.config(), ARENA_TIMEOUTS)
     }
 
     /// Environment for the CLI: through the proxy, with our configuration.

@@ -58,6 +58,36 @@ pub struct EmulatorOptions {
     pub create_seconds: f64,
     /// Seconds a cluster stays UPDATING after UpdateClusterConfig.
     pub update_seconds: f64,
+    /// Seconds each Route 53 Resolver change takes (an endpoint CREATING,
+    /// UPDATING, DELETING; a rule DELETING; an association CREATING or
+    /// DELETING). 0: final at once.
+    pub resolver_seconds: f64,
+}
+
+/// The Resolver delay the lifecycle, sweep, reliability and end-to-end
+/// suites run with: long enough that every wait is exercised, short enough
+/// for the suite.
+pub const RESOLVER_SECONDS: f64 = 2.0;
+
+impl EmulatorOptions {
+    /// Resolver taking its time (RESOLVER_SECONDS per change).
+    pub fn slow_resolver() -> EmulatorOptions {
+        EmulatorOptions {
+            resolver_seconds: RESOLVER_SECONDS,
+            ..EmulatorOptions::default()
+        }
+    }
+}
+
+/// How test reconcilers wait for the emulator: the product's budget, with
+/// looks every 0.1 s doubling to 1 s (the product's are 0.5 s to 10 s, for
+/// AWS's minutes), so that a suite does not sleep past each change.
+pub fn test_waiting() -> shared::reconcile::Waiting {
+    shared::reconcile::Waiting {
+        budget: Duration::from_secs(120),
+        first_poll: Duration::from_millis(100),
+        max_poll: Duration::from_secs(1),
+    }
 }
 
 /// SDK configuration for the emulator (or a proxy in front of it) at `url`.
@@ -94,6 +124,10 @@ impl Emulator {
             .env(
                 "EMULATOR_EKS_UPDATE_SECONDS",
                 options.update_seconds.to_string(),
+            )
+            .env(
+                "EMULATOR_RESOLVER_SECONDS",
+                options.resolver_seconds.to_string(),
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -138,14 +172,28 @@ impl Emulator {
     /// Forget every resource (the emulator's own reset), for the next run
     /// of a test that needs a fresh world and not a fresh process.
     pub async fn reset(&self) -> Result<()> {
+        self.post("/moto-api/reset", None)
+            .await
+            .map_err(|e| anyhow!("the emulator did not reset: {e}"))
+    }
+
+    /// POST to the emulator itself (not an AWS API): Ok when it answers 200.
+    async fn post(&self, path: &str, json: Option<&str>) -> Result<()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let address = self.url.trim_start_matches("http://");
+        let body = json.unwrap_or("");
+        let kind = if json.is_some() {
+            "Content-Type: application/json\r\n"
+        } else {
+            ""
+        };
         let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream
             .write_all(
                 format!(
-                    "POST /moto-api/reset HTTP/1.1\r\nHost: {address}\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    "POST {path} HTTP/1.1\r\nHost: {address}\r\n{kind}\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 )
                 .as_bytes(),
             )
@@ -154,10 +202,7 @@ impl Emulator {
         stream.read_to_end(&mut answer).await?;
         let answer = String::from_utf8_lossy(&answer);
         if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
-            bail!(
-                "the emulator did not reset: {}",
-                answer.lines().next().unwrap_or("")
-            );
+            bail!("{}", answer.lines().next().unwrap_or(""));
         }
         Ok(())
     }
@@ -165,9 +210,32 @@ impl Emulator {
     /// A reconciler whose requests go to `url` (a proxy in front of this
     /// emulator).
     pub fn reconciler_via(&self, url: &str, config: Config) -> Reconciler {
+        self.reconciler_via_with(url, config, shared::aws::Timeouts::default())
+    }
+
+    /// The same, with the SDK's timeouts given (short ones where the proxy
+    /// black-holes requests).
+    pub fn reconciler_via_with(
+        &self,
+        url: &str,
+        config: Config,
+        timeouts: shared::aws::Timeouts,
+    ) -> Reconciler {
         let clients =
-            Clients::from_sdk_config(&sdk_config_for(url), config.resolver_rate).expect("region");
-        Reconciler::new(clients, config)
+            Clients::from_sdk_config_with(&sdk_config_for(url), config.resolver_rate, timeouts)
+                .expect("region");
+        let mut rec = Reconciler::new(clients, config);
+        rec.waiting = test_waiting();
+        rec
+    }
+
+    /// Make a Resolver resource's status what AWS reports when it fails
+    /// (the emulator's test control): `{"endpoint", "ip", "status"}`,
+    /// `{"endpoint", "status"}` or `{"rule", "vpc", "status"}`.
+    pub async fn set_resolver_status(&self, request: serde_json::Value) -> Result<()> {
+        self.post("/_emulator/resolver", Some(&request.to_string()))
+            .await
+            .map_err(|e| anyhow!("the emulator refused {request}: {e}"))
     }
 
     /// Environment for a child process (the CLI, the demo) to reach this emulator.
@@ -189,7 +257,9 @@ impl Emulator {
     pub fn reconciler(&self, config: Config) -> Reconciler {
         let clients = Clients::from_sdk_config(&self.sdk_config(), config.resolver_rate)
             .expect("region is set");
-        Reconciler::new(clients, config)
+        let mut rec = Reconciler::new(clients, config);
+        rec.waiting = test_waiting();
+        rec
     }
 
     pub fn aws(&self) -> Aws {
@@ -479,6 +549,63 @@ impl Aws {
             .send()
             .await?;
         Ok((corp_sg, endpoint_id, rule_id))
+    }
+
+    /// What a person does in the console: disassociate a rule from every
+    /// VPC, wait until AWS has finished (the associations are DELETING for
+    /// a while), delete the rule, and wait until it is gone.
+    pub async fn remove_rule_by_hand(&self, rule_id: &str) -> Result<()> {
+        let associated = |aws: Aws| async move {
+            let out = aws
+                .resolver
+                .list_resolver_rule_associations()
+                .filters(
+                    aws_sdk_route53resolver::types::Filter::builder()
+                        .name("ResolverRuleId")
+                        .values(rule_id)
+                        .build(),
+                )
+                .send()
+                .await?;
+            Ok::<_, anyhow::Error>(out.resolver_rule_associations().to_vec())
+        };
+        for a in associated(self.clone()).await? {
+            if a.status().map(|s| s.as_str()) != Some("DELETING") {
+                self.resolver
+                    .disassociate_resolver_rule()
+                    .resolver_rule_id(rule_id)
+                    .vpc_id(a.vpc_id().unwrap_or_default())
+                    .send()
+                    .await?;
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !associated(self.clone()).await?.is_empty() {
+            if std::time::Instant::now() > deadline {
+                bail!("rule {rule_id} still associated after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.resolver
+            .delete_resolver_rule()
+            .resolver_rule_id(rule_id)
+            .send()
+            .await?;
+        // And until it is gone (DELETING, then not found).
+        while self
+            .resolver
+            .get_resolver_rule()
+            .resolver_rule_id(rule_id)
+            .send()
+            .await
+            .is_ok()
+        {
+            if std::time::Instant::now() > deadline {
+                bail!("rule {rule_id} still there 60 s after it was deleted");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
     }
 
     pub async fn untag_cluster(&self, name: &str, key: &str) -> Result<()> {
@@ -1023,6 +1150,34 @@ impl World {
     pub async fn cluster_sg(&self, cluster: &str) -> String {
         self.aws.cluster_sg(cluster).await
     }
+}
+
+/// Check every DNS path of `cluster` as `verify --path` does (the oracle
+/// the suites run after each step); panics naming each failing hop.
+pub async fn assert_paths(rec: &Reconciler, cluster: &str) {
+    let paths = rec
+        .paths(cluster)
+        .await
+        .unwrap_or_else(|e| panic!("paths of {cluster}: {e}"));
+    assert!(
+        paths.ok(),
+        "{cluster}: {} paths, failing hops: {:#?}",
+        paths.paths.len(),
+        paths.failures()
+    );
+}
+
+/// A reconcile that ended well and converged: no error, and AWS finished
+/// (not `converging`).
+pub fn assert_converged(report: &shared::Report) {
+    assert_eq!(report.error, None, "{report:#?}");
+    assert!(
+        matches!(
+            report.outcome,
+            shared::reconcile::Outcome::Applied | shared::reconcile::Outcome::NothingToDo
+        ),
+        "{report:#?}"
+    );
 }
 
 /// A binary of the workspace (`eks-private-dns`), found beside the running

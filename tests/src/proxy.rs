@@ -3,8 +3,9 @@
 //! request, so that tests can count calls per service and per second as AWS
 //! would see them (after any client-side waiting), and it can make AWS
 //! misbehave: throttle (400), fail (500 InternalError, 503
-//! ServiceUnavailable), reset the connection, answer late, or forward the
+//! ServiceUnavailable), reset the connection, answer late, forward the
 //! request and drop the answer (the write happened; the client does not know),
+//! or take the request and never answer (a black hole),
 //! chosen per request by rate and operation from a seed, so a run repeats.
 //! It can also hold everything after the k-th write, for a test to kill the
 //! client right after that write.
@@ -48,16 +49,20 @@ pub enum Fault {
     Delay,
     /// Forward, let AWS do it, and drop the answer: the connection closes.
     DropResponse,
+    /// Take the request and never answer, keeping the connection open (a
+    /// black-holed network path): only the client's timeout ends it.
+    BlackHole,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::Throttle,
         Fault::Internal,
         Fault::Unavailable,
         Fault::Reset,
         Fault::Delay,
         Fault::DropResponse,
+        Fault::BlackHole,
     ];
 }
 
@@ -587,6 +592,14 @@ async fn serve(
                 return Ok(());
             }
             Some(Fault::Delay) => tokio::time::sleep(decision.delay).await,
+            Some(Fault::BlackHole) => {
+                // Never forwarded, never answered: wait for the client to
+                // give up and close the connection.
+                let mut sink = [0u8; 4096];
+                while client.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
+                finish();
+                return Ok(());
+            }
             _ => {}
         }
         let answer = forward(upstream, &head, &body).await?;

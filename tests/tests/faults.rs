@@ -54,7 +54,7 @@ async fn sweep_and_judge(arena: &Arena, expected: &[String], figures: &mut Figur
     arena.proxy.inject(None);
     let rec = arena.reconciler();
     let before = arena.proxy.total();
-    let summary = shared::sweep::sweep(&rec, |_, _, _| {}).await;
+    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await;
     match summary {
         Ok(s) if s.failed == 0 => {}
         other => figures
@@ -189,6 +189,13 @@ async fn under_faults(
     arena.proxy.inject(None);
     let converged = report.error.is_none() && arena.state().await.ours == expected;
     if !converged {
+        eprintln!(
+            "{what}: a further reconcile ({})",
+            report
+                .error
+                .as_deref()
+                .unwrap_or("converged to another state")
+        );
         figures.further_reconciles += 1;
         let again = arena.reconciler().reconcile(CLUSTER, None).await;
         if let Some(e) = again.error {

@@ -199,7 +199,7 @@ fn cli(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
 /// by tag and in again; it is deleted. The canonical AWS state after each
 /// step.
 async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Value)> {
-    let w = World::new(EmulatorOptions::default(), &[]).await;
+    let w = World::new(EmulatorOptions::slow_resolver(), &[]).await;
     let mut env = w.emulator.env();
     env.push((
         "EKS_PRIVATE_DNS_CLIENT_VPC_IDS".into(),

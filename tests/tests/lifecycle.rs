@@ -14,12 +14,14 @@ async fn world_with(options: EmulatorOptions) -> World {
     World::new(options, &[]).await
 }
 
+/// Resolver takes its time, as on AWS (tests/emulator/launcher.py).
 async fn world() -> World {
-    world_with(EmulatorOptions::default()).await
+    world_with(EmulatorOptions::slow_resolver()).await
 }
 
+/// No error, and converged: AWS finished what the run started.
 fn ok(report: &Report) {
-    assert_eq!(report.error, None, "{report:#?}");
+    assert_converged(report);
 }
 
 async fn run_event(rec: &shared::Reconciler, name: &str) -> EventResult {
@@ -55,6 +57,8 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
     let rec = w.emulator.reconciler(w.config());
     ok(&rec.reconcile("one", None).await);
     ok(&rec.reconcile("two", None).await);
+    assert_paths(&rec, "one").await;
+    assert_paths(&rec, "two").await;
 
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(
@@ -100,6 +104,7 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
         "443 rules of one are gone"
     );
     assert_eq!(snap.parameters_under("/eks-private-dns/two/").len(), 3);
+    assert_paths(&rec, "two").await;
 
     // The last one goes: everything goes.
     w.aws.delete_cluster("two").await.unwrap();
@@ -136,7 +141,7 @@ async fn a_public_cluster_gets_nothing() {
 async fn public_to_private_through_an_event_then_back_to_public() {
     let w = world_with(EmulatorOptions {
         update_seconds: 1.0,
-        ..Default::default()
+        ..EmulatorOptions::slow_resolver()
     })
     .await;
     w.aws
@@ -168,6 +173,7 @@ async fn public_to_private_through_an_event_then_back_to_public() {
     assert_eq!(snap.rules_for(&host).len(), 1);
     assert_eq!(snap.inbound_endpoints().len(), 1);
     assert_eq!(snap.parameters_under("/eks-private-dns/demo/").len(), 3);
+    assert_paths(&rec, "demo").await;
 
     // Back to public: everything it made goes.
     w.aws.set_access("demo", true, true).await.unwrap();
@@ -254,6 +260,7 @@ async fn two_applies_at_once_make_one_set() {
     let after = a.reconcile("prod", None).await;
     ok(&after);
     assert!(after.actions.is_empty(), "{:#?}", after.actions);
+    assert_paths(&a, "prod").await;
 }
 
 #[tokio::test]
@@ -286,6 +293,7 @@ async fn foreign_resources_survive_everything() {
     let again = rec.reconcile("prod", None).await;
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
+    assert_paths(&rec, "prod").await;
 
     // Teardown leaves every foreign thing as it was.
     w.aws.set_access("prod", true, true).await.unwrap();
@@ -393,7 +401,7 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
 async fn a_cluster_still_creating_is_pending_and_gets_nothing_half_made() {
     let w = world_with(EmulatorOptions {
         create_seconds: 2.0,
-        ..Default::default()
+        ..EmulatorOptions::slow_resolver()
     })
     .await;
     w.aws
@@ -413,6 +421,7 @@ async fn a_cluster_still_creating_is_pending_and_gets_nothing_half_made() {
     ok(&report);
     assert_eq!(report.decision, "managed");
     assert_eq!(w.aws.snapshot().await.unwrap().rules.len(), 1);
+    assert_paths(&rec, "demo").await;
 }
 
 #[tokio::test]
@@ -451,6 +460,7 @@ async fn changed_inputs_are_followed() {
         .collect();
     assert!(dns.contains(&("udp".into(), "10.7.0.0/16".into())));
     assert!(dns.contains(&("tcp".into(), "10.7.0.0/16".into())));
+    assert_paths(&rec, "prod").await;
 
     // Removed again: its association and rules go.
     w.aws
@@ -468,6 +478,7 @@ async fn changed_inputs_are_followed() {
         .ingress(&inbound_sg)
         .iter()
         .any(|r| r.2 == "10.7.0.0/16"));
+    assert_paths(&rec, "prod").await;
 
     // Three inbound IPs instead of two: the endpoint grows into the third
     // AZ, and the rule targets and the SSM parameter follow.
@@ -496,6 +507,7 @@ async fn changed_inputs_are_followed() {
         snap.parameters["/eks-private-dns/prod/inbound-ips"].0,
         ips.join(",")
     );
+    assert_paths(&rec3, "prod").await;
 
     // Opted out by tag: its parts go.
     w.aws
@@ -525,6 +537,7 @@ async fn on_prem_only_makes_no_outbound_endpoint_and_no_rule() {
     let again = rec.reconcile("prod", None).await;
     ok(&again);
     assert_eq!(again.write_calls, 0);
+    assert_paths(&rec, "prod").await;
 }
 
 #[tokio::test]
@@ -561,4 +574,310 @@ async fn peered_vpcs_are_discovered_as_clients() {
             .map(|s| s.to_string())
             .collect()
     );
+    assert_paths(&rec, "prod").await;
+}
+
+/// The common world with cluster "prod" private and its plumbing built.
+async fn built() -> (World, shared::Reconciler) {
+    let w = world().await;
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(w.config());
+    ok(&rec.reconcile("prod", None).await);
+    (w, rec)
+}
+
+/// The inbound group of `cluster`'s VPC and what it admits on 53.
+fn dns_sources(snap: &Snapshot) -> BTreeSet<(String, String)> {
+    let inbound_sg = snap.inbound_endpoints()[0].security_group_ids()[0].clone();
+    snap.ingress(&inbound_sg)
+        .into_iter()
+        .map(|r| (r.0, r.2))
+        .collect()
+}
+
+fn outbound_ips(snap: &Snapshot) -> Vec<String> {
+    let outbound = snap.outbound_endpoints();
+    assert_eq!(outbound.len(), 1, "{outbound:#?}");
+    snap.ips_of(outbound[0].id().unwrap())
+}
+
+#[tokio::test]
+async fn an_outbound_endpoint_in_a_hub_vpc_is_admitted_on_53_and_every_path_holds() {
+    let w = world().await;
+    // A hub VPC that is no client: forwarded queries come from its
+    // outbound endpoint's IPs, which no client CIDR covers.
+    let hub = w.aws.vpc("10.50.0.0/16", &[], &["a", "b"]).await.unwrap();
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let mut config = w.config();
+    config.outbound_vpc_id = Some(hub.id.clone());
+    let rec = w.emulator.reconciler(config);
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(
+        snap.outbound_endpoints()[0].host_vpc_id(),
+        Some(hub.id.as_str())
+    );
+    let sources = dns_sources(&snap);
+    for ip in outbound_ips(&snap) {
+        for protocol in ["udp", "tcp"] {
+            assert!(
+                sources.contains(&(protocol.to_string(), format!("{ip}/32"))),
+                "{protocol} 53 from the outbound IP {ip}: {sources:?}"
+            );
+        }
+    }
+    assert_paths(&rec, "prod").await;
+    // Nothing left to do, and the /32s are kept as they are.
+    let again = rec.reconcile("prod", None).await;
+    ok(&again);
+    assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
+
+    // The path check is an oracle that can fail: without the /32s, the
+    // client VPC's path breaks at the inbound group.
+    let inbound_sg = snap.inbound_endpoints()[0].security_group_ids()[0].clone();
+    let ip = outbound_ips(&snap)[0].clone();
+    let rule_ids: Vec<String> = snap
+        .group_rules
+        .iter()
+        .filter(|r| {
+            r.group_id() == Some(inbound_sg.as_str())
+                && r.cidr_ipv4() == Some(format!("{ip}/32").as_str())
+        })
+        .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+        .collect();
+    assert_eq!(rule_ids.len(), 2);
+    w.aws
+        .ec2
+        .revoke_security_group_ingress()
+        .group_id(&inbound_sg)
+        .set_security_group_rule_ids(Some(rule_ids))
+        .send()
+        .await
+        .unwrap();
+    let paths = rec.paths("prod").await.unwrap();
+    assert!(!paths.ok());
+    let failures = paths.failures();
+    assert!(
+        failures.len() == 1
+            && failures[0].contains(&w.client_vpc.id)
+            && failures[0].contains("inbound group admits the outbound IPs")
+            && failures[0].contains(&ip),
+        "{failures:#?}"
+    );
+    // And the next reconcile repairs it.
+    ok(&rec.reconcile("prod", None).await);
+    assert_paths(&rec, "prod").await;
+
+    // Teardown leaves nothing, the /32s included.
+    w.aws.set_access("prod", true, true).await.unwrap();
+    ok(&rec.reconcile("prod", None).await);
+    w.aws.snapshot().await.unwrap().assert_clean();
+}
+
+#[tokio::test]
+async fn one_outbound_endpoint_serves_clusters_whose_client_vpcs_differ() {
+    let w = world().await;
+    // Two clusters in two VPCs, each with its own client VPC (by tag): the
+    // region's one outbound endpoint sits in the first one's client VPC,
+    // which is no client of the second.
+    let second_vpc = w.aws.vpc("10.20.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let second_client = w.aws.vpc("10.21.0.0/16", &[], &["a", "b"]).await.unwrap();
+    w.aws
+        .cluster(
+            "one",
+            &w.cluster_vpc,
+            true,
+            false,
+            &[(TAG_CLIENT_VPC_IDS, &w.client_vpc.id)],
+        )
+        .await
+        .unwrap();
+    w.aws
+        .cluster(
+            "two",
+            &second_vpc,
+            true,
+            false,
+            &[(TAG_CLIENT_VPC_IDS, &second_client.id)],
+        )
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(config(&[]));
+    ok(&rec.reconcile("one", None).await);
+    ok(&rec.reconcile("two", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    let outbound = snap.outbound_endpoints();
+    assert_eq!(outbound.len(), 1, "one outbound endpoint for the region");
+    assert_eq!(outbound[0].host_vpc_id(), Some(w.client_vpc.id.as_str()));
+    assert_paths(&rec, "one").await;
+    assert_paths(&rec, "two").await;
+    // The sweep finds both right.
+    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.write_calls, 0, "{summary:#?}");
+}
+
+#[tokio::test]
+async fn a_configured_outbound_endpoint_elsewhere_is_admitted_and_never_deleted() {
+    let w = world().await;
+    let hub = w.aws.vpc("10.60.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let (_, corp_endpoint, _) = w.aws.foreign_plumbing(&hub).await.unwrap();
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let mut config = w.config();
+    config.outbound_endpoint_id = Some(corp_endpoint.clone());
+    let rec = w.emulator.reconciler(config);
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    let host = w.host("prod").await;
+    assert_eq!(
+        snap.rules_for(&host)[0].resolver_endpoint_id(),
+        Some(corp_endpoint.as_str())
+    );
+    let sources = dns_sources(&snap);
+    for ip in snap.ips_of(&corp_endpoint) {
+        assert!(
+            sources.contains(&("udp".to_string(), format!("{ip}/32"))),
+            "{ip}: {sources:?}"
+        );
+    }
+    assert_paths(&rec, "prod").await;
+    w.aws.set_access("prod", true, true).await.unwrap();
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    assert!(snap
+        .endpoints
+        .iter()
+        .any(|e| e.id() == Some(corp_endpoint.as_str())));
+    assert!(snap.parameters_under("/eks-private-dns/").is_empty());
+    assert!(snap.owned_groups("eks-private-dns").is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_ip_is_replaced_and_never_published() {
+    let (w, rec) = built().await;
+    let snap = w.aws.snapshot().await.unwrap();
+    let inbound = snap.inbound_endpoints()[0].id().unwrap().to_string();
+    let failed = snap.ips_of(&inbound)[0].clone();
+    w.emulator
+        .set_resolver_status(serde_json::json!({
+            "endpoint": inbound, "ip": failed, "status": "FAILED_RESOURCE_GONE"
+        }))
+        .await
+        .unwrap();
+    // The plan names it, and what it does about it.
+    let (plan, _) = rec.plan("prod", None).await.unwrap();
+    assert!(
+        plan.problems.iter().any(|p| p.resource.contains(&failed)),
+        "{:#?}",
+        plan.problems
+    );
+    let report = rec.reconcile("prod", None).await;
+    ok(&report);
+    assert!(
+        report.repaired.iter().any(|r| r.contains(&failed)),
+        "{report:#?}"
+    );
+    let snap = w.aws.snapshot().await.unwrap();
+    let ips = snap.ips_of(&inbound);
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert!(!ips.contains(&failed), "the failed IP is gone: {ips:?}");
+    assert!(!snap.parameters["/eks-private-dns/prod/inbound-ips"]
+        .0
+        .contains(&failed));
+    assert_eq!(
+        snap.inbound_endpoints()[0].status().map(|s| s.as_str()),
+        Some("OPERATIONAL")
+    );
+    assert_paths(&rec, "prod").await;
+}
+
+#[tokio::test]
+async fn an_endpoint_aws_reports_failed_is_an_error_that_names_it() {
+    let (w, rec) = built().await;
+    let snap = w.aws.snapshot().await.unwrap();
+    let inbound = snap.inbound_endpoints()[0].id().unwrap().to_string();
+    w.emulator
+        .set_resolver_status(serde_json::json!({"endpoint": inbound, "status": "ACTION_NEEDED"}))
+        .await
+        .unwrap();
+    let report = rec.reconcile("prod", None).await;
+    let error = report.error.clone().expect("an error");
+    assert!(
+        error.contains(&inbound) && error.contains("ACTION_NEEDED"),
+        "{error}"
+    );
+    assert_eq!(report.transient, Some(false));
+    assert!(!rec.paths("prod").await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn a_failed_association_is_made_again() {
+    let (w, rec) = built().await;
+    let host = w.host("prod").await;
+    let snap = w.aws.snapshot().await.unwrap();
+    let rule = snap.rules_for(&host)[0].id().unwrap().to_string();
+    w.emulator
+        .set_resolver_status(serde_json::json!({
+            "rule": rule, "vpc": w.client_vpc.id, "status": "FAILED"
+        }))
+        .await
+        .unwrap();
+    assert!(!rec.paths("prod").await.unwrap().ok());
+    let report = rec.reconcile("prod", None).await;
+    ok(&report);
+    assert!(!report.repaired.is_empty(), "{report:#?}");
+    let snap = w.aws.snapshot().await.unwrap();
+    let statuses: Vec<_> = snap
+        .associations
+        .iter()
+        .map(|a| a.status().map(|s| s.as_str().to_string()))
+        .collect();
+    assert_eq!(statuses, vec![Some("COMPLETE".to_string())]);
+    assert_paths(&rec, "prod").await;
+}
+
+#[tokio::test]
+async fn without_waiting_an_apply_is_converging_and_the_next_run_finishes_it() {
+    let w = world().await;
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(w.config());
+    let report = rec
+        .reconcile_until("prod", None, shared::wait::Patience::none())
+        .await;
+    assert_eq!(report.error, None, "{report:#?}");
+    assert_eq!(report.outcome, shared::reconcile::Outcome::Converging);
+    assert!(
+        report.in_progress.iter().any(|w| w.contains("CREATING")),
+        "{report:#?}"
+    );
+    ok(&rec.reconcile("prod", None).await);
+    assert_paths(&rec, "prod").await;
+
+    // A teardown without waiting stops where AWS must finish first (the
+    // rule's association), and the next runs finish it, down to the groups.
+    w.aws.set_access("prod", true, true).await.unwrap();
+    let report = rec
+        .reconcile_until("prod", None, shared::wait::Patience::none())
+        .await;
+    assert_eq!(report.error, None, "{report:#?}");
+    assert_eq!(report.outcome, shared::reconcile::Outcome::Converging);
+    assert!(
+        !w.aws.snapshot().await.unwrap().parameters.is_empty(),
+        "the record stays"
+    );
+    ok(&rec.reconcile("prod", None).await);
+    w.aws.snapshot().await.unwrap().assert_clean();
 }

@@ -2,7 +2,7 @@
 //! cluster-event Lambda: an EventBridge "AWS API Call via CloudTrail" event
 //! from EKS -> reconcile the cluster it names. A thin shell over the core.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -10,8 +10,6 @@ use serde_json::{json, Value};
 use shared::handler::{handle_event, EventResult};
 use shared::Reconciler;
 
-/// Time kept back from the invocation's deadline for the last reconcile.
-const MARGIN: Duration = Duration::from_secs(60);
 /// First poll while a cluster is CREATING or UPDATING (doubles up to 30 s).
 const FIRST_POLL: Duration = Duration::from_secs(10);
 
@@ -33,7 +31,7 @@ impl From<Transient> for Diagnostic {
 // One thread: a Lambda function has one vCPU or less up to 1,769 MB (ours
 // runs with 128 MB, a fraction of one), and its work is waiting on AWS.
 // Worker threads would only add their start-up to every cold start
-// (0.8 ms of 5 ms, README, Performance) and their stacks to memory.
+// (README, Performance) and their stacks to memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -46,22 +44,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Milliseconds since the epoch -> an Instant, keeping MARGIN back.
-fn deadline_of(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Instant::now() + remaining.saturating_sub(MARGIN)
-}
-
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, Transient> {
     let (_, account) = shared::event::arn_region_and_account(&event.context.invoked_function_arn);
     if let Some(account) = account {
         let _ = reconciler.account.set(account.to_string());
     }
-    let deadline = deadline_of(event.context.deadline);
+    let deadline = shared::handler::lambda_deadline(event.context.deadline);
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
     match handle_event(reconciler, &bytes, deadline, FIRST_POLL).await {
         // Permanent bad input: log it and succeed, so it is not retried.
@@ -78,12 +66,16 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
                 event = %event_name,
                 cluster = %report.cluster,
                 decision = %report.decision,
+                outcome = report.outcome.as_str(),
                 detail = report.detail.as_deref().unwrap_or(""),
                 actions = ?report.actions,
                 applied = report.applied,
+                in_progress = ?report.in_progress,
+                repaired = ?report.repaired,
                 api_calls = report.api_calls,
                 write_calls = report.write_calls,
                 throttles = report.throttles,
+                poll_calls = report.poll_calls,
                 duration_ms = report.duration_ms,
                 error = report.error.as_deref().unwrap_or(""),
                 "reconcile"
@@ -97,27 +89,6 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
             }
             Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadline_keeps_a_margin() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let d = deadline_of(now_ms + 300_000);
-        let left = d.saturating_duration_since(Instant::now());
-        assert!(
-            left <= Duration::from_secs(240) && left > Duration::from_secs(230),
-            "{left:?}"
-        );
-        // Past deadlines do not underflow.
-        assert!(deadline_of(0) <= Instant::now() + Duration::from_millis(10));
     }
 }
 

@@ -27,7 +27,7 @@ impl From<SweepFailed> for Diagnostic {
 // One thread: a Lambda function has one vCPU or less up to 1,769 MB (ours
 // runs with 128 MB, a fraction of one), and its work is waiting on AWS.
 // Worker threads would only add their start-up to every cold start
-// (0.8 ms of 5 ms, README, Performance) and their stacks to memory.
+// (README, Performance) and their stacks to memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -40,16 +40,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-async fn handler(
-    reconciler: &Reconciler,
-    _event: LambdaEvent<Value>,
-) -> Result<Value, SweepFailed> {
-    let summary = sweep(reconciler, |_, _, report| {
-        if report.applied || report.error.is_some() {
+async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, SweepFailed> {
+    let deadline = shared::handler::lambda_deadline(event.context.deadline);
+    let patience = reconciler
+        .waiting
+        .until(tokio::time::Instant::from_std(deadline));
+    let summary = sweep(reconciler, patience, |_, _, report| {
+        if report.applied || report.error.is_some() || report.is_converging() {
             tracing::info!(
                 cluster = %report.cluster,
                 decision = %report.decision,
+                outcome = report.outcome.as_str(),
                 actions = ?report.actions,
+                in_progress = ?report.in_progress,
                 error = report.error.as_deref().unwrap_or(""),
                 "reconcile"
             );
@@ -68,12 +71,14 @@ async fn handler(
         not_managed = summary.not_managed,
         invalid = summary.invalid,
         changed = summary.changed,
+        converging = summary.converging,
         failed = summary.failed,
         orphans_removed = summary.orphans_removed,
         api_calls = summary.api_calls,
         write_calls = summary.write_calls,
         api_calls_by_service = ?summary.api_calls_by_service,
         throttles = summary.throttles,
+        poll_calls = summary.poll_calls,
         duration_ms = summary.duration_ms,
         "sweep"
     );

@@ -25,7 +25,7 @@ use shared::config::*;
 
 struct Options {
     short: bool,
-    /// Run only these parts (sizes, api, cold, sweep); all when empty.
+    /// Run only these parts (sizes, api, waits, cold, sweep); all when empty.
     only: Vec<String>,
     artifacts: PathBuf,
     hello: PathBuf,
@@ -70,7 +70,7 @@ fn options() -> Result<Options> {
                 o.variants.push((label.to_string(), dir.into()));
             }
             other => bail!(
-                "unknown argument {other} (--short, --only sizes|api|cold|sweep, \
+                "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep, \
                  --artifacts DIR, --hello FILE, --hello-current-thread FILE, \
                  --python FILE, --out FILE, \
                  --variant LABEL=DIR)"
@@ -516,6 +516,87 @@ async fn api_calls(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()
     Ok(())
 }
 
+/// Route 53 Resolver taking its time: each step of a cluster's life through
+/// the CLI (`apply`, which waits until AWS has finished), its wall time
+/// beside the waits no order of calls can avoid, and the Resolver calls
+/// spent polling. One change takes `delay` in the emulator.
+async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
+    let delay = if o.short { 1.0 } else { 3.0 };
+    let w = World::new(
+        EmulatorOptions {
+            resolver_seconds: delay,
+            ..EmulatorOptions::default()
+        },
+        &[],
+    )
+    .await;
+    w.aws
+        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .await?;
+    let second_client = w.aws.vpc("10.7.0.0/16", &[], &["a", "b"]).await?;
+    let one = w.client_vpc.id.clone();
+    let two = format!("{},{}", w.client_vpc.id, second_client.id);
+    let cli = workspace_bin("eks-private-dns")?;
+    // (step, client VPCs, changes AWS must finish one after the other)
+    let steps: [(&str, &str, f64); 4] = [
+        // The endpoints and the association are CREATING at the same time.
+        ("fresh setup", &one, 1.0),
+        ("no-op reconcile", &one, 0.0),
+        // The new association.
+        ("client VPC added", &two, 1.0),
+        // Disassociate, then delete the rule, then the outbound endpoint
+        // (once the rule is gone), then the groups (once the endpoints are).
+        ("teardown (public again)", &two, 3.0),
+    ];
+    for (name, clients, sequential) in steps {
+        if name.starts_with("teardown") {
+            w.aws.set_access("demo", true, true).await?;
+        }
+        let started = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--output", "json", "apply", "--cluster", "demo"])
+            .envs(w.emulator.env())
+            .env(ENV_CLIENT_VPC_IDS, clients)
+            .env(ENV_ONPREM_CIDRS, ONPREM)
+            .output()?;
+        let wall = started.elapsed();
+        if !out.status.success() {
+            bail!("{name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        if report["outcome"] == "converging" {
+            bail!("{name}: still converging: {}", report["in_progress"]);
+        }
+        let floor = sequential * delay;
+        let resolver_polls = report["poll_calls_by_service"]["Route53Resolver"]
+            .as_u64()
+            .unwrap_or(0);
+        calls[format!("waits: {name}")] = json!({
+            "resolver_seconds": delay,
+            "wall_s": (secs(wall) * 10.0).round() / 10.0,
+            "sequential_waits_s": floor,
+            "outcome": report["outcome"],
+            "rounds": report["rounds"],
+            "calls": report["api_calls"],
+            "poll_calls": report["poll_calls"],
+            "resolver_poll_calls": resolver_polls,
+        });
+        f.note(
+            "waits",
+            format!("{name}: wall time (sequential waits {floor:.0} s)"),
+            (secs(wall) * 10.0).round() / 10.0,
+            "s",
+        );
+        f.note(
+            "waits",
+            format!("{name}: Resolver calls spent polling"),
+            resolver_polls as f64,
+            "",
+        );
+    }
+    Ok(())
+}
+
 /// A sweep over `n` clusters in three VPCs: converge, then a no-op sweep.
 /// (converge time, no-op time, no-op calls by operation).
 async fn sweep_of(
@@ -543,14 +624,14 @@ async fn sweep_of(
         config(&[(ENV_CLIENT_VPC_IDS, &client.id), (ENV_ONPREM_CIDRS, ONPREM)]),
     );
     let started = Instant::now();
-    let first = shared::sweep::sweep(&rec, |_, _, _| {}).await?;
+    let first = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
     let converge = started.elapsed();
     if !first.failures.is_empty() || first.managed != n {
         bail!("the sweep of {n} did not converge: {:?}", first.failures);
     }
     proxy.reset();
     let started = Instant::now();
-    let second = shared::sweep::sweep(&rec, |_, _, _| {}).await?;
+    let second = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
     let noop = started.elapsed();
     if second.write_calls != 0 {
         bail!("the second sweep of {n} wrote {} times", second.write_calls);
@@ -659,6 +740,10 @@ async fn main() -> Result<()> {
     if run("api") {
         eprintln!("bench: API calls and rounds");
         api_calls(&o, &mut f, &mut calls).await?;
+    }
+    if run("waits") {
+        eprintln!("bench: waiting for Route 53 Resolver");
+        waits(&o, &mut f, &mut calls).await?;
     }
     if run("cold") {
         eprintln!("bench: cold starts and memory");

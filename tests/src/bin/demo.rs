@@ -123,9 +123,12 @@ async fn show(aws: &Aws) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     heading("Starting the local AWS emulator (moto, loopback only)");
+    // EKS and Route 53 Resolver take their time, as on AWS (in seconds here,
+    // minutes there).
     let emulator = Emulator::start_with(EmulatorOptions {
         create_seconds: 0.0,
         update_seconds: 3.0,
+        resolver_seconds: 3.0,
     })?;
     let aws = emulator.aws();
     println!("  emulator at {}", emulator.url);
@@ -172,8 +175,14 @@ async fn main() -> Result<()> {
         bail!("handle-event failed (exit {code})");
     }
 
-    heading("What was built");
+    heading("What was built (the event's reconcile returned once AWS had finished it)");
     show(&aws).await?;
+
+    heading("Every DNS path, hop by hop (verify --path)");
+    let code = cli(&emulator, &env, &["verify", "--cluster", CLUSTER, "--path"])?;
+    if code != 0 {
+        bail!("a DNS path does not hold (exit {code})");
+    }
 
     heading("Running again changes nothing (plan exits 0 when there is nothing to do)");
     let code = cli(&emulator, &env, &["plan", "--cluster", CLUSTER])?;
