@@ -927,16 +927,11 @@ pub async fn observe_cluster(
             (None, _) => Ok(Vec::new()),
         }
     };
-    // Addresses of the VPC's inbound endpoints, and of the outbound ones
-    // (where forwarded queries come from, which the inbound group admits);
-    // already read in a fleet.
+    // Addresses of the VPC's inbound endpoints (already read in a fleet).
     let inbound_ids: Vec<String> = obs
         .endpoints
         .iter()
-        .filter(|e| match e.direction {
-            Direction::Inbound => Some(&e.vpc_id) == vpc_id.as_ref(),
-            Direction::Outbound => !e.is_going_away(),
-        })
+        .filter(|e| e.direction == Direction::Inbound && Some(&e.vpc_id) == vpc_id.as_ref())
         .filter(|e| e.ips.is_none())
         .map(|e| e.id.clone())
         .collect();
@@ -992,12 +987,35 @@ pub async fn observe_cluster(
                 _ => Ok(Vec::new()),
             }
         };
-        let (vpcs, outbound_subnets, dns, subnets) = tokio::try_join!(
+        // The addresses of the outbound endpoints, where forwarded queries
+        // come from, which the inbound group must admit: needed only for one
+        // outside this cluster's client VPCs (whose CIDR blocks are all
+        // admitted, and hold every address of an endpoint in them), and for
+        // a full look (verify --path walks them).
+        let client_vpcs = plan::client_vpc_hint(config, &obs);
+        let outbound_ids: Vec<String> = obs
+            .endpoints
+            .iter()
+            .filter(|e| e.direction == Direction::Outbound && !e.is_going_away())
+            .filter(|e| e.ips.is_none())
+            .filter(|e| detail == Detail::Full || !client_vpcs.contains(&e.vpc_id))
+            .map(|e| e.id.clone())
+            .collect();
+        let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(clients, id)));
+        let (vpcs, outbound_subnets, dns, subnets, outbound_ips) = tokio::try_join!(
             describe_vpcs(clients, &vpc_ids),
             outbound_subnets,
             dns,
-            subnets
+            subnets,
+            outbound_ips
         )?;
+        let mut by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
+            outbound_ids.into_iter().zip(outbound_ips).collect();
+        for endpoint in &mut obs.endpoints {
+            if let Some(ips) = by_endpoint.remove(&endpoint.id) {
+                endpoint.ips = Some(ips);
+            }
+        }
         obs.vpcs = vpcs;
         obs.outbound_vpc_subnets = outbound_subnets;
         obs.cluster_vpc_dns = dns;

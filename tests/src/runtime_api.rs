@@ -1,6 +1,8 @@
-//! A minimal Lambda runtime API on loopback, for the cold-start benchmark:
-//! it serves `/next` with the events it is given and notes when a function
-//! first asked for work (the end of its init) and when each response came.
+//! A minimal Lambda runtime API on loopback, for the cold-start benchmark
+//! and the end-to-end test of the built functions: it serves `/next` with
+//! the events it is given (each with a deadline 900 s away, in milliseconds
+//! since the epoch, as Lambda gives it) and notes when a function first
+//! asked for work (the end of its init) and when each response came.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

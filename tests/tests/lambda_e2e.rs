@@ -1,30 +1,21 @@
 //! The deployable artifacts end to end: the `bootstrap` binaries that `sam
 //! build` made (`.aws-sam/build/*/bootstrap`, built by `cargo lambda build
-//! --release`), run against cargo lambda's local Lambda runtime API on
-//! loopback (`cargo lambda watch --only-lambda-apis -A 127.0.0.1`), invoked
-//! with the events/ fixtures through `cargo lambda invoke`, against the AWS
-//! emulator. The same story told through the CLI (`handle-event`, `sweep`)
-//! in a second emulator must leave the same AWS state at every step.
+//! --release`), run against a Lambda runtime API on loopback
+//! (tests/src/runtime_api.rs, which hands out each event with a deadline
+//! 900 s away, as Lambda does for the template's functions), invoked with
+//! the events/ fixtures, against the AWS emulator. The same story told
+//! through the CLI (`handle-event`, `sweep`) in a second emulator must
+//! leave the same AWS state at every step.
 //!
 //! `make test` runs `sam build` first; run it (or `make sam-build`) before
 //! `cargo test` on its own.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use eks_private_dns_tests::runtime_api::cold_start;
 use eks_private_dns_tests::*;
-
-/// A child process that dies with its handle.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A function's artifact from `sam build`.
 fn artifact(logical_id: &str) -> PathBuf {
@@ -40,118 +31,42 @@ fn artifact(logical_id: &str) -> PathBuf {
     bin
 }
 
-/// cargo-lambda from the SAM tools' virtualenv (or $CARGO_LAMBDA).
-fn cargo_lambda() -> PathBuf {
-    let bin = std::env::var_os("CARGO_LAMBDA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv-sam/bin/cargo-lambda"));
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `make sam-venv` first (`make test` does)",
-        bin.display()
-    );
-    bin
+/// Start a function's bootstrap, as Lambda does (with the function's
+/// environment and the runtime's variables), hand it one events/ fixture,
+/// and return its response.
+async fn invoke(logical_id: &str, env: &[(String, String)], fixture: &str) -> serde_json::Value {
+    let mut cmd = Command::new(artifact(logical_id));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let event = serde_json::to_vec(&fixture_json(fixture)).unwrap();
+    let run = cold_start(cmd, &[event], Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: {e:#}"));
+    let (error, body) = &run.responses[0];
+    assert!(!error, "{logical_id} with {fixture} failed: {body}");
+    serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: not JSON ({e}): {body}"))
 }
 
-/// cargo lambda's runtime API emulator, and the function running against it.
-struct LocalLambda {
-    port: u16,
-    _api: Proc,
-    function: Option<Proc>,
-}
-
-impl LocalLambda {
-    fn start() -> LocalLambda {
-        let port = free_port();
-        let api = Proc(
-            Command::new(cargo_lambda())
-                .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
-                .args(["-P", &port.to_string()])
-                .current_dir(workspace_root())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cargo lambda watch starts"),
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "cargo lambda watch did not listen on 127.0.0.1:{port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        LocalLambda {
-            port,
-            _api: api,
-            function: None,
-        }
-    }
-
-    /// Run a function's bootstrap against the runtime API, as Lambda does:
-    /// with the function's environment and the runtime's variables.
-    fn run(&mut self, logical_id: &str, env: &[(String, String)]) {
-        self.function = None;
-        let mut cmd = Command::new(artifact(logical_id));
-        cmd.env_clear()
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{}/.rt", self.port),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        self.function = Some(Proc(cmd.spawn().expect("the bootstrap runs")));
-    }
-
-    /// Invoke the running function with an events/ fixture; its response.
-    fn invoke(&self, fixture: &str) -> serde_json::Value {
-        let out = Command::new(cargo_lambda())
-            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &self.port.to_string()])
-            .arg("--data-file")
-            .arg(workspace_root().join("events").join(fixture))
-            .current_dir(workspace_root())
-            .output()
-            .expect("cargo lambda invoke runs");
-        assert!(
-            out.status.success(),
-            "invoke with {fixture}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "invoke with {fixture}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
+fn fixture_json(name: &str) -> serde_json::Value {
+    fixture(name).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// How the story's events reach eks-private-dns.
 enum Driver {
-    Lambda(LocalLambda),
+    Lambda,
     Cli,
 }
 
 impl Driver {
     /// Deliver an EKS event (cluster-event) and return its JSON result.
-    fn event(&mut self, env: &[(String, String)], fixture: &str) -> serde_json::Value {
+    async fn event(&mut self, env: &[(String, String)], fixture: &str) -> serde_json::Value {
         match self {
-            Driver::Lambda(lambda) => {
-                lambda.run("ClusterEventFunction", env);
-                lambda.invoke(fixture)
-            }
+            Driver::Lambda => invoke("ClusterEventFunction", env, fixture).await,
             Driver::Cli => cli(
                 env,
                 &[
@@ -167,12 +82,9 @@ impl Driver {
     }
 
     /// The scheduled sweep, and its summary.
-    fn sweep(&mut self, env: &[(String, String)]) -> serde_json::Value {
+    async fn sweep(&mut self, env: &[(String, String)]) -> serde_json::Value {
         match self {
-            Driver::Lambda(lambda) => {
-                lambda.run("SweepFunction", env);
-                lambda.invoke("scheduled-sweep.json")
-            }
+            Driver::Lambda => invoke("SweepFunction", env, "scheduled-sweep.json").await,
             Driver::Cli => cli(env, &["sweep"]),
         }
     }
@@ -221,25 +133,35 @@ async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Valu
         steps.push((name.to_string(), snap.canonical(&names), result));
     };
 
-    let result = driver.event(&env, "create-cluster.json");
+    // The oracle: every DNS path holds once a step that builds returns.
+    let rec = w.emulator.reconciler(w.config());
+    let result = driver.event(&env, "create-cluster.json").await;
+    assert_paths(&rec, "demo").await;
     step("created", result, w.aws.snapshot().await.unwrap());
 
     w.aws.set_access("demo", true, true).await.unwrap();
-    let result = driver.event(&env, "update-cluster-config-public.json");
+    let result = driver
+        .event(&env, "update-cluster-config-public.json")
+        .await;
     step("made public", result, w.aws.snapshot().await.unwrap());
 
     w.aws.set_access("demo", true, false).await.unwrap();
-    let result = driver.event(&env, "update-cluster-config-private.json");
+    let result = driver
+        .event(&env, "update-cluster-config-private.json")
+        .await;
+    assert_paths(&rec, "demo").await;
     step("made private", result, w.aws.snapshot().await.unwrap());
 
-    let result = driver.sweep(&env);
+    let result = driver.sweep(&env).await;
     step("swept", result, w.aws.snapshot().await.unwrap());
 
-    let result = driver.event(&env, "update-cluster-config-failed.json");
+    let result = driver
+        .event(&env, "update-cluster-config-failed.json")
+        .await;
     step("failed call", result, w.aws.snapshot().await.unwrap());
 
     for fixture in ["create-nodegroup.json", "tag-resource-nodegroup.json"] {
-        let result = driver.event(&env, fixture);
+        let result = driver.event(&env, fixture).await;
         step(fixture, result, w.aws.snapshot().await.unwrap());
     }
 
@@ -247,18 +169,19 @@ async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Valu
         .tag_cluster("demo", "eks-private-dns/enabled", "false")
         .await
         .unwrap();
-    let result = driver.event(&env, "tag-resource.json");
+    let result = driver.event(&env, "tag-resource.json").await;
     step("opted out", result, w.aws.snapshot().await.unwrap());
 
     w.aws
         .untag_cluster("demo", "eks-private-dns/enabled")
         .await
         .unwrap();
-    let result = driver.event(&env, "untag-resource.json");
+    let result = driver.event(&env, "untag-resource.json").await;
+    assert_paths(&rec, "demo").await;
     step("opted in again", result, w.aws.snapshot().await.unwrap());
 
     w.aws.delete_cluster("demo").await.unwrap();
-    let result = driver.event(&env, "delete-cluster.json");
+    let result = driver.event(&env, "delete-cluster.json").await;
     step("deleted", result, w.aws.snapshot().await.unwrap());
     steps
 }
@@ -284,7 +207,7 @@ fn ours(lines: &[String]) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sam_artifacts_make_the_same_state_as_the_cli() {
-    let lambda = story(Driver::Lambda(LocalLambda::start())).await;
+    let lambda = story(Driver::Lambda).await;
     let cli = story(Driver::Cli).await;
     assert_eq!(lambda.len(), cli.len());
     for ((step, by_lambda, result), (_, by_cli, cli_result)) in lambda.iter().zip(&cli) {
@@ -304,6 +227,18 @@ async fn the_sam_artifacts_make_the_same_state_as_the_cli() {
     let (_, created, result) = state("created");
     assert_eq!(result["decision"], "managed", "{result}");
     assert_eq!(result["applied"], true, "{result}");
+    // Returned once AWS had finished: nothing CREATING or DELETING is left.
+    for (step, lines, result) in &lambda {
+        if result.get("outcome").is_some() {
+            assert_ne!(result["outcome"], "converging", "{step}: {result}");
+        }
+        for line in lines {
+            assert!(
+                !line.contains("Creating") && !line.contains("Deleting"),
+                "{step}: {line}"
+            );
+        }
+    }
     assert!(ours(created) > 5, "{created:#?}");
     let (_, public, result) = state("made public");
     assert_eq!(result["applied"], true, "{result}");

@@ -571,6 +571,18 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
         let resolver_polls = report["poll_calls_by_service"]["Route53Resolver"]
             .as_u64()
             .unwrap_or(0);
+        // Every Resolver call waits its turn at 4 a second (the default
+        // rate): the other floor of the wall time.
+        let resolver_calls: u64 = report["calls_by_operation"]
+            .as_object()
+            .map(|ops| {
+                ops.iter()
+                    .filter(|(op, _)| op.starts_with("Route53Resolver."))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let rate_floor = resolver_calls as f64 / DEFAULT_RESOLVER_RATE;
         calls[format!("waits: {name}")] = json!({
             "resolver_seconds": delay,
             "wall_s": (secs(wall) * 10.0).round() / 10.0,
@@ -580,6 +592,8 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
             "calls": report["api_calls"],
             "poll_calls": report["poll_calls"],
             "resolver_poll_calls": resolver_polls,
+            "resolver_calls": resolver_calls,
+            "resolver_calls_over_rate_s": (rate_floor * 10.0).round() / 10.0,
         });
         f.note(
             "waits",
@@ -591,6 +605,12 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
             "waits",
             format!("{name}: Resolver calls spent polling"),
             resolver_polls as f64,
+            "",
+        );
+        f.note(
+            "waits",
+            format!("{name}: Resolver calls, all told (over the rate: {rate_floor:.1} s)"),
+            resolver_calls as f64,
             "",
         );
     }
