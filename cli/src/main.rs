@@ -191,8 +191,9 @@ enum Command {
     /// cluster-event Lambda does.
     HandleEvent {
         file: String,
-        /// How long to wait for a cluster that is CREATING or UPDATING, in
-        /// seconds (the Lambda waits for its remaining time).
+        /// How long to wait for a cluster that is CREATING or UPDATING and
+        /// for AWS to finish the plumbing, in seconds (the Lambda waits for
+        /// its remaining time, less a tenth, at most a minute).
         #[arg(long, default_value_t = 840)]
         timeout: u64,
         /// First poll interval, in seconds (it doubles up to 30).
