@@ -76,6 +76,13 @@ struct Settings {
     /// Allow 0.0.0.0/0 or ::/0 among the CIDRs (true/false).
     #[arg(long, global = true, env = config::ENV_ALLOW_WORLD, hide_env_values = true)]
     allow_world: Option<String>,
+    /// Allow CIDRs that cover public address space (true/false).
+    #[arg(long, global = true, env = config::ENV_ALLOW_PUBLIC_CIDRS, hide_env_values = true)]
+    allow_public_cidrs: Option<String>,
+    /// Comma-separated CIDRs inside which cluster tags' CIDRs must lie
+    /// (default: the private ranges).
+    #[arg(long, global = true, env = config::ENV_TAG_CIDR_ENVELOPE, hide_env_values = true)]
+    tag_cidr_envelope: Option<String>,
     /// Route 53 Resolver requests per second (default 4).
     #[arg(long, global = true, env = config::ENV_RESOLVER_RATE, hide_env_values = true)]
     resolver_rate: Option<String>,
@@ -102,6 +109,8 @@ impl Settings {
                 config::ENV_OWNER => &self.owner,
                 config::ENV_INBOUND_IPS => &self.inbound_ips,
                 config::ENV_ALLOW_WORLD => &self.allow_world,
+                config::ENV_ALLOW_PUBLIC_CIDRS => &self.allow_public_cidrs,
+                config::ENV_TAG_CIDR_ENVELOPE => &self.tag_cidr_envelope,
                 config::ENV_MODE => &self.mode,
                 config::ENV_RESOLVER_RATE => &self.resolver_rate,
                 config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,
@@ -154,6 +163,12 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Let --out replace a file that has clusters with one that has none
+        /// (otherwise that is an error, and the file is kept: a render that
+        /// finds nothing is more often a wrong region or profile than a
+        /// deployment with no clusters left).
+        #[arg(long, requires = "out")]
+        allow_empty: bool,
     },
     /// Send DNS queries for a cluster's endpoint name to each inbound IP (or to
     /// --server) over UDP and TCP, and report the answers. Exit 0 only when
@@ -344,7 +359,17 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             format,
             cluster,
             out,
-        } => render(cli, format, cluster.as_deref(), out.as_deref()).await,
+            allow_empty,
+        } => {
+            render(
+                cli,
+                format,
+                cluster.as_deref(),
+                out.as_deref(),
+                *allow_empty,
+            )
+            .await
+        }
         Command::Verify {
             cluster,
             path: true,
@@ -492,6 +517,9 @@ fn print_report(report: &Report) {
     }
     for kept in &report.kept {
         println!("  kept: {kept}");
+    }
+    for warning in &report.warnings {
+        println!("  warning: {warning}");
     }
     let verb = match report.outcome {
         Outcome::Converging => format!(
@@ -659,13 +687,43 @@ fn print_status(rows: &[StatusRow]) {
     }
 }
 
+/// The clusters published under `path` by this deployment (parameters
+/// with our owner tag, EKS names, private addresses), the warnings for what
+/// was skipped, and how many parameters were read.
+async fn published_under(
+    rec: &Reconciler,
+    path: &str,
+) -> Result<(Vec<shared::render::Published>, Vec<String>, usize)> {
+    let (parameters, owned) = tokio::try_join!(
+        shared::observe::parameters_recursive(&rec.clients, path),
+        shared::observe::owned_parameter_names(&rec.clients, path, &rec.owner, None),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let trust = shared::render::Trust {
+        owner: rec.owner.id.clone(),
+        owned,
+    };
+    let (clusters, warnings) = shared::render::collect(&rec.config.ssm_prefix, &parameters, &trust);
+    Ok((clusters, warnings, parameters.len()))
+}
+
+/// How many clusters a file that render wrote says it has (its header
+/// line); None for any other file.
+fn rendered_clusters(text: &str) -> Option<usize> {
+    text.lines().take(3).find_map(|line| {
+        let (_, rest) = line.split_once("Do not edit: the next render replaces this file. ")?;
+        rest.strip_suffix(" cluster(s).")?.parse().ok()
+    })
+}
+
 async fn render(
     cli: &Cli,
     format: &str,
     cluster: Option<&str>,
     out: Option<&std::path::Path>,
+    allow_empty: bool,
 ) -> Result<ExitCode> {
-    use shared::render::{collect, render, Format};
+    use shared::render::{render, Format};
     let format = Format::parse(format).ok_or_else(|| {
         anyhow!(
             "'{format}' is not a format; use one of {}",
@@ -678,10 +736,7 @@ async fn render(
         Some(name) => format!("{prefix}/{name}"),
         None => prefix.clone(),
     };
-    let parameters = shared::observe::parameters_recursive(&rec.clients, &path)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let (clusters, warnings) = collect(&prefix, &parameters);
+    let (clusters, warnings, parameters) = published_under(&rec, &path).await?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -695,7 +750,29 @@ async fn render(
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     };
-    if std::fs::read_to_string(out).ok().as_deref() == Some(text.as_str()) {
+    let before = std::fs::read_to_string(out).ok();
+    if clusters.is_empty() && !allow_empty {
+        let had =
+            before.as_deref().filter(|t| !t.trim().is_empty()).map(|t| {
+                match rendered_clusters(t) {
+                    Some(0) => None,
+                    Some(n) => Some(format!("its {n} cluster(s)")),
+                    None => Some("its content".to_string()),
+                }
+            });
+        if let Some(Some(had)) = had {
+            return Err(anyhow!(
+                "found no published cluster under {prefix}/ in {} ({} parameters, {} skipped), \
+                 so {} keeps {had}; check the region, the profile and \
+                 EKS_PRIVATE_DNS_SSM_PREFIX, or pass --allow-empty if every cluster is gone",
+                rec.clients.region,
+                parameters,
+                warnings.len(),
+                out.display()
+            ));
+        }
+    }
+    if before.as_deref() == Some(text.as_str()) {
         if cli.output == Output::Json {
             println!(
                 "{}",
@@ -792,11 +869,7 @@ async fn verify(
         .map_err(|e| anyhow!("--server: {e}"))?;
     let rec = reconciler(cli, Mode::Plan).await?;
     let prefix = rec.config.ssm_prefix.clone();
-    let parameters =
-        shared::observe::parameters_recursive(&rec.clients, &format!("{prefix}/{cluster}"))
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-    let (clusters, warnings) = shared::render::collect(&prefix, &parameters);
+    let (clusters, warnings, _) = published_under(&rec, &format!("{prefix}/{cluster}")).await?;
     let Some(published) = clusters.into_iter().find(|c| c.cluster == cluster) else {
         let why = warnings.join("; ");
         return Err(anyhow!(

@@ -1348,6 +1348,10 @@ impl<'a> Applier<'a> {
                 .value(value)
                 .r#type(kind.clone())
                 .set_tags(Some(ssm_tags(tags)))
+                // Said, not implied: the role may create a parameter only
+                // with Overwrite false and our tag, and overwrite only one
+                // that carries it (ssm:Overwrite in the template).
+                .overwrite(false)
                 .send()
                 .await;
             match result {

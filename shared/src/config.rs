@@ -17,6 +17,8 @@ pub const ENV_OWNER: &str = "EKS_PRIVATE_DNS_OWNER";
 pub const ENV_MODE: &str = "EKS_PRIVATE_DNS_MODE";
 pub const ENV_INBOUND_IPS: &str = "EKS_PRIVATE_DNS_INBOUND_IPS";
 pub const ENV_ALLOW_WORLD: &str = "EKS_PRIVATE_DNS_ALLOW_WORLD";
+pub const ENV_ALLOW_PUBLIC_CIDRS: &str = "EKS_PRIVATE_DNS_ALLOW_PUBLIC_CIDRS";
+pub const ENV_TAG_CIDR_ENVELOPE: &str = "EKS_PRIVATE_DNS_TAG_CIDR_ENVELOPE";
 pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
 pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
 
@@ -33,6 +35,8 @@ pub const ALL_VARIABLES: &[&str] = &[
     ENV_MODE,
     ENV_INBOUND_IPS,
     ENV_ALLOW_WORLD,
+    ENV_ALLOW_PUBLIC_CIDRS,
+    ENV_TAG_CIDR_ENVELOPE,
     ENV_RESOLVER_RATE,
     ENV_SWEEP_CONCURRENCY,
 ];
@@ -98,6 +102,12 @@ pub struct Config {
     pub mode: Mode,
     pub inbound_ips: u8,
     pub allow_world: bool,
+    /// CIDRs outside the private ranges may be configured (a /0 still needs
+    /// `allow_world`).
+    pub allow_public_cidrs: bool,
+    /// Where the CIDRs of cluster tags must lie: a tag may narrow, never
+    /// widen, what the operator allowed. Default: the private ranges.
+    pub tag_cidr_envelope: Vec<IpNet>,
     /// Route 53 Resolver requests per second, for this process.
     pub resolver_rate: f64,
     /// Clusters a sweep reconciles at once.
@@ -118,6 +128,8 @@ impl Default for Config {
             mode: Mode::Apply,
             inbound_ips: DEFAULT_INBOUND_IPS,
             allow_world: false,
+            allow_public_cidrs: false,
+            tag_cidr_envelope: private_ranges(),
             resolver_rate: DEFAULT_RESOLVER_RATE,
             sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
         }
@@ -161,13 +173,25 @@ impl Config {
             Some(v) => parse_bool(ENV_ALLOW_WORLD, &v)?,
             None => false,
         };
+        let allow_public_cidrs = match get(ENV_ALLOW_PUBLIC_CIDRS) {
+            Some(v) => parse_bool(ENV_ALLOW_PUBLIC_CIDRS, &v)?,
+            None => false,
+        };
+        let policy = CidrPolicy {
+            allow_world,
+            allow_public: allow_public_cidrs,
+        };
         let client_vpc_ids = match get(ENV_CLIENT_VPC_IDS) {
             Some(v) => parse_vpc_list(ENV_CLIENT_VPC_IDS, &v, ',')?,
             None => Vec::new(),
         };
         let onprem_cidrs = match get(ENV_ONPREM_CIDRS) {
-            Some(v) => parse_cidr_list(ENV_ONPREM_CIDRS, &v, ',', allow_world)?,
+            Some(v) => parse_cidr_list(ENV_ONPREM_CIDRS, &v, ',', policy)?,
             None => Vec::new(),
+        };
+        let tag_cidr_envelope = match get(ENV_TAG_CIDR_ENVELOPE) {
+            Some(v) => parse_cidr_list(ENV_TAG_CIDR_ENVELOPE, &v, ',', policy)?,
+            None => defaults.tag_cidr_envelope,
         };
         let discover_peered_vpcs = match get(ENV_DISCOVER_PEERED_VPCS) {
             Some(v) => parse_bool(ENV_DISCOVER_PEERED_VPCS, &v)?,
@@ -249,6 +273,8 @@ impl Config {
             mode,
             inbound_ips,
             allow_world,
+            allow_public_cidrs,
+            tag_cidr_envelope,
             resolver_rate,
             sweep_concurrency,
         })
@@ -287,11 +313,13 @@ pub struct ClusterTags {
 
 impl ClusterTags {
     /// Parse the eks-private-dns/* tags of cluster `cluster`. Tag values are
-    /// space-separated lists (EKS tag values allow no commas).
+    /// space-separated lists (EKS tag values allow no commas). Each CIDR of
+    /// a tag must lie inside the configuration's tag envelope: whoever may
+    /// tag a cluster may narrow, never widen, what the operator allowed.
     pub fn parse(
         cluster: &str,
         tags: &BTreeMap<String, String>,
-        allow_world: bool,
+        config: &Config,
     ) -> Result<ClusterTags, ConfigError> {
         let setting = |tag: &str| format!("tag {tag} of cluster {cluster}");
         let enabled = match tags.get(TAG_ENABLED).map(|v| v.trim()) {
@@ -306,7 +334,32 @@ impl ClusterTags {
         };
         let onprem_cidrs = match tags.get(TAG_ONPREM_CIDRS) {
             Some(v) if !v.trim().is_empty() => {
-                parse_cidr_list(&setting(TAG_ONPREM_CIDRS), v, ' ', allow_world)?
+                let name = setting(TAG_ONPREM_CIDRS);
+                // The envelope, itself held to the operator's policy, is
+                // what bounds a tag.
+                let syntax_only = CidrPolicy {
+                    allow_world: true,
+                    allow_public: true,
+                };
+                let nets = parse_cidr_list(&name, v, ' ', syntax_only)?;
+                for net in &nets {
+                    if !config.tag_cidr_envelope.iter().any(|e| e.contains(net)) {
+                        let envelope: Vec<String> = config
+                            .tag_cidr_envelope
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect();
+                        return Err(ConfigError::new(
+                            name,
+                            format!(
+                                "'{net}' lies outside the ranges a tag may add ({}); widen \
+                                 {ENV_TAG_CIDR_ENVELOPE} if it is meant",
+                                envelope.join(",")
+                            ),
+                        ));
+                    }
+                }
+                nets
             }
             _ => Vec::new(),
         };
@@ -392,9 +445,49 @@ fn parse_endpoint_id(setting: &str, value: &str) -> Result<String, ConfigError> 
     }
 }
 
-/// Parse one CIDR block. Host bits must be zero, and a /0 is refused unless
-/// `allow_world`.
-pub fn parse_cidr(setting: &str, value: &str, allow_world: bool) -> Result<IpNet, ConfigError> {
+/// The private address space: RFC 1918, RFC 6598 (shared address space)
+/// and RFC 4193 (IPv6 unique local addresses).
+pub fn private_ranges() -> Vec<IpNet> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    ]
+    .iter()
+    .map(|r| r.parse().expect("a valid CIDR"))
+    .collect()
+}
+
+/// Whether `net` lies wholly inside the private address space.
+pub fn is_private(net: &IpNet) -> bool {
+    private_ranges().iter().any(|r| r.contains(net))
+}
+
+/// What the operator allows among the CIDRs that open 53 and 443.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CidrPolicy {
+    /// A /0 (or ranges whose union is the whole address space).
+    pub allow_world: bool,
+    /// Ranges outside the private address space.
+    pub allow_public: bool,
+}
+
+impl Config {
+    pub fn cidr_policy(&self) -> CidrPolicy {
+        CidrPolicy {
+            allow_world: self.allow_world,
+            allow_public: self.allow_public_cidrs,
+        }
+    }
+}
+
+/// Parse one CIDR block. Host bits must be zero; a block that covers
+/// public address space is refused unless the policy allows public CIDRs
+/// (or the world, which is the widest of them), and a /0 unless it allows
+/// the world.
+pub fn parse_cidr(setting: &str, value: &str, policy: CidrPolicy) -> Result<IpNet, ConfigError> {
     let net: IpNet = value.parse().map_err(|_| {
         ConfigError::new(
             setting,
@@ -407,30 +500,49 @@ pub fn parse_cidr(setting: &str, value: &str, allow_world: bool) -> Result<IpNet
             format!("'{value}' has host bits set; did you mean {}?", net.trunc()),
         ));
     }
-    if net.prefix_len() == 0 && !allow_world {
+    if net.prefix_len() == 0 && !policy.allow_world {
+        return Err(world_error(setting, value));
+    }
+    if !is_private(&net) && !policy.allow_public && !policy.allow_world {
         return Err(ConfigError::new(
             setting,
             format!(
-                "'{value}' opens DNS and the Kubernetes API to the whole internet; \
-                 set {ENV_ALLOW_WORLD}=true if that is really meant"
+                "'{value}' covers public address space (outside 10.0.0.0/8, 172.16.0.0/12, \
+                 192.168.0.0/16, 100.64.0.0/10 and fc00::/7) and would open DNS and the \
+                 Kubernetes API to it; set {ENV_ALLOW_PUBLIC_CIDRS}=true if that is really meant"
             ),
         ));
     }
     Ok(net)
 }
 
+fn world_error(setting: &str, value: &str) -> ConfigError {
+    ConfigError::new(
+        setting,
+        format!(
+            "'{value}' opens DNS and the Kubernetes API to the whole internet; \
+             set {ENV_ALLOW_WORLD}=true if that is really meant"
+        ),
+    )
+}
+
 fn parse_cidr_list(
     setting: &str,
     value: &str,
     separator: char,
-    allow_world: bool,
+    policy: CidrPolicy,
 ) -> Result<Vec<IpNet>, ConfigError> {
     let mut nets = Vec::new();
     for item in split_list(value, separator) {
-        let net = parse_cidr(setting, item, allow_world)?;
+        let net = parse_cidr(setting, item, policy)?;
         if !nets.contains(&net) {
             nets.push(net);
         }
+    }
+    // Ranges that are each less than the world can add up to it
+    // (0.0.0.0/1 and 128.0.0.0/1).
+    if !policy.allow_world && IpNet::aggregate(&nets).iter().any(|n| n.prefix_len() == 0) {
+        return Err(world_error(setting, value));
     }
     Ok(nets)
 }
@@ -560,6 +672,9 @@ mod tests {
             (ENV_ONPREM_CIDRS, "10.0.0.1/8"),
             (ENV_ONPREM_CIDRS, "0.0.0.0/0"),
             (ENV_ONPREM_CIDRS, "::/0"),
+            (ENV_ONPREM_CIDRS, "203.0.113.0/24"),
+            (ENV_TAG_CIDR_ENVELOPE, "8.0.0.0/8"),
+            (ENV_ALLOW_PUBLIC_CIDRS, "perhaps"),
             (ENV_INBOUND_IPS, "1"),
             (ENV_INBOUND_IPS, "7"),
             (ENV_INBOUND_IPS, "two"),
@@ -598,7 +713,7 @@ mod tests {
             "vpc-11111111  vpc-22222222".to_string(),
         );
         tags.insert(TAG_ONPREM_CIDRS.to_string(), "192.168.0.0/16".to_string());
-        let t = ClusterTags::parse("prod", &tags, false).unwrap();
+        let t = ClusterTags::parse("prod", &tags, &Config::default()).unwrap();
         assert_eq!(t.enabled, Some(false));
         assert_eq!(t.client_vpc_ids, vec!["vpc-11111111", "vpc-22222222"]);
         assert_eq!(t.onprem_cidrs[0].to_string(), "192.168.0.0/16");
@@ -611,7 +726,7 @@ mod tests {
             TAG_ONPREM_CIDRS.to_string(),
             "10.0.0.0/8,10.1.0.0/16".to_string(),
         );
-        let err = ClusterTags::parse("prod", &tags, false).unwrap_err();
+        let err = ClusterTags::parse("prod", &tags, &Config::default()).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains(TAG_ONPREM_CIDRS) && text.contains("prod"),
@@ -619,10 +734,92 @@ mod tests {
         );
         let mut tags = BTreeMap::new();
         tags.insert(TAG_ENABLED.to_string(), "sometimes".to_string());
-        assert!(ClusterTags::parse("prod", &tags, false).is_err());
-        let mut tags = BTreeMap::new();
-        tags.insert(TAG_ONPREM_CIDRS.to_string(), "::/0".to_string());
-        assert!(ClusterTags::parse("prod", &tags, false).is_err());
-        assert!(ClusterTags::parse("prod", &tags, true).is_ok());
+        assert!(ClusterTags::parse("prod", &tags, &Config::default()).is_err());
+    }
+
+    #[test]
+    fn public_space_needs_the_switch_whatever_the_length() {
+        for value in ["203.0.113.0/24", "8.8.8.8/32", "2001:db8::/32", "0.0.0.0/1"] {
+            let err = config(&[(ENV_ONPREM_CIDRS, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(ENV_ALLOW_PUBLIC_CIDRS) && text.contains(value),
+                "{text}"
+            );
+            let c = config(&[(ENV_ONPREM_CIDRS, value), (ENV_ALLOW_PUBLIC_CIDRS, "true")]);
+            assert!(c.is_ok(), "{value}: {c:?}");
+        }
+        for value in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.4.0/24",
+            "100.64.0.0/10",
+            "fd00::/8",
+        ] {
+            assert!(config(&[(ENV_ONPREM_CIDRS, value)]).is_ok(), "{value}");
+        }
+        // 172.32.0.0/16 is just outside 172.16.0.0/12; 10.0.0.0/7 is wider
+        // than 10.0.0.0/8.
+        for value in ["172.32.0.0/16", "10.0.0.0/7", "fe80::/10"] {
+            assert!(config(&[(ENV_ONPREM_CIDRS, value)]).is_err(), "{value}");
+        }
+    }
+
+    #[test]
+    fn ranges_that_add_up_to_the_world_are_the_world() {
+        let halves = "0.0.0.0/1,128.0.0.0/1";
+        let err =
+            config(&[(ENV_ONPREM_CIDRS, halves), (ENV_ALLOW_PUBLIC_CIDRS, "true")]).unwrap_err();
+        assert!(err.to_string().contains(ENV_ALLOW_WORLD), "{err}");
+        assert!(config(&[(ENV_ONPREM_CIDRS, halves), (ENV_ALLOW_WORLD, "true")]).is_ok());
+        let err = config(&[
+            (ENV_ONPREM_CIDRS, "::/1,8000::/1"),
+            (ENV_ALLOW_PUBLIC_CIDRS, "true"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains(ENV_ALLOW_WORLD), "{err}");
+        // The world switch covers public space too.
+        assert!(config(&[
+            (ENV_ONPREM_CIDRS, "198.51.100.0/24"),
+            (ENV_ALLOW_WORLD, "true")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn tag_cidrs_must_lie_inside_the_envelope() {
+        let tagged = |value: &str| {
+            let mut tags = BTreeMap::new();
+            tags.insert(TAG_ONPREM_CIDRS.to_string(), value.to_string());
+            tags
+        };
+        let default = Config::default();
+        assert!(ClusterTags::parse("prod", &tagged("10.9.0.0/16 fd00:1::/64"), &default).is_ok());
+        for value in [
+            "::/0",
+            "0.0.0.0/1 128.0.0.0/1",
+            "203.0.113.0/24",
+            "10.0.0.0/7",
+        ] {
+            let err = ClusterTags::parse("prod", &tagged(value), &default).unwrap_err();
+            assert!(err.setting.contains(TAG_ONPREM_CIDRS), "{err}");
+            assert!(err.setting.contains("prod"), "{err}");
+        }
+        // Even with public CIDRs allowed for the operator, a tag stays in
+        // the envelope.
+        let open = config(&[(ENV_ALLOW_PUBLIC_CIDRS, "true")]).unwrap();
+        let err = ClusterTags::parse("prod", &tagged("203.0.113.0/24"), &open).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(ENV_TAG_CIDR_ENVELOPE) && text.contains("203.0.113.0/24"),
+            "{text}"
+        );
+        // A narrower envelope refuses a private range outside it.
+        let narrow = config(&[(ENV_TAG_CIDR_ENVELOPE, "10.20.0.0/16")]).unwrap();
+        assert!(ClusterTags::parse("prod", &tagged("10.20.1.0/24"), &narrow).is_ok());
+        assert!(ClusterTags::parse("prod", &tagged("10.21.0.0/24"), &narrow).is_err());
+        // The envelope itself is held to the operator's policy.
+        let err = config(&[(ENV_TAG_CIDR_ENVELOPE, "0.0.0.0/0")]).unwrap_err();
+        assert_eq!(err.setting, ENV_TAG_CIDR_ENVELOPE);
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod event;
 pub mod handler;
 pub mod limit;
+pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod owner;

@@ -380,6 +380,11 @@ pub struct StateDoc {
     pub control_plane_rule_ids: Vec<String>,
     /// Every CIDR this cluster admits on 53 and 443.
     pub allowed_cidrs: Vec<String>,
+    /// The cluster VPC's CIDR blocks outside the private ranges (a VPC may
+    /// have them): where `render` accepts inbound addresses besides the
+    /// private ranges. Empty for most VPCs, and then not written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_cidrs: Vec<String>,
     pub updated_at: String,
 }
 

@@ -186,9 +186,13 @@ async fn describe_subnets(
     Ok(subnets)
 }
 
-/// VPCs with an active peering connection to `vpc_id`, either side.
-pub async fn peered_vpcs(clients: &Clients, vpc_id: &str) -> Result<Vec<String>, AwsError> {
-    let mut found = BTreeSet::new();
+/// VPCs with an active peering connection to `vpc_id`, either side, split
+/// into those of the cluster VPC's own account and those of another
+/// account (vpc, account), which this deployment cannot describe: those
+/// are skipped with a warning, never a reason to refuse the cluster.
+pub async fn peered_vpcs(clients: &Clients, vpc_id: &str) -> Result<Peers, AwsError> {
+    let mut found: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut own_account: Option<String> = None;
     for side in ["requester-vpc-info.vpc-id", "accepter-vpc-info.vpc-id"] {
         let mut pages = clients
             .ec2
@@ -212,16 +216,38 @@ pub async fn peered_vpcs(clients: &Clients, vpc_id: &str) -> Result<Vec<String>,
                     .into_iter()
                     .flatten()
                 {
-                    if let Some(id) = info.vpc_id() {
-                        if id != vpc_id {
-                            found.insert(id.to_string());
+                    let owner = info.owner_id().map(str::to_string);
+                    match info.vpc_id() {
+                        Some(id) if id == vpc_id => {
+                            own_account = owner.or(own_account);
                         }
+                        Some(id) => {
+                            found.insert(id.to_string(), owner);
+                        }
+                        None => {}
                     }
                 }
             }
         }
     }
-    Ok(found.into_iter().collect())
+    let mut peers = Peers::default();
+    for (id, owner) in found {
+        match (&own_account, owner) {
+            (Some(ours), Some(theirs)) if *ours != theirs => {
+                peers.other_accounts.push((id, theirs))
+            }
+            _ => peers.same_account.push(id),
+        }
+    }
+    Ok(peers)
+}
+
+/// The VPCs peered with a cluster VPC.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    pub same_account: Vec<String>,
+    /// (VPC id, account id) of peers in other accounts.
+    pub other_accounts: Vec<(String, String)>,
 }
 
 pub async fn our_security_groups(
@@ -892,7 +918,7 @@ pub async fn observe_cluster(
     let peering = async {
         match (&vpc_id, config.discover_peered_vpcs && wants_details) {
             (Some(vpc), true) => peered_vpcs(clients, vpc).await,
-            _ => Ok(Vec::new()),
+            _ => Ok(Peers::default()),
         }
     };
     let rules = async {
@@ -937,7 +963,8 @@ pub async fn observe_cluster(
         .collect();
     let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));
     let (peered, sg_rules, registrations, ips) = tokio::try_join!(peering, rules, registry, ips)?;
-    obs.peered_vpc_ids = peered;
+    obs.peered_vpc_ids = peered.same_account;
+    obs.other_account_peers = peered.other_accounts;
     obs.security_group_rules = sg_rules;
     obs.registrations = registrations;
     let mut ips_by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
@@ -971,6 +998,14 @@ pub async fn observe_cluster(
             }
         };
         let mut vpc_ids = plan::client_vpc_hint(config, &obs);
+        // The cluster VPC's own blocks, in the same call: the state records
+        // those outside the private ranges, the only other place an inbound
+        // address may be for `render` to publish it.
+        if let Some(vpc) = &vpc_id {
+            if !vpc_ids.contains(vpc) {
+                vpc_ids.push(vpc.clone());
+            }
+        }
         let outbound_vpc = plan::outbound_vpc_hint(config, &obs);
         if let Some(vpc) = &outbound_vpc {
             if !vpc_ids.contains(vpc) {

@@ -99,8 +99,8 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
         .as_ref()
         .ok_or_else(|| format!("cluster {} does not exist", obs.cluster_name))?;
     let (host, vpc_id) = cluster.host_and_vpc()?;
-    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world)
-        .map_err(|e| e.to_string())?;
+    let tags =
+        ClusterTags::parse(&cluster.name, &cluster.tags, config).map_err(|e| e.to_string())?;
     let clients: Vec<String> = client_vpc_hint(config, obs)
         .into_iter()
         .filter(|id| *id != vpc_id)

@@ -46,6 +46,9 @@ pub struct Observation {
     pub vpcs: Vec<VpcView>,
     /// VPCs with an active peering connection to the cluster VPC.
     pub peered_vpc_ids: Vec<String>,
+    /// Peered VPCs of other accounts (VPC id, account id): not served by
+    /// this deployment, and no reason to refuse the cluster.
+    pub other_account_peers: Vec<(String, String)>,
     /// Subnets of the VPC where a new outbound endpoint would go.
     pub outbound_vpc_subnets: Vec<SubnetView>,
     /// Our Resolver endpoints (by CreatorRequestId), plus the configured outbound one.
@@ -252,6 +255,8 @@ pub struct Publication {
     /// Our 443 rules that stay; the apply step adds the ones it creates.
     pub control_plane_rule_ids: Vec<String>,
     pub allowed_cidrs: Vec<String>,
+    /// The cluster VPC's blocks outside the private ranges.
+    pub vpc_cidrs: Vec<String>,
     /// The parameters as they are now (name -> value), to write only changes.
     #[serde(skip)]
     pub current: BTreeMap<String, String>,
@@ -572,7 +577,7 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
         }
         _ => {}
     }
-    let tags = match ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world) {
+    let tags = match ClusterTags::parse(&cluster.name, &cluster.tags, config) {
         Ok(tags) => tags,
         Err(e) => {
             return Decision::Invalid {
@@ -642,8 +647,8 @@ struct Desired<'a> {
 
 fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, String> {
     let cluster = obs.cluster.as_ref().ok_or("the cluster does not exist")?;
-    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world)
-        .map_err(|e| e.to_string())?;
+    let tags =
+        ClusterTags::parse(&cluster.name, &cluster.tags, config).map_err(|e| e.to_string())?;
     let (host, vpc_id) = cluster.host_and_vpc()?;
     match obs.cluster_vpc_dns {
         _ if obs.lean => {}
@@ -929,6 +934,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Planned,
         control_plane_group_id: d.control_plane_group.clone(),
         control_plane_rule_ids: kept_api_rules,
         allowed_cidrs: d.cidrs.iter().map(|c| c.to_string()).collect(),
+        vpc_cidrs: recorded_vpc_cidrs(obs, &d.vpc_id, &config.ssm_prefix, &cluster.name),
         current: obs
             .parameters
             .iter()
@@ -1252,7 +1258,7 @@ fn outbound_vpc(config: &Config, d: &Desired) -> String {
 /// endpoint (the same choice as the planner's).
 pub fn outbound_vpc_hint(config: &Config, obs: &Observation) -> Option<String> {
     let cluster = obs.cluster.as_ref()?;
-    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world).ok()?;
+    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config).ok()?;
     config
         .outbound_vpc_id
         .clone()
@@ -1288,12 +1294,33 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
     !(sized && outbound_served)
 }
 
+/// The cluster VPC's CIDR blocks outside the private ranges, as observed,
+/// or as the state records them when the VPC was not read this time.
+fn recorded_vpc_cidrs(obs: &Observation, vpc_id: &str, prefix: &str, cluster: &str) -> Vec<String> {
+    match obs.vpcs.iter().find(|v| v.id == vpc_id) {
+        Some(vpc) => vpc
+            .cidrs
+            .iter()
+            .filter(|c| !crate::config::is_private(c))
+            .map(|c| c.to_string())
+            .collect(),
+        None => {
+            let state = parameter_name(prefix, cluster, PARAM_STATE);
+            obs.parameters
+                .iter()
+                .find(|p| p.name == state)
+                .and_then(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
+                .map(|doc| doc.vpc_cidrs)
+                .unwrap_or_default()
+        }
+    }
+}
+
 pub fn client_vpc_hint(config: &Config, obs: &Observation) -> Vec<String> {
     let Some(cluster) = obs.cluster.as_ref() else {
         return Vec::new();
     };
-    let tags =
-        ClusterTags::parse(&cluster.name, &cluster.tags, config.allow_world).unwrap_or_default();
+    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config).unwrap_or_default();
     client_vpc_ids(config, &tags, obs)
 }
 
@@ -1768,6 +1795,9 @@ pub const PARAM_ENDPOINT: &str = "endpoint";
 pub const PARAM_INBOUND_IPS: &str = "inbound-ips";
 pub const PARAM_INBOUND_IPV6: &str = "inbound-ipv6";
 pub const PARAM_STATE: &str = "state";
+/// Under the prefix, names that start with this hold the deployment's own
+/// records, not a cluster's: no EKS cluster name starts with it.
+pub const DEPLOYMENT_PREFIX: &str = "_";
 
 pub fn parameter_name(prefix: &str, cluster: &str, leaf: &str) -> String {
     format!("{prefix}/{cluster}/{leaf}")
@@ -1852,6 +1882,7 @@ impl Publication {
             control_plane_security_group_id: self.control_plane_group_id.clone(),
             control_plane_rule_ids: rule_ids,
             allowed_cidrs: self.allowed_cidrs.clone(),
+            vpc_cidrs: self.vpc_cidrs.clone(),
             updated_at: updated_at
                 .map(str::to_string)
                 .or(previous_stamp)

@@ -248,6 +248,7 @@ fn complete() -> Observation {
         control_plane_group_id: CP_SG.into(),
         control_plane_rule_ids: vec!["sgr-api-0".into(), "sgr-api-1".into()],
         allowed_cidrs: cidrs().iter().map(|c| c.to_string()).collect(),
+        vpc_cidrs: vec![],
         current: Default::default(),
     };
     let rendered = publication.render(Some("2026-01-01T00:00:00Z")).unwrap();

@@ -171,6 +171,8 @@ pub struct Report {
     /// Transient failures the run recovered from by looking again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub absorbed: Vec<String>,
+    /// What was left out, and why (a peered VPC of another account).
+    pub warnings: Vec<String>,
     /// Looks taken (observe and plan).
     pub rounds: u32,
     pub api_calls: u64,
@@ -358,6 +360,7 @@ impl Reconciler {
             repaired: Vec::new(),
             kept: Vec::new(),
             absorbed: Vec::new(),
+            warnings: Vec::new(),
             rounds: 0,
             api_calls: 0,
             write_calls: 0,
@@ -460,6 +463,16 @@ impl Reconciler {
                     .or_else(|| plan::previous_state(&self.config, &obs).map(|s| s.vpc_id));
                 report.decision = plan.decision.label().into();
                 report.detail = detail_of(&plan.decision);
+                if self.config.discover_peered_vpcs {
+                    for (vpc, account) in &obs.other_account_peers {
+                        let warning = format!(
+                            "skipped peered VPC {vpc}: it belongs to account {account}, which \
+                             this deployment does not serve"
+                        );
+                        tracing::warn!(cluster, vpc = %vpc, account = %account, "{warning}");
+                        report.warnings.push(warning);
+                    }
+                }
             }
             report
                 .actions

@@ -3,11 +3,16 @@
 //! Output is deterministic (sorted by name) so that a file changes only when
 //! what is published changes.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::model::{endpoint_host, ip_sort_key, ParameterView};
-use crate::plan::{PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6};
+use ipnet::IpNet;
+
+use crate::model::{endpoint_host, ip_sort_key, ParameterView, StateDoc};
+use crate::owner::TAG_OWNER;
+use crate::plan::{
+    DEPLOYMENT_PREFIX, PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE,
+};
 
 /// One cluster as published under the prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,11 +84,28 @@ impl Format {
     }
 }
 
-/// Group the parameters under `prefix` into published clusters. A cluster
-/// whose parameters are incomplete or malformed is left out with a warning
-/// that names it, so that it never produces a broken file.
-pub fn collect(prefix: &str, parameters: &[ParameterView]) -> (Vec<Published>, Vec<String>) {
+/// What `render` trusts: the parameters under the prefix that carry this
+/// deployment's owner tag (read with a tag filter, so that a parameter
+/// written by anyone else never becomes a forward zone).
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    pub owner: String,
+    pub owned: BTreeSet<String>,
+}
+
+/// Group the parameters under `prefix` into published clusters. Only what
+/// we published is used, and only as an EKS endpoint: a parameter without
+/// our owner tag, a name that is not an EKS endpoint's host name, or an
+/// address outside the private ranges (and the cluster VPC's recorded
+/// blocks) leaves its cluster out with a warning that names it, so that the
+/// file never forwards another name, or anywhere public.
+pub fn collect(
+    prefix: &str,
+    parameters: &[ParameterView],
+    trust: &Trust,
+) -> (Vec<Published>, Vec<String>) {
     let mut by_cluster: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut warnings = Vec::new();
     let head = format!("{}/", prefix.trim_end_matches('/'));
     for p in parameters {
         let Some(rest) = p.name.strip_prefix(&head) else {
@@ -92,7 +114,17 @@ pub fn collect(prefix: &str, parameters: &[ParameterView]) -> (Vec<Published>, V
         let Some((cluster, leaf)) = rest.split_once('/') else {
             continue;
         };
-        if leaf.contains('/') {
+        // The deployment's own records (settings) sit under a name no
+        // cluster can have.
+        if leaf.contains('/') || cluster.starts_with(DEPLOYMENT_PREFIX) {
+            continue;
+        }
+        if !trust.owned.contains(&p.name) {
+            warnings.push(format!(
+                "skipping parameter {}: it does not carry our owner tag ({TAG_OWNER}={}), \
+                 so this deployment did not publish it",
+                p.name, trust.owner
+            ));
             continue;
         }
         by_cluster
@@ -101,14 +133,59 @@ pub fn collect(prefix: &str, parameters: &[ParameterView]) -> (Vec<Published>, V
             .insert(leaf.to_string(), p.value.clone());
     }
     let mut published = Vec::new();
-    let mut warnings = Vec::new();
     for (cluster, values) in by_cluster {
         match parse_cluster(&cluster, &values) {
             Ok(p) => published.push(p),
-            Err(problem) => warnings.push(format!("skipping cluster {cluster}: {problem}")),
+            Err(problem) => warnings.push(format!(
+                "skipping cluster {cluster} ({head}{cluster}/): {problem}"
+            )),
         }
     }
     (published, warnings)
+}
+
+/// Whether `host` has the form of an EKS API server endpoint (AWS-FACTS:
+/// "<id>.<shard>.<region>.eks.amazonaws.com", China ".com.cn", dual-stack
+/// "<id>.<shard>.<region>.api.aws", China "api.amazonwebservices.com.cn"):
+/// an id, at least one more label, a region, then the suffix. Never a bare
+/// suffix, never another name.
+pub fn is_eks_endpoint(host: &str) -> bool {
+    const SUFFIXES: [&str; 4] = [
+        ".eks.amazonaws.com",
+        ".eks.amazonaws.com.cn",
+        ".api.aws",
+        ".api.amazonwebservices.com.cn",
+    ];
+    let Some(head) = SUFFIXES.iter().find_map(|s| host.strip_suffix(s)) else {
+        return false;
+    };
+    let labels: Vec<&str> = head.split('.').collect();
+    if labels.len() < 3 {
+        return false;
+    }
+    let region = labels[labels.len() - 1];
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    is_region(region) && labels.iter().all(|l| label_ok(l))
+}
+
+/// "eu-west-1", "us-gov-west-1", "cn-north-1", "us-isob-east-1".
+fn is_region(label: &str) -> bool {
+    let parts: Vec<&str> = label.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
 }
 
 fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Published, String> {
@@ -121,6 +198,22 @@ fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Pub
     let name = endpoint_host(raw_name)
         .filter(|n| n == &raw_name.trim().trim_end_matches('.').to_ascii_lowercase())
         .ok_or_else(|| format!("{PARAM_ENDPOINT} '{raw_name}' is not a host name"))?;
+    if !is_eks_endpoint(&name) {
+        return Err(format!(
+            "{PARAM_ENDPOINT} '{name}' is not an EKS endpoint name \
+             (<id>.<shard>.<region>.eks.amazonaws.com or .api.aws)"
+        ));
+    }
+    // Where an inbound address may be: the private ranges, or the cluster
+    // VPC's own blocks outside them, as its state records them.
+    let mut allowed = crate::config::private_ranges();
+    if let Some(doc) = values
+        .get(PARAM_STATE)
+        .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
+    {
+        allowed.extend(doc.vpc_cidrs.iter().filter_map(|c| c.parse::<IpNet>().ok()));
+    }
+    let inside = |ip: IpAddr| allowed.iter().any(|net| net.contains(&ip));
     let raw_ips = values
         .get(PARAM_INBOUND_IPS)
         .ok_or_else(|| format!("no {PARAM_INBOUND_IPS} parameter"))?;
@@ -129,6 +222,12 @@ fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Pub
         let addr: Ipv4Addr = ip
             .parse()
             .map_err(|_| format!("{PARAM_INBOUND_IPS} has '{ip}', which is not an IPv4 address"))?;
+        if !inside(IpAddr::V4(addr)) {
+            return Err(format!(
+                "{PARAM_INBOUND_IPS} has '{ip}', outside the private ranges and the cluster \
+                 VPC's recorded blocks"
+            ));
+        }
         ips.push(addr.to_string());
     }
     if ips.is_empty() {
@@ -142,6 +241,12 @@ fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Pub
             let addr: Ipv6Addr = ip.parse().map_err(|_| {
                 format!("{PARAM_INBOUND_IPV6} has '{ip}', which is not an IPv6 address")
             })?;
+            if !inside(IpAddr::V6(addr)) {
+                return Err(format!(
+                    "{PARAM_INBOUND_IPV6} has '{ip}', outside the private ranges and the \
+                     cluster VPC's recorded blocks"
+                ));
+            }
             ipv6.push(addr.to_string());
         }
         ipv6.sort();
@@ -357,9 +462,18 @@ mod tests {
         ]
     }
 
+    /// Everything in `params` is ours.
+    fn all_owned(params: &[ParameterView]) -> Trust {
+        Trust {
+            owner: "eks-private-dns".into(),
+            owned: params.iter().map(|p| p.name.clone()).collect(),
+        }
+    }
+
     #[test]
     fn collects_complete_clusters_and_names_the_rest() {
-        let (clusters, warnings) = collect("/eks-private-dns", &published());
+        let params = published();
+        let (clusters, warnings) = collect("/eks-private-dns", &params, &all_owned(&params));
         let names: Vec<&str> = clusters.iter().map(|c| c.cluster.as_str()).collect();
         assert_eq!(names, vec!["dev", "prod"]);
         assert_eq!(clusters[1].ips, vec!["10.0.1.10", "10.0.2.10"], "sorted");
@@ -369,15 +483,128 @@ mod tests {
             assert!(
                 warnings
                     .iter()
-                    .any(|x| x.contains(&format!("cluster {w}:"))),
+                    .any(|x| x.contains(&format!("cluster {w} "))),
                 "{warnings:?}"
             );
         }
     }
 
     #[test]
+    fn only_what_we_published_and_only_eks_names_at_private_addresses() {
+        let mut params = published();
+        let ours = all_owned(&params);
+        params.extend([
+            // Written by someone else under the prefix: no owner tag.
+            param(
+                "/eks-private-dns/corp/endpoint",
+                "x.gr7.eu-west-1.eks.amazonaws.com",
+            ),
+            param("/eks-private-dns/corp/inbound-ips", "10.9.9.9"),
+        ]);
+        let mut hostile = vec![
+            ("name", "corp.example.com", "10.0.0.1"),
+            ("suffix", "eu-west-1.api.aws", "10.0.0.1"),
+            ("short", "gr7.eu-west-1.eks.amazonaws.com", "10.0.0.1"),
+            (
+                "endslike",
+                "abc.gr7.eu-west-1.eks.amazonaws.com.evil.example",
+                "10.0.0.1",
+            ),
+            (
+                "lookalike",
+                "abc.gr7.eu-west-1.xeks.amazonaws.com",
+                "10.0.0.1",
+            ),
+            ("noregion", "abc.gr7.europe.eks.amazonaws.com", "10.0.0.1"),
+            (
+                "public",
+                "abc.gr7.eu-west-1.eks.amazonaws.com",
+                "203.0.113.9",
+            ),
+            (
+                "loopback",
+                "abc.gr7.eu-west-1.eks.amazonaws.com",
+                "127.0.0.1",
+            ),
+        ];
+        let mut trust = ours.clone();
+        for (cluster, name, ip) in hostile.drain(..) {
+            for (leaf, value) in [("endpoint", name), ("inbound-ips", ip)] {
+                let full = format!("/eks-private-dns/{cluster}/{leaf}");
+                trust.owned.insert(full.clone());
+                params.push(param(&full, value));
+            }
+        }
+        let (clusters, warnings) = collect("/eks-private-dns", &params, &trust);
+        let names: Vec<&str> = clusters.iter().map(|c| c.cluster.as_str()).collect();
+        assert_eq!(names, vec!["dev", "prod"], "{warnings:?}");
+        for w in [
+            "parameter /eks-private-dns/corp/endpoint",
+            "parameter /eks-private-dns/corp/inbound-ips",
+            "cluster name ",
+            "cluster suffix ",
+            "cluster short ",
+            "cluster endslike ",
+            "cluster lookalike ",
+            "cluster noregion ",
+            "cluster public ",
+            "cluster loopback ",
+        ] {
+            assert!(warnings.iter().any(|x| x.contains(w)), "{w}: {warnings:?}");
+        }
+        assert!(warnings
+            .iter()
+            .any(|x| x.contains("corp/endpoint") && x.contains("owner tag")));
+        // A public address inside the cluster VPC's recorded blocks is its own.
+        let state = r#"{"schema":1,"cluster":"public","cluster-arn":"a","vpc-id":"vpc-1",
+            "endpoint":"e","inbound-endpoint-id":"i","outbound-endpoint-id":null,
+            "rule-id":null,"associated-vpcs":[],"control-plane-security-group-id":"g",
+            "control-plane-rule-ids":[],"allowed-cidrs":[],"vpc-cidrs":["203.0.113.0/24"],
+            "updated-at":""}"#;
+        params.push(param("/eks-private-dns/public/state", state));
+        trust.owned.insert("/eks-private-dns/public/state".into());
+        let (clusters, _) = collect("/eks-private-dns", &params, &trust);
+        assert!(clusters.iter().any(|c| c.cluster == "public"));
+        // The deployment's own records are no cluster.
+        params.push(param("/eks-private-dns/_deployment/settings", "{}"));
+        let (_, warnings) = collect("/eks-private-dns", &params, &trust);
+        assert!(
+            !warnings.iter().any(|w| w.contains("_deployment")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn eks_endpoint_forms() {
+        for ok in [
+            "0a1b2c3d4e5f60718293a4b5c6d7e8f9.gr7.eu-west-1.eks.amazonaws.com",
+            "abc.sk1.us-gov-west-1.eks.amazonaws.com",
+            "abc.yl4.cn-north-1.eks.amazonaws.com.cn",
+            "abc.gr7.eu-west-1.api.aws",
+            "abc.yl4.cn-northwest-1.api.amazonwebservices.com.cn",
+        ] {
+            assert!(is_eks_endpoint(ok), "{ok}");
+        }
+        for bad in [
+            "eks.amazonaws.com",
+            "eu-west-1.eks.amazonaws.com",
+            "gr7.eu-west-1.eks.amazonaws.com",
+            "eu-west-1.api.aws",
+            "s3.eu-west-1.api.aws.example.com",
+            "abc.gr7.eu-west-1.eks.amazonaws.com.example.com",
+            "abc.gr7.west.eks.amazonaws.com",
+            "abc.gr7.eu-west-x.eks.amazonaws.com",
+            "a_b.gr7.eu-west-1.eks.amazonaws.com",
+            "corp.example.com",
+        ] {
+            assert!(!is_eks_endpoint(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_format_is_deterministic_and_names_every_cluster() {
-        let (clusters, _) = collect("/eks-private-dns", &published());
+        let params = published();
+        let (clusters, _) = collect("/eks-private-dns", &params, &all_owned(&params));
         let mut reversed = clusters.clone();
         reversed.reverse();
         for format in Format::ALL {

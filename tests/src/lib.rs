@@ -301,6 +301,13 @@ pub struct Vpc {
     pub subnets: Vec<String>,
 }
 
+/// Send a request as `account` (the emulator's x-moto-account-id header).
+fn as_account(request: &mut aws_sdk_ec2::config::http::HttpRequest, account: &str) {
+    request
+        .headers_mut()
+        .insert("x-moto-account-id", account.to_string());
+}
+
 impl Aws {
     /// A VPC with DNS support and host names on, and one /24 subnet in each
     /// of `azs` (letters a, b, c...). Extra IPv4 CIDR blocks are associated.
@@ -364,20 +371,55 @@ impl Aws {
 
     /// An active peering connection between two VPCs.
     pub async fn peer(&self, a: &str, b: &str) -> Result<String> {
+        self.peer_with(a, b, None).await
+    }
+
+    /// A VPC of another account (the emulator's x-moto-account-id header
+    /// picks the account), peered with `vpc` and accepted from that
+    /// account: its id.
+    pub async fn peer_in_account(&self, vpc: &str, account: &str, cidr: &str) -> Result<String> {
+        let acct = account.to_string();
+        let theirs = self
+            .ec2
+            .create_vpc()
+            .cidr_block(cidr)
+            .customize()
+            .mutate_request(move |r| as_account(r, &acct))
+            .send()
+            .await?
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .ok_or_else(|| anyhow!("no VPC id"))?
+            .to_string();
+        self.peer_with(vpc, &theirs, Some(account)).await?;
+        Ok(theirs)
+    }
+
+    /// Peer `a` with `b` (of `account`, when given) and accept it as `b`'s
+    /// owner would.
+    async fn peer_with(&self, a: &str, b: &str, account: Option<&str>) -> Result<String> {
         let pcx = self
             .ec2
             .create_vpc_peering_connection()
             .vpc_id(a)
             .peer_vpc_id(b)
+            .set_peer_owner_id(account.map(str::to_string))
             .send()
             .await?
             .vpc_peering_connection()
             .and_then(|p| p.vpc_peering_connection_id())
             .ok_or_else(|| anyhow!("no peering id"))?
             .to_string();
+        let acct = account.map(str::to_string);
         self.ec2
             .accept_vpc_peering_connection()
             .vpc_peering_connection_id(&pcx)
+            .customize()
+            .mutate_request(move |r| {
+                if let Some(acct) = &acct {
+                    as_account(r, acct)
+                }
+            })
             .send()
             .await?;
         Ok(pcx)

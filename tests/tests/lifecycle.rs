@@ -379,7 +379,8 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
     );
     w.aws.snapshot().await.unwrap().assert_clean();
 
-    // A world-open CIDR in a cluster tag is refused unless allowed.
+    // A world-open CIDR in a cluster tag is refused: a tag stays inside the
+    // envelope (the private ranges by default), whatever the switches.
     let open = w.aws.vpc("10.6.0.0/16", &[], &["a", "b"]).await.unwrap();
     w.aws
         .cluster(
@@ -393,7 +394,11 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
         .unwrap();
     let report = rec.reconcile("open", None).await;
     assert_eq!(report.decision, "invalid");
-    assert!(report.error.clone().unwrap().contains(ENV_ALLOW_WORLD));
+    assert!(report
+        .error
+        .clone()
+        .unwrap()
+        .contains(ENV_TAG_CIDR_ENVELOPE));
     w.aws.snapshot().await.unwrap().assert_clean();
 }
 
@@ -546,6 +551,13 @@ async fn peered_vpcs_are_discovered_as_clients() {
     let other = w.aws.vpc("10.8.0.0/16", &[], &["a", "b"]).await.unwrap();
     w.aws.peer(&w.cluster_vpc.id, &other.id).await.unwrap();
     let unpeered = w.aws.vpc("10.9.0.0/16", &[], &["a", "b"]).await.unwrap();
+    // A peer of another account cannot be described from here: it is
+    // skipped with a warning that names it, and never blocks the cluster.
+    let foreign = w
+        .aws
+        .peer_in_account(&w.cluster_vpc.id, "111122223333", "10.7.0.0/16")
+        .await
+        .unwrap();
     w.aws
         .cluster("prod", &w.cluster_vpc, true, false, &[])
         .await
@@ -553,7 +565,15 @@ async fn peered_vpcs_are_discovered_as_clients() {
     let rec = w
         .emulator
         .reconciler(config(&[(ENV_DISCOVER_PEERED_VPCS, "true")]));
-    ok(&rec.reconcile("prod", None).await);
+    let report = rec.reconcile("prod", None).await;
+    ok(&report);
+    assert_eq!(report.decision, "managed");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains(&foreign) && report.warnings[0].contains("111122223333"),
+        "{:?}",
+        report.warnings
+    );
     let snap = w.aws.snapshot().await.unwrap();
     let host = w.host("prod").await;
     let rule = snap.rules_for(&host)[0].id().unwrap().to_string();
@@ -562,7 +582,7 @@ async fn peered_vpcs_are_discovered_as_clients() {
     assert_eq!(
         snap.associated_vpcs(&rule),
         expected,
-        "both peers (either side), not {}",
+        "both peers (either side), not {} nor {foreign}",
         unpeered.id
     );
     let sg = w.cluster_sg("prod").await;

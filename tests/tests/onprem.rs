@@ -78,12 +78,24 @@ fn dig(port: u16, name: &str) -> Vec<String> {
     dig_until(port, name, |a| !a.is_empty())
 }
 
-/// Publish a cluster under the default prefix, the way the apply step does.
+/// Publish a cluster under the default prefix, the way the apply step does:
+/// with our owner tag, and a state that records the cluster VPC's blocks
+/// outside the private ranges, which here are loopback (the only addresses
+/// a test may send to), so that `render` accepts the addresses.
 async fn publish(emulator: &Emulator, cluster: &str, name: &str, ips: &[&str], ipv6: &[&str]) {
     let ssm = emulator.aws().ssm;
+    let state = serde_json::json!({
+        "schema": 1, "cluster": cluster, "cluster-arn": format!("arn:aws:eks:eu-west-1:123456789012:cluster/{cluster}"),
+        "vpc-id": "vpc-0123456789abcdef0", "endpoint": name,
+        "inbound-endpoint-id": "rslvr-in-0123456789abcdef0", "outbound-endpoint-id": null,
+        "rule-id": null, "associated-vpcs": [], "control-plane-security-group-id": "sg-0123456789abcdef0",
+        "control-plane-rule-ids": [], "allowed-cidrs": [], "vpc-cidrs": ["127.0.0.0/8", "::1/128"],
+        "updated-at": "2026-12-01T00:00:00Z"
+    });
     let mut leaves = vec![
         ("endpoint", name.to_string(), ParameterType::String),
         ("inbound-ips", ips.join(","), ParameterType::StringList),
+        ("state", state.to_string(), ParameterType::String),
     ];
     if !ipv6.is_empty() {
         leaves.push(("inbound-ipv6", ipv6.join(","), ParameterType::StringList));
@@ -97,13 +109,26 @@ async fn publish(emulator: &Emulator, cluster: &str, name: &str, ips: &[&str], i
             .send()
             .await
             .unwrap();
+        ssm.add_tags_to_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(format!("/eks-private-dns/{cluster}/{leaf}"))
+            .tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key("eks-private-dns:owner")
+                    .value("eks-private-dns")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
     }
 }
 
 /// Remove a cluster's parameters, the way the teardown does.
 async fn unpublish(emulator: &Emulator, cluster: &str) {
     let ssm = emulator.aws().ssm;
-    for leaf in ["endpoint", "inbound-ips", "inbound-ipv6"] {
+    for leaf in ["endpoint", "inbound-ips", "inbound-ipv6", "state"] {
         let _ = ssm
             .delete_parameter()
             .name(format!("/eks-private-dns/{cluster}/{leaf}"))

@@ -202,4 +202,134 @@ async fn render_out_follows_what_is_published() {
     let (code, _, err) = cli(&emulator, &["render", "--format", "djbdns"]);
     assert_eq!(code, 1);
     assert!(err.contains("djbdns"), "{err}");
+
+    // The last cluster goes: a render that finds none keeps the file (a
+    // wrong region or profile finds none too), unless told otherwise.
+    let kept = std::fs::read_to_string(&out).unwrap();
+    let (code, _, err) = cli(
+        &emulator,
+        &[
+            "--region",
+            "eu-central-1",
+            "render",
+            "--format",
+            "dnsmasq",
+            "--out",
+            out_s,
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("found no published cluster") && err.contains("--allow-empty"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), kept, "file kept");
+    aws.delete_cluster("two").await.unwrap();
+    assert_eq!(rec.reconcile("two", None).await.error, None);
+    let (code, _, err) = cli(
+        &emulator,
+        &["render", "--format", "dnsmasq", "--out", out_s],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1 cluster(s)"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), kept, "file kept");
+    let args = [
+        "render",
+        "--format",
+        "dnsmasq",
+        "--out",
+        out_s,
+        "--allow-empty",
+    ];
+    let (code, _, err) = cli(&emulator, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("0 cluster(s)"));
+    // An empty file may follow an empty one without the flag.
+    let (code, _, err) = cli(&emulator, &["render", "--format", "bind", "--out", out_s]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// Parameters under the prefix that we did not publish, or that name
+/// something other than an EKS endpoint, or a public address, render
+/// nothing, and each is named in a warning.
+#[tokio::test]
+async fn render_writes_only_what_we_published() {
+    use aws_sdk_ssm::types::{ParameterType, Tag};
+    let emulator = Emulator::start().unwrap();
+    let ssm = emulator.aws().ssm;
+    let ours = Tag::builder()
+        .key("eks-private-dns:owner")
+        .value("eks-private-dns")
+        .build()
+        .unwrap();
+    let hostile: [(&str, &str, &str, bool); 5] = [
+        // No owner tag: anyone who may write under the prefix.
+        (
+            "corp",
+            "0a1b2c3d.gr7.eu-west-1.eks.amazonaws.com",
+            "10.0.0.9",
+            false,
+        ),
+        // Tagged, but not an EKS endpoint name, or one that only ends like it.
+        ("name", "corp.example.com", "10.0.0.9", true),
+        ("suffix", "eu-west-1.eks.amazonaws.com", "10.0.0.9", true),
+        (
+            "endslike",
+            "abc.gr7.eu-west-1.eks.amazonaws.com.example.com",
+            "10.0.0.9",
+            true,
+        ),
+        // Tagged, an EKS name, but a public address.
+        (
+            "public",
+            "abc.gr7.eu-west-1.eks.amazonaws.com",
+            "203.0.113.9",
+            true,
+        ),
+    ];
+    for (cluster, name, ip, tagged) in hostile {
+        for (leaf, value, kind) in [
+            ("endpoint", name, ParameterType::String),
+            ("inbound-ips", ip, ParameterType::StringList),
+        ] {
+            let mut put = ssm
+                .put_parameter()
+                .name(format!("/eks-private-dns/{cluster}/{leaf}"))
+                .value(value)
+                .r#type(kind);
+            if tagged {
+                put = put.tags(ours.clone());
+            }
+            put.send().await.unwrap();
+        }
+    }
+    for format in ["bind", "bind-options", "unbound", "dnsmasq"] {
+        let (code, stdout, err) = cli(&emulator, &["render", "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        assert!(stdout.contains("0 cluster(s)"), "{format}: {stdout}");
+        for bad in [
+            "example.com",
+            "203.0.113.9",
+            "10.0.0.9",
+            "eks.amazonaws.com\"",
+        ] {
+            assert!(!stdout.contains(bad), "{format} has {bad}: {stdout}");
+        }
+        assert!(
+            err.contains("parameter /eks-private-dns/corp/endpoint") && err.contains("owner tag"),
+            "{err}"
+        );
+        for cluster in ["name", "suffix", "endslike", "public"] {
+            assert!(
+                err.contains(&format!("cluster {cluster} ")),
+                "{cluster}: {err}"
+            );
+        }
+    }
+    // verify will not send a query to what it does not trust either.
+    let (code, _, err) = cli(&emulator, &["verify", "--cluster", "public"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("203.0.113.9"), "{err}");
 }

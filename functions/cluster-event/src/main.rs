@@ -78,8 +78,24 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
                 poll_calls = report.poll_calls,
                 duration_ms = report.duration_ms,
                 error = report.error.as_deref().unwrap_or(""),
+                failed = report.failed(),
                 "reconcile"
             );
+            // Counted whether or not the invocation fails: a permanent
+            // failure (a permission, a quota, invalid settings or tags)
+            // succeeds, as a retry would not fix it, and the alarm on this
+            // metric is what tells a person.
+            let metrics = shared::metrics::emit(
+                "cluster-event",
+                &reconciler.owner.id,
+                &shared::metrics::Counts::of_report(&report),
+                json!({"cluster": report.cluster, "outcome": report.outcome.as_str(),
+                       "error": report.error, "transient": report.transient}),
+            );
+            if let Some(error) = &report.error {
+                tracing::error!(cluster = %report.cluster, transient = report.transient == Some(true),
+                    error = %error, "reconcile failed");
+            }
             if report.error.is_some() && report.transient == Some(true) {
                 return Err(Transient(format!(
                     "cluster {}: {}",
@@ -87,7 +103,11 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
                     report.error.clone().unwrap_or_default()
                 )));
             }
-            Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+            let mut out = serde_json::to_value(&report).unwrap_or(Value::Null);
+            if let Some(out) = out.as_object_mut() {
+                out.insert("metrics".into(), metrics);
+            }
+            Ok(out)
         }
     }
 }
@@ -118,6 +138,30 @@ mod handler_tests {
             .unwrap();
         assert_eq!(out["decision"], "managed");
         assert_eq!(aws.snapshot().await.unwrap().inbound_endpoints().len(), 1);
+
+        assert_eq!(out["metrics"]["ReconcileFailures"], 0);
+        assert_eq!(out["metrics"]["Reconciles"], 1);
+
+        // A permanent failure (here a tag CIDR outside the envelope) is not
+        // retried, and is counted for the alarm.
+        aws.cluster(
+            "bad",
+            &vpc,
+            true,
+            false,
+            &[("eks-private-dns/onprem-cidrs", "198.51.100.0/24")],
+        )
+        .await
+        .unwrap();
+        let mut bad = fixture("update-cluster-config-private.json").unwrap();
+        bad["detail"]["requestParameters"]["name"] = "bad".into();
+        let out = handler(&rec, LambdaEvent::new(bad, Context::default()))
+            .await
+            .expect("a permanent failure is not retried");
+        assert_eq!(out["cluster"], "bad");
+        assert_eq!(out["outcome"], "error");
+        assert_eq!(out["metrics"]["ReconcileFailures"], 1, "{out}");
+        assert_eq!(out["metrics"]["Function"], "cluster-event");
 
         let out = handler(&rec, event("create-nodegroup.json")).await.unwrap();
         assert_eq!(out["ignored"], true);

@@ -59,7 +59,27 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         }
     })
     .await
-    .map_err(|e| SweepFailed(format!("sweep could not observe the region: {e}")))?;
+    .map_err(|e| {
+        // The sweep as a whole failed: counted as one failure.
+        let counts = shared::metrics::Counts {
+            reconciles: 0,
+            failures: 1,
+            converging: 0,
+        };
+        let _ = shared::metrics::emit(
+            "sweep",
+            &reconciler.owner.id,
+            &counts,
+            serde_json::json!({"error": e.to_string()}),
+        );
+        SweepFailed(format!("sweep could not observe the region: {e}"))
+    })?;
+    let _ = shared::metrics::emit(
+        "sweep",
+        &reconciler.owner.id,
+        &shared::metrics::Counts::of_sweep(&summary),
+        serde_json::json!({"failed": summary.failures.iter().map(|f| &f.cluster).collect::<Vec<_>>()}),
+    );
     for failure in &summary.failures {
         tracing::error!(cluster = %failure.cluster, error = %failure.error,
             transient = failure.transient, "cluster failed");
