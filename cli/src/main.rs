@@ -13,7 +13,7 @@ use shared::aws::Clients;
 use shared::config::{self, Config, Mode};
 use shared::handler::{handle_event, EventResult};
 use shared::plan::{parameter_name, Decision, PARAM_INBOUND_IPS};
-use shared::reconcile::{Outcome, Reconciler, Report};
+use shared::reconcile::{Outcome, Reconciler, Report, Role};
 use shared::wait::Patience;
 
 #[derive(Parser)]
@@ -34,6 +34,12 @@ struct Cli {
     output: Output,
     #[command(flatten)]
     settings: Settings,
+    /// Take away what this run's settings do not want even where they
+    /// differ from those the plumbing was made with (or from the
+    /// deployment's published settings). Without it such a run only adds:
+    /// what it would delete or shrink is listed as held back.
+    #[arg(long, global = true)]
+    force: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,29 +102,33 @@ struct Settings {
 }
 
 impl Settings {
-    fn config(&self) -> Result<Config> {
-        let value = |name: &str| -> Option<String> {
-            let v = match name {
-                config::ENV_CLIENT_VPC_IDS => &self.client_vpc_ids,
-                config::ENV_ONPREM_CIDRS => &self.onprem_cidrs,
-                config::ENV_DISCOVER_PEERED_VPCS => &self.discover_peered_vpcs,
-                config::ENV_OUTBOUND_ENDPOINT_ID => &self.outbound_endpoint_id,
-                config::ENV_OUTBOUND_VPC_ID => &self.outbound_vpc_id,
-                config::ENV_TRIGGER => &self.trigger,
-                config::ENV_SSM_PREFIX => &self.ssm_prefix,
-                config::ENV_OWNER => &self.owner,
-                config::ENV_INBOUND_IPS => &self.inbound_ips,
-                config::ENV_ALLOW_WORLD => &self.allow_world,
-                config::ENV_ALLOW_PUBLIC_CIDRS => &self.allow_public_cidrs,
-                config::ENV_TAG_CIDR_ENVELOPE => &self.tag_cidr_envelope,
-                config::ENV_MODE => &self.mode,
-                config::ENV_RESOLVER_RATE => &self.resolver_rate,
-                config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,
-                _ => return None,
-            };
-            v.clone()
+    /// The value given for variable `name` (its flag, or the environment).
+    fn value(&self, name: &str) -> Option<String> {
+        let v = match name {
+            config::ENV_CLIENT_VPC_IDS => &self.client_vpc_ids,
+            config::ENV_ONPREM_CIDRS => &self.onprem_cidrs,
+            config::ENV_DISCOVER_PEERED_VPCS => &self.discover_peered_vpcs,
+            config::ENV_OUTBOUND_ENDPOINT_ID => &self.outbound_endpoint_id,
+            config::ENV_OUTBOUND_VPC_ID => &self.outbound_vpc_id,
+            config::ENV_TRIGGER => &self.trigger,
+            config::ENV_SSM_PREFIX => &self.ssm_prefix,
+            config::ENV_OWNER => &self.owner,
+            config::ENV_INBOUND_IPS => &self.inbound_ips,
+            config::ENV_ALLOW_WORLD => &self.allow_world,
+            config::ENV_ALLOW_PUBLIC_CIDRS => &self.allow_public_cidrs,
+            config::ENV_TAG_CIDR_ENVELOPE => &self.tag_cidr_envelope,
+            config::ENV_MODE => &self.mode,
+            config::ENV_RESOLVER_RATE => &self.resolver_rate,
+            config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,
+            _ => return None,
         };
-        Config::from_lookup(value).map_err(|e| anyhow!("invalid configuration: {e}"))
+        v.clone()
+    }
+
+    /// The given values alone, over the defaults.
+    fn config(&self) -> Result<Config> {
+        Config::from_lookup(|name| self.value(name))
+            .map_err(|e| anyhow!("invalid configuration: {e}"))
     }
 }
 
@@ -252,22 +262,52 @@ fn one_sentence(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-async fn reconciler(cli: &Cli, mode: Mode) -> Result<Reconciler> {
-    let mut config = cli.settings.config()?;
+/// The reconciler of a CLI run: the deployment's published settings, with
+/// the given ones (flags, environment) over them, and where each came from.
+/// The given prefix and owner (or the defaults) find the published ones.
+async fn reconciler_and_settings(
+    cli: &Cli,
+    mode: Mode,
+) -> Result<(Reconciler, Vec<shared::settings::Setting>)> {
+    let given = cli.settings.config()?;
+    let mut clients = Clients::from_env(cli.region.clone(), given.resolver_rate)
+        .await
+        .map_err(|e| anyhow!("{}", e.message))?;
+    let owner = shared::owner::Owner::new(&given.owner);
+    let published = shared::settings::load(&clients, &given.ssm_prefix, &owner)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot read the deployment's settings at {}: {e}",
+                shared::settings::parameter_name(&given.ssm_prefix)
+            )
+        })?;
+    let (mut config, sources) =
+        shared::settings::layered(|name| cli.settings.value(name), published.as_ref())
+            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
     if mode == Mode::Plan {
         config.mode = Mode::Plan;
     }
-    let clients = Clients::from_env(cli.region.clone(), config.resolver_rate)
-        .await
-        .map_err(|e| anyhow!("{}", e.message))?;
-    Ok(Reconciler::new(clients, config))
+    if config.resolver_rate != given.resolver_rate {
+        clients = Clients::from_env(cli.region.clone(), config.resolver_rate)
+            .await
+            .map_err(|e| anyhow!("{}", e.message))?;
+    }
+    let mut rec = Reconciler::new(clients, config);
+    rec.role = Role::Operator { force: cli.force };
+    Ok((rec, sources))
+}
+
+async fn reconciler(cli: &Cli, mode: Mode) -> Result<Reconciler> {
+    Ok(reconciler_and_settings(cli, mode).await?.0)
 }
 
 async fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Plan { cluster } => {
-            let rec = reconciler(cli, Mode::Plan).await?;
-            let report = rec.reconcile_in(cluster, None, Mode::Plan).await;
+            let (rec, settings) = reconciler_and_settings(cli, Mode::Plan).await?;
+            let mut report = rec.reconcile_in(cluster, None, Mode::Plan).await;
+            report.settings = settings;
             emit(cli.output, &report, || print_report(&report))?;
             if let Some(error) = &report.error {
                 return Err(anyhow!("{error}"));
@@ -428,8 +468,15 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
 }
 
 fn print_sweep(s: &shared::sweep::SweepReport) {
-    for report in s.reports.iter().filter(|r| !r.actions.is_empty()) {
+    for report in s
+        .reports
+        .iter()
+        .filter(|r| !r.actions.is_empty() || !r.held_back.is_empty())
+    {
         print_report(report);
+    }
+    for held in s.held_back.iter().filter(|h| h.starts_with("(shared)")) {
+        println!("held back: {held}");
     }
     println!(
         "swept {} clusters: {} managed, {} pending, {} not managed, {} invalid; {} changed, \
@@ -520,6 +567,32 @@ fn print_report(report: &Report) {
     }
     for warning in &report.warnings {
         println!("  warning: {warning}");
+    }
+    for held in &report.held_back {
+        println!("  held back: {held}");
+    }
+    let defaults = report
+        .settings
+        .iter()
+        .filter(|s| s.source == shared::settings::Source::Default)
+        .count();
+    for s in report
+        .settings
+        .iter()
+        .filter(|s| s.source != shared::settings::Source::Default)
+    {
+        println!(
+            "  setting {}={} ({})",
+            s.variable,
+            s.value,
+            s.source.as_str()
+        );
+    }
+    if !report.settings.is_empty() {
+        println!(
+            "  settings: {defaults} of {} at their defaults",
+            report.settings.len()
+        );
     }
     let verb = match report.outcome {
         Outcome::Converging => format!(

@@ -325,3 +325,175 @@ async fn apply_waits_for_aws_no_wait_is_converging_and_verify_path_checks_every_
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     emulator.aws().snapshot().await.unwrap().assert_clean();
 }
+
+/// What of ours is there: endpoint, rule and group ids, associations,
+/// group rules and parameter names (the deployment's settings aside).
+async fn plumbing(emulator: &Emulator) -> Vec<String> {
+    let snap = emulator.aws().snapshot().await.unwrap();
+    let mut ids: Vec<String> = Vec::new();
+    ids.extend(
+        snap.endpoints
+            .iter()
+            .map(|e| e.id().unwrap_or_default().to_string()),
+    );
+    ids.extend(
+        snap.rules
+            .iter()
+            .map(|r| r.id().unwrap_or_default().to_string()),
+    );
+    ids.extend(snap.associations.iter().map(|a| {
+        format!(
+            "{}@{}",
+            a.resolver_rule_id().unwrap_or_default(),
+            a.vpc_id().unwrap_or_default()
+        )
+    }));
+    ids.extend(
+        snap.group_rules
+            .iter()
+            .map(|r| r.security_group_rule_id().unwrap_or_default().to_string()),
+    );
+    ids.extend(
+        snap.parameters
+            .keys()
+            .filter(|name| !name.contains("/_deployment/"))
+            .cloned(),
+    );
+    ids.sort();
+    ids
+}
+
+/// Safe by default: a shell without the deployment's settings (an operator
+/// checking from a laptop) plans and sweeps with the published settings
+/// and finds nothing to do; without those too, or with other settings, it
+/// takes nothing away and says what it holds back; --force applies it.
+#[tokio::test]
+async fn a_shell_without_the_settings_takes_nothing_away() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let settings = [
+        ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str()),
+        ("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16"),
+    ];
+    // The deployment (the sweep Lambda's settings) builds the plumbing and
+    // publishes its settings.
+    let mut rec = emulator.reconciler(config(&settings));
+    rec.publishes_settings = true;
+    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, 0, "{:?}", summary.failures);
+    assert!(summary.settings_published);
+    let built = plumbing(&emulator).await;
+    assert!(built.iter().any(|id| id.contains('@')), "{built:?}");
+
+    // A bare shell plans and sweeps as the deployment would: nothing to do.
+    let out = run(&emulator, &[], &["plan", "--cluster", "demo"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "setting EKS_PRIVATE_DNS_CLIENT_VPC_IDS={} (published by the deployment)",
+            client.id
+        )),
+        "{stdout}"
+    );
+    let out = run(
+        &emulator,
+        &[],
+        &["--output", "json", "plan", "--cluster", "demo"],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources: Vec<&str> = report["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["variable"] == "EKS_PRIVATE_DNS_ONPREM_CIDRS")
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, vec!["published"]);
+    let out = run(&emulator, &[], &["sweep"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(plumbing(&emulator).await, built);
+
+    // A flag overrides one value: the run's settings differ from those the
+    // plumbing was made with, so what it would take away is held back.
+    let narrower = [
+        "--onprem-cidrs",
+        "192.168.1.0/24",
+        "plan",
+        "--cluster",
+        "demo",
+    ];
+    let out = run(&emulator, &[], &narrower, None);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "it would add the narrower rule: {stdout}"
+    );
+    assert!(
+        stdout.contains("held back: ") && stdout.contains("--force"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(flag or environment)"), "{stdout}");
+
+    // Without the published settings too (a parameter we cannot see, as
+    // with another owner or prefix): a bare shell would tear everything
+    // down, and holds all of it back, in plan and in sweep.
+    emulator
+        .aws()
+        .ssm
+        .delete_parameter()
+        .name("/eks-private-dns/_deployment/settings")
+        .send()
+        .await
+        .unwrap();
+    let out = run(&emulator, &[], &["plan", "--cluster", "demo"], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("not-managed"), "{stdout}");
+    assert!(stdout.contains("held back: "), "{stdout}");
+    let out = run(&emulator, &[], &["sweep"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("held back"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        plumbing(&emulator).await,
+        built,
+        "a bare sweep deleted nothing"
+    );
+
+    // Other settings: the same without --force; with it, they converge.
+    let other = [("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16")];
+    let out = run(&emulator, &other, &["sweep"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // It may add (here the outbound endpoint's addresses on 53, its VPC no
+    // longer being a client), never take away.
+    let now = plumbing(&emulator).await;
+    let gone: Vec<&String> = built.iter().filter(|id| !now.contains(id)).collect();
+    assert!(gone.is_empty(), "taken away without --force: {gone:?}");
+    let out = run(&emulator, &other, &["--force", "sweep"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let after = plumbing(&emulator).await;
+    assert!(
+        !after.iter().any(|id| id.contains('@')),
+        "disassociated: {after:?}"
+    );
+    let out = run(&emulator, &other, &["plan", "--cluster", "demo"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "converged: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("held back"),
+        "{}",
+        text(&out.stdout)
+    );
+}

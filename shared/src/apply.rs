@@ -1331,7 +1331,9 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn put_parameter(
+    /// Create `name` with `tags`, or overwrite it when it carries our
+    /// owner tag (a parameter someone else made is never overwritten).
+    pub async fn put_parameter(
         &self,
         name: &str,
         value: &str,

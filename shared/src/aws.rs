@@ -405,6 +405,17 @@ impl AwsError {
         self.code.as_deref() == Some(code)
     }
 
+    /// A permission the caller lacks.
+    pub fn is_access_denied(&self) -> bool {
+        [
+            "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+        ]
+        .iter()
+        .any(|c| self.is_code(c))
+    }
+
     pub fn message_contains(&self, text: &str) -> bool {
         self.message.contains(text)
     }

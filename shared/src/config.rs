@@ -302,6 +302,61 @@ impl fmt::Display for Config {
     }
 }
 
+impl Config {
+    /// Every variable's effective value, as the environment would give it
+    /// (an empty value: unset). `Config::from_lookup` on it gives the same
+    /// configuration back.
+    pub fn to_settings(&self) -> BTreeMap<String, String> {
+        let join = |items: Vec<String>| items.join(",");
+        let cidrs = |nets: &[IpNet]| join(nets.iter().map(|n| n.to_string()).collect());
+        let mut s = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            s.insert(k.to_string(), v);
+        };
+        put(ENV_CLIENT_VPC_IDS, join(self.client_vpc_ids.clone()));
+        put(ENV_ONPREM_CIDRS, cidrs(&self.onprem_cidrs));
+        put(
+            ENV_DISCOVER_PEERED_VPCS,
+            self.discover_peered_vpcs.to_string(),
+        );
+        put(
+            ENV_OUTBOUND_ENDPOINT_ID,
+            self.outbound_endpoint_id.clone().unwrap_or_default(),
+        );
+        put(
+            ENV_OUTBOUND_VPC_ID,
+            self.outbound_vpc_id.clone().unwrap_or_default(),
+        );
+        put(ENV_TRIGGER, self.trigger.as_str().to_string());
+        put(ENV_SSM_PREFIX, self.ssm_prefix.clone());
+        put(ENV_OWNER, self.owner.clone());
+        put(ENV_MODE, self.mode.as_str().to_string());
+        put(ENV_INBOUND_IPS, self.inbound_ips.to_string());
+        put(ENV_ALLOW_WORLD, self.allow_world.to_string());
+        put(ENV_ALLOW_PUBLIC_CIDRS, self.allow_public_cidrs.to_string());
+        put(ENV_TAG_CIDR_ENVELOPE, cidrs(&self.tag_cidr_envelope));
+        put(ENV_RESOLVER_RATE, self.resolver_rate.to_string());
+        put(ENV_SWEEP_CONCURRENCY, self.sweep_concurrency.to_string());
+        s
+    }
+
+    /// A short digest of the settings that decide what is built (all but
+    /// the mode, the Resolver rate and the sweep's concurrency, which only
+    /// say how): two runs with the same digest want the same plumbing.
+    pub fn digest(&self) -> String {
+        let settings = self.to_settings();
+        let parts: Vec<String> = settings
+            .iter()
+            .filter(|(k, _)| {
+                ![ENV_MODE, ENV_RESOLVER_RATE, ENV_SWEEP_CONCURRENCY].contains(&k.as_str())
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        crate::owner::digest(&parts, 16)
+    }
+}
+
 /// What a cluster's own tags add to the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterTags {
@@ -694,6 +749,34 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(var) && text.contains(value), "{text}");
         }
+    }
+
+    #[test]
+    fn settings_round_trip_and_the_digest_follows_what_is_built() {
+        let c = config(&[
+            (ENV_CLIENT_VPC_IDS, "vpc-11111111,vpc-22222222"),
+            (ENV_ONPREM_CIDRS, "10.0.0.0/8,fd00::/8"),
+            (ENV_OUTBOUND_VPC_ID, "vpc-22222222"),
+            (ENV_TAG_CIDR_ENVELOPE, "10.20.0.0/16"),
+            (ENV_INBOUND_IPS, "3"),
+        ])
+        .unwrap();
+        let settings = c.to_settings();
+        assert_eq!(settings.len(), ALL_VARIABLES.len());
+        let again = Config::from_lookup(|k| settings.get(k).cloned()).unwrap();
+        assert_eq!(again, c);
+        assert_eq!(again.digest(), c.digest());
+        // How it runs does not change the digest; what it builds does.
+        let mut how = c.clone();
+        how.mode = Mode::Plan;
+        how.resolver_rate = 1.0;
+        how.sweep_concurrency = 9;
+        assert_eq!(how.digest(), c.digest());
+        let mut what = c.clone();
+        what.client_vpc_ids.pop();
+        assert_ne!(what.digest(), c.digest());
+        assert_ne!(Config::default().digest(), c.digest());
+        assert_eq!(c.digest().len(), 16);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod progress;
 pub mod reconcile;
 pub mod render;
+pub mod settings;
 pub mod status;
 pub mod sweep;
 pub mod verify;

@@ -385,6 +385,10 @@ pub struct StateDoc {
     /// private ranges. Empty for most VPCs, and then not written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vpc_cidrs: Vec<String>,
+    /// `Config::digest` of the settings the plumbing was made with: a CLI
+    /// run with other settings takes nothing of it away unless forced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_digest: Option<String>,
     pub updated_at: String,
 }
 

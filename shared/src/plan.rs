@@ -257,6 +257,8 @@ pub struct Publication {
     pub allowed_cidrs: Vec<String>,
     /// The cluster VPC's blocks outside the private ranges.
     pub vpc_cidrs: Vec<String>,
+    /// The digest of the settings this is made with.
+    pub settings_digest: String,
     /// The parameters as they are now (name -> value), to write only changes.
     #[serde(skip)]
     pub current: BTreeMap<String, String>,
@@ -424,6 +426,36 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// Take out of the plan every action that takes something away or
+    /// shrinks it (revokes, disassociations, deletes, an endpoint's
+    /// addresses removed), and the publication, which would record this
+    /// run's settings as those the plumbing was made with: what a run with
+    /// settings other than the recorded ones holds back. Returns what was
+    /// taken out, in order.
+    pub fn hold_back(&mut self) -> Vec<Action> {
+        let takes_away = |a: &Action| {
+            matches!(
+                a,
+                Action::RevokeIngress { .. }
+                    | Action::RemoveEndpointIps { .. }
+                    | Action::DisassociateRule { .. }
+                    | Action::DeleteRule { .. }
+                    | Action::DeleteEndpoint { .. }
+                    | Action::DeleteSecurityGroup { .. }
+                    | Action::DeleteParameters { .. }
+            )
+        };
+        if !self.actions.iter().any(takes_away) {
+            return Vec::new();
+        }
+        let (held, kept): (Vec<Action>, Vec<Action>) = self
+            .actions
+            .drain(..)
+            .partition(|a| takes_away(a) || matches!(a, Action::PublishParameters(_)));
+        self.actions = kept;
+        held
     }
 
     /// Whether the plan deletes an endpoint or a security group that other
@@ -935,6 +967,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Planned,
         control_plane_rule_ids: kept_api_rules,
         allowed_cidrs: d.cidrs.iter().map(|c| c.to_string()).collect(),
         vpc_cidrs: recorded_vpc_cidrs(obs, &d.vpc_id, &config.ssm_prefix, &cluster.name),
+        settings_digest: config.digest(),
         current: obs
             .parameters
             .iter()
@@ -1883,6 +1916,7 @@ impl Publication {
             control_plane_rule_ids: rule_ids,
             allowed_cidrs: self.allowed_cidrs.clone(),
             vpc_cidrs: self.vpc_cidrs.clone(),
+            settings_digest: Some(self.settings_digest.clone()),
             updated_at: updated_at
                 .map(str::to_string)
                 .or(previous_stamp)

@@ -249,6 +249,7 @@ fn complete() -> Observation {
         control_plane_rule_ids: vec!["sgr-api-0".into(), "sgr-api-1".into()],
         allowed_cidrs: cidrs().iter().map(|c| c.to_string()).collect(),
         vpc_cidrs: vec![],
+        settings_digest: config().digest(),
         current: Default::default(),
     };
     let rendered = publication.render(Some("2026-01-01T00:00:00Z")).unwrap();
@@ -1104,4 +1105,58 @@ fn a_teardown_says_what_each_delete_waits_for() {
     assert_eq!(count(&p, "delete-rule"), 0);
     assert!(p.actions.iter().any(|a| matches!(a,
         Action::DeleteEndpoint { endpoint_id, after_rules: true, .. } if endpoint_id == OUT_EP)));
+}
+
+#[test]
+fn holding_back_keeps_only_what_adds() {
+    // A teardown: everything goes, so everything is held back.
+    let mut obs = complete();
+    obs.cluster.as_mut().unwrap().public_access = true;
+    let mut p = plan_of(&obs);
+    let all = p.actions.len();
+    let held = p.hold_back();
+    assert_eq!(held.len(), all);
+    assert!(p.actions.is_empty(), "{:?}", kinds(&p));
+
+    // Drift: the missing association and 53 rule are made again, the stray
+    // 443 rule stays, and the state is not rewritten with this run's
+    // settings.
+    let mut obs = complete();
+    obs.associations.clear();
+    obs.security_group_rules.retain(|r| r.id != "sgr-dns-udp-1");
+    let o = owner();
+    obs.security_group_rules.push(sg_rule(
+        "sgr-api-old",
+        CP_SG,
+        "tcp",
+        443,
+        "10.99.0.0/16",
+        o.cluster_tags(ARN),
+    ));
+    let mut p = plan_of(&obs);
+    let before = kinds(&p);
+    assert!(before.contains(&"revoke"), "{before:?}");
+    let held = p.hold_back();
+    let after = kinds(&p);
+    assert!(
+        after.contains(&"associate") && after.contains(&"authorize"),
+        "{after:?}"
+    );
+    assert!(!after.contains(&"revoke"), "{after:?}");
+    assert!(!after.contains(&"publish"), "{after:?}");
+    assert_eq!(held.len() + after.len(), before.len());
+
+    // A fresh setup takes nothing away: nothing is held back, the
+    // publication included.
+    let mut fresh = complete();
+    fresh.endpoints.clear();
+    fresh.rules.clear();
+    fresh.associations.clear();
+    fresh.security_groups.clear();
+    fresh.security_group_rules.clear();
+    fresh.parameters.clear();
+    let mut p = plan_of(&fresh);
+    let n = p.actions.len();
+    assert!(p.hold_back().is_empty());
+    assert_eq!(p.actions.len(), n);
 }

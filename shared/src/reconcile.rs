@@ -80,10 +80,45 @@ pub struct Reconciler {
     pub clients: Clients,
     pub config: Config,
     pub owner: Owner,
+    /// Who runs: the deployment, or an operator whose settings may differ.
+    pub role: Role,
+    /// Whether a sweep publishes the settings (the sweep Lambda does).
+    pub publishes_settings: bool,
     /// The account this runs in, when known (the Lambda learns it from its
     /// own ARN): events from any other account are ignored.
     pub account: std::sync::OnceLock<String>,
     pub waiting: Waiting,
+}
+
+/// Who runs a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The Lambdas: the deployment acts on its own settings, and records
+    /// their digest.
+    Deployment,
+    /// The CLI: where its settings differ from those recorded for a
+    /// cluster (or, in a sweep, from the deployment's published ones), it
+    /// takes nothing away unless `force`.
+    Operator { force: bool },
+}
+
+impl Role {
+    /// Whether a run with settings of digest `ours` must hold back what
+    /// takes plumbing made with `recorded` away.
+    pub fn holds_back(self, ours: &str, recorded: Option<&str>) -> bool {
+        matches!(self, Role::Operator { force: false }) && recorded != Some(ours)
+    }
+}
+
+/// Why a run held back: the sentence the report gives.
+pub fn held_back_reason(ours: &str, recorded: Option<&str>, whose: &str) -> String {
+    match recorded {
+        Some(theirs) => format!(
+            "this run's settings (digest {ours}) differ from those {whose} ({theirs}); \
+             --force applies it"
+        ),
+        None => format!("no settings are recorded for {whose}; --force applies it"),
+    }
 }
 
 /// Why a reconcile failed.
@@ -173,6 +208,12 @@ pub struct Report {
     pub absorbed: Vec<String>,
     /// What was left out, and why (a peered VPC of another account).
     pub warnings: Vec<String>,
+    /// What this run would take away but does not: its settings differ
+    /// from those the plumbing was made with (`Role::Operator`).
+    pub held_back: Vec<String>,
+    /// Where each setting came from (the CLI's `plan`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<crate::settings::Setting>,
     /// Looks taken (observe and plan).
     pub rounds: u32,
     pub api_calls: u64,
@@ -224,6 +265,8 @@ impl Reconciler {
             clients,
             config,
             owner,
+            role: Role::Deployment,
+            publishes_settings: false,
             account: std::sync::OnceLock::new(),
             waiting: Waiting::default(),
         }
@@ -361,6 +404,8 @@ impl Reconciler {
             kept: Vec::new(),
             absorbed: Vec::new(),
             warnings: Vec::new(),
+            held_back: Vec::new(),
+            settings: Vec::new(),
             rounds: 0,
             api_calls: 0,
             write_calls: 0,
@@ -471,6 +516,24 @@ impl Reconciler {
                         );
                         tracing::warn!(cluster, vpc = %vpc, account = %account, "{warning}");
                         report.warnings.push(warning);
+                    }
+                }
+            }
+            let ours = self.config.digest();
+            let recorded = plan::previous_state(&self.config, &obs).and_then(|s| s.settings_digest);
+            if self.role.holds_back(&ours, recorded.as_deref()) {
+                let held = plan.hold_back();
+                if !held.is_empty() {
+                    let why = held_back_reason(
+                        &ours,
+                        recorded.as_deref(),
+                        &format!("cluster {cluster}'s plumbing was made with"),
+                    );
+                    for action in held {
+                        let line = format!("{} ({why})", action.describe());
+                        if !report.held_back.contains(&line) {
+                            report.held_back.push(line);
+                        }
                     }
                 }
             }

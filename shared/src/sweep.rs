@@ -16,7 +16,8 @@ use crate::event::cluster_name_from_arn;
 use crate::observe::{self, Fleet};
 use crate::owner::{CreatorId, TAG_CLUSTER};
 use crate::plan::{self, Decision, Plan, SharedView};
-use crate::reconcile::{Outcome, Reconciler, Report};
+use crate::reconcile::{held_back_reason, Outcome, Reconciler, Report};
+use crate::settings::Published;
 use crate::wait::Patience;
 
 /// One cluster the sweep could not reconcile, and why.
@@ -61,6 +62,13 @@ pub struct SweepReport {
     pub poll_calls: u64,
     pub duration_ms: u64,
     pub failures: Vec<Failure>,
+    /// What this run would have taken away but did not, per cluster (and
+    /// "(shared)"): its settings differ from the deployment's
+    /// (`Role::Operator`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<String>,
+    /// Whether this run published the deployment's settings (they changed).
+    pub settings_published: bool,
     #[serde(skip)]
     pub reports: Vec<Report>,
 }
@@ -90,6 +98,12 @@ impl SweepReport {
                 waiting_for: report.in_progress.clone(),
             });
         }
+        self.held_back.extend(
+            report
+                .held_back
+                .iter()
+                .map(|line| format!("{}: {line}", report.cluster)),
+        );
         if let Some(error) = &report.error {
             self.failed += 1;
             self.failures.push(Failure {
@@ -99,6 +113,40 @@ impl SweepReport {
             });
         }
     }
+}
+
+/// Publish the deployment's settings when they differ from what the fleet
+/// read found (no read of its own); whether it wrote.
+async fn publish_settings(
+    reconciler: &Reconciler,
+    fleet: &Fleet,
+) -> Result<bool, crate::apply::ApplyError> {
+    let prefix = &reconciler.config.ssm_prefix;
+    let doc = Published::of(&reconciler.config);
+    let current = fleet
+        .parameters
+        .iter()
+        .find(|p| p.name == crate::settings::parameter_name(prefix));
+    if Published::find(prefix, &fleet.parameters).as_ref() == Some(&doc) {
+        return Ok(false);
+    }
+    let mut tags = crate::model::Tags::new();
+    tags.insert(crate::owner::TAG_OWNER.into(), reconciler.owner.id.clone());
+    let applier = Applier {
+        clients: &reconciler.clients,
+        owner: &reconciler.owner,
+        patience: Patience::none(),
+    };
+    applier
+        .put_parameter(
+            &crate::settings::parameter_name(prefix),
+            &doc.to_json(),
+            aws_sdk_ssm::types::ParameterType::String,
+            &tags,
+            current.is_some(),
+        )
+        .await?;
+    Ok(true)
 }
 
 /// List every cluster in the region.
@@ -177,6 +225,19 @@ pub async fn sweep(
         observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
     )?;
     summary.clusters_seen = names.len();
+    if reconciler.publishes_settings && mode == crate::config::Mode::Apply {
+        match publish_settings(reconciler, &fleet).await {
+            Ok(published) => summary.settings_published = published,
+            Err(e) => {
+                summary.failed += 1;
+                summary.failures.push(Failure {
+                    cluster: "(settings)".into(),
+                    error: e.to_string(),
+                    transient: e.is_transient(),
+                });
+            }
+        }
+    }
 
     // Every cluster, a few at a time, sharing what was read once.
     let total = names.len();
@@ -312,7 +373,18 @@ pub async fn sweep(
         security_groups: fresh.security_groups.clone(),
         needed_vpcs,
     };
-    let actions = plan::plan_shared_orphans(&reconciler.config, &reconciler.owner, &view);
+    let mut actions = plan::plan_shared_orphans(&reconciler.config, &reconciler.owner, &view);
+    let ours = reconciler.config.digest();
+    let theirs =
+        Published::find(&reconciler.config.ssm_prefix, &fresh.parameters).map(|p| p.digest);
+    if !actions.is_empty() && reconciler.role.holds_back(&ours, theirs.as_deref()) {
+        let why = held_back_reason(&ours, theirs.as_deref(), "the deployment publishes");
+        summary.held_back.extend(
+            actions
+                .drain(..)
+                .map(|a| format!("(shared): {} ({why})", a.describe())),
+        );
+    }
     if !actions.is_empty() {
         let count = actions.len();
         let shared = Plan {

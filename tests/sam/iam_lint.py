@@ -46,6 +46,22 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
         "resource type of ec2:AuthorizeSecurityGroupIngress: tagging the new rule is "
         "authorized on it",
     ),
+] + [
+    (
+        "UNKNOWN_CONDITION_FOR_ACTION",
+        "ResolverEndpointNetworkInterfaces",
+        action,
+        "aws:ViaAWSService is a global condition key (IAM User Guide, AWS global "
+        "condition context keys: true in requests a service makes with the "
+        "principal's credentials, forward access sessions), valid with every "
+        "action; parliament's copy of the keys predates it",
+    )
+    for action in [
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:ModifyNetworkInterfaceAttribute",
+    ]
 ]
 
 

@@ -31,7 +31,9 @@ impl From<SweepFailed> for Diagnostic {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let reconciler = Reconciler::from_env(None).await?;
+    let mut reconciler = Reconciler::from_env(None).await?;
+    // The deployment: it publishes its settings for the CLI.
+    reconciler.publishes_settings = true;
     tracing::info!(config = %reconciler.config, "sweep ready");
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
