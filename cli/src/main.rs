@@ -89,6 +89,11 @@ struct Settings {
     /// (default: the private ranges).
     #[arg(long, global = true, env = config::ENV_TAG_CIDR_ENVELOPE, hide_env_values = true)]
     tag_cidr_envelope: Option<String>,
+    /// Where the 443 rules go: cluster (the EKS-made cluster security
+    /// group) or tagged (the cluster's additional group tagged
+    /// eks-private-dns:api-rules=<owner>).
+    #[arg(long, global = true, env = config::ENV_API_RULES_GROUP, hide_env_values = true)]
+    api_rules_group: Option<String>,
     /// Route 53 Resolver requests per second (default 4).
     #[arg(long, global = true, env = config::ENV_RESOLVER_RATE, hide_env_values = true)]
     resolver_rate: Option<String>,
@@ -117,6 +122,7 @@ impl Settings {
             config::ENV_ALLOW_WORLD => &self.allow_world,
             config::ENV_ALLOW_PUBLIC_CIDRS => &self.allow_public_cidrs,
             config::ENV_TAG_CIDR_ENVELOPE => &self.tag_cidr_envelope,
+            config::ENV_API_RULES_GROUP => &self.api_rules_group,
             config::ENV_MODE => &self.mode,
             config::ENV_RESOLVER_RATE => &self.resolver_rate,
             config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,

@@ -223,7 +223,13 @@ async fn region_and_credentials_from_a_profile() {
 
 #[tokio::test]
 async fn apply_waits_for_aws_no_wait_is_converging_and_verify_path_checks_every_hop() {
-    let emulator = Emulator::start_with(EmulatorOptions::slow_resolver()).unwrap();
+    // Long enough that the path is surely not there yet when verify looks
+    // right after a --no-wait apply.
+    let emulator = Emulator::start_with(EmulatorOptions {
+        resolver_seconds: 6.0,
+        ..EmulatorOptions::slow_resolver()
+    })
+    .unwrap();
     let (_, client) = world(&emulator).await;
     let env = [
         ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str()),

@@ -19,6 +19,7 @@ pub const ENV_INBOUND_IPS: &str = "EKS_PRIVATE_DNS_INBOUND_IPS";
 pub const ENV_ALLOW_WORLD: &str = "EKS_PRIVATE_DNS_ALLOW_WORLD";
 pub const ENV_ALLOW_PUBLIC_CIDRS: &str = "EKS_PRIVATE_DNS_ALLOW_PUBLIC_CIDRS";
 pub const ENV_TAG_CIDR_ENVELOPE: &str = "EKS_PRIVATE_DNS_TAG_CIDR_ENVELOPE";
+pub const ENV_API_RULES_GROUP: &str = "EKS_PRIVATE_DNS_API_RULES_GROUP";
 pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
 pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
 
@@ -37,6 +38,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     ENV_ALLOW_WORLD,
     ENV_ALLOW_PUBLIC_CIDRS,
     ENV_TAG_CIDR_ENVELOPE,
+    ENV_API_RULES_GROUP,
     ENV_RESOLVER_RATE,
     ENV_SWEEP_CONCURRENCY,
 ];
@@ -68,6 +70,31 @@ impl Trigger {
         match self {
             Trigger::PrivateOnly => "private-only",
             Trigger::PrivateAccess => "private-access",
+        }
+    }
+}
+
+/// The security group tag that names a cluster's additional group as the
+/// one for our 443 rules (value: the owner id), with
+/// `EKS_PRIVATE_DNS_API_RULES_GROUP=tagged`.
+pub const TAG_API_RULES: &str = "eks-private-dns:api-rules";
+
+/// Where the TCP 443 rules go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiRulesGroup {
+    /// The cluster security group EKS made (which EKS also attaches to
+    /// managed nodes).
+    Cluster,
+    /// The cluster's additional group tagged `TAG_API_RULES` = owner
+    /// (attached to the control plane's interfaces only).
+    Tagged,
+}
+
+impl ApiRulesGroup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiRulesGroup::Cluster => "cluster",
+            ApiRulesGroup::Tagged => "tagged",
         }
     }
 }
@@ -108,6 +135,7 @@ pub struct Config {
     /// Where the CIDRs of cluster tags must lie: a tag may narrow, never
     /// widen, what the operator allowed. Default: the private ranges.
     pub tag_cidr_envelope: Vec<IpNet>,
+    pub api_rules_group: ApiRulesGroup,
     /// Route 53 Resolver requests per second, for this process.
     pub resolver_rate: f64,
     /// Clusters a sweep reconciles at once.
@@ -130,6 +158,7 @@ impl Default for Config {
             allow_world: false,
             allow_public_cidrs: false,
             tag_cidr_envelope: private_ranges(),
+            api_rules_group: ApiRulesGroup::Cluster,
             resolver_rate: DEFAULT_RESOLVER_RATE,
             sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
         }
@@ -215,6 +244,16 @@ impl Config {
                 ))
             }
         };
+        let api_rules_group = match get(ENV_API_RULES_GROUP).as_deref() {
+            None | Some("cluster") => ApiRulesGroup::Cluster,
+            Some("tagged") => ApiRulesGroup::Tagged,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    ENV_API_RULES_GROUP,
+                    format!("'{other}' is not a place for the 443 rules; use cluster or tagged"),
+                ))
+            }
+        };
         let ssm_prefix = match get(ENV_SSM_PREFIX) {
             Some(v) => parse_ssm_prefix(&v)?,
             None => defaults.ssm_prefix,
@@ -275,6 +314,7 @@ impl Config {
             allow_world,
             allow_public_cidrs,
             tag_cidr_envelope,
+            api_rules_group,
             resolver_rate,
             sweep_concurrency,
         })
@@ -335,6 +375,10 @@ impl Config {
         put(ENV_ALLOW_WORLD, self.allow_world.to_string());
         put(ENV_ALLOW_PUBLIC_CIDRS, self.allow_public_cidrs.to_string());
         put(ENV_TAG_CIDR_ENVELOPE, cidrs(&self.tag_cidr_envelope));
+        put(
+            ENV_API_RULES_GROUP,
+            self.api_rules_group.as_str().to_string(),
+        );
         put(ENV_RESOLVER_RATE, self.resolver_rate.to_string());
         put(ENV_SWEEP_CONCURRENCY, self.sweep_concurrency.to_string());
         s
@@ -730,6 +774,7 @@ mod tests {
             (ENV_ONPREM_CIDRS, "203.0.113.0/24"),
             (ENV_TAG_CIDR_ENVELOPE, "8.0.0.0/8"),
             (ENV_ALLOW_PUBLIC_CIDRS, "perhaps"),
+            (ENV_API_RULES_GROUP, "nodes"),
             (ENV_INBOUND_IPS, "1"),
             (ENV_INBOUND_IPS, "7"),
             (ENV_INBOUND_IPS, "two"),

@@ -254,10 +254,21 @@ pub async fn our_security_groups(
     clients: &Clients,
     owner: &Owner,
 ) -> Result<Vec<SecurityGroupView>, AwsError> {
+    security_groups(
+        clients,
+        filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()]),
+    )
+    .await
+}
+
+async fn security_groups(
+    clients: &Clients,
+    by: Filter,
+) -> Result<Vec<SecurityGroupView>, AwsError> {
     let mut pages = clients
         .ec2
         .describe_security_groups()
-        .filters(filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()]))
+        .filters(by)
         .into_paginator()
         .send();
     let mut groups = Vec::new();
@@ -902,6 +913,20 @@ pub async fn observe_cluster(
     if let Some(group) = obs.cluster.as_ref().and_then(|c| c.control_plane_group()) {
         rule_group_ids.insert(group.to_string());
     }
+    // With the 443 rules on a tagged additional group: the cluster's
+    // additional groups, and the rules on them (the same call).
+    let additional: Vec<String> = match (&obs.cluster, config.api_rules_group) {
+        (Some(c), crate::config::ApiRulesGroup::Tagged) => c.security_group_ids.clone(),
+        _ => Vec::new(),
+    };
+    rule_group_ids.extend(additional.iter().cloned());
+    let cluster_groups = async {
+        if additional.is_empty() {
+            Ok(Vec::new())
+        } else {
+            security_groups(clients, filter("group-id", additional.clone())).await
+        }
+    };
     if let Some(state) = &state {
         rule_group_ids.insert(state.control_plane_security_group_id.clone());
     }
@@ -962,7 +987,9 @@ pub async fn observe_cluster(
         .map(|e| e.id.clone())
         .collect();
     let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let (peered, sg_rules, registrations, ips) = tokio::try_join!(peering, rules, registry, ips)?;
+    let (peered, sg_rules, registrations, ips, cluster_groups) =
+        tokio::try_join!(peering, rules, registry, ips, cluster_groups)?;
+    obs.cluster_groups = cluster_groups;
     obs.peered_vpc_ids = peered.same_account;
     obs.other_account_peers = peered.other_accounts;
     obs.security_group_rules = sg_rules;

@@ -126,7 +126,8 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
     let inbound_groups: Vec<&str> = inbound
         .map(|e| e.security_group_ids.iter().map(String::as_str).collect())
         .unwrap_or_default();
-    let control_plane = cluster.control_plane_group().unwrap_or("-").to_string();
+    let control_plane =
+        crate::plan::api_group(config, cluster, obs).unwrap_or_else(|_| "-".to_string());
     let rule = obs
         .rules
         .iter()

@@ -46,6 +46,9 @@ pub struct Observation {
     pub vpcs: Vec<VpcView>,
     /// VPCs with an active peering connection to the cluster VPC.
     pub peered_vpc_ids: Vec<String>,
+    /// The cluster's additional security groups, described (only with
+    /// `EKS_PRIVATE_DNS_API_RULES_GROUP=tagged`).
+    pub cluster_groups: Vec<SecurityGroupView>,
     /// Peered VPCs of other accounts (VPC id, account id): not served by
     /// this deployment, and no reason to refuse the cluster.
     pub other_account_peers: Vec<(String, String)>,
@@ -724,27 +727,7 @@ fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Str
             azs.len()
         ));
     }
-    // 443 goes on the group EKS made for the cluster, the only one the
-    // deployment's IAM policy lets it change (tagged aws:eks:cluster-name);
-    // the additional groups are the user's.
-    let control_plane_group = cluster
-        .control_plane_group()
-        .ok_or_else(|| {
-            let yours = match cluster.security_group_ids.first() {
-                Some(group) => {
-                    format!(" and will not change its additional group {group}, which is yours")
-                }
-                None => String::new(),
-            };
-            format!(
-                "cluster {} has no cluster security group made by EKS \
-                 (resourcesVpcConfig.clusterSecurityGroupId); eks-private-dns admits TCP 443 only \
-                 on that group (its IAM policy allows rules only on groups tagged \
-                 aws:eks:cluster-name){yours}; nothing was made for the cluster",
-                cluster.name
-            )
-        })?
-        .to_string();
+    let control_plane_group = api_group(config, cluster, obs)?;
     let clients = client_vpc_ids(config, &tags, obs);
     let mut cidrs: BTreeSet<IpNet> = BTreeSet::new();
     for id in &clients {
@@ -1346,6 +1329,65 @@ fn recorded_vpc_cidrs(obs: &Observation, vpc_id: &str, prefix: &str, cluster: &s
                 .map(|doc| doc.vpc_cidrs)
                 .unwrap_or_default()
         }
+    }
+}
+
+/// Where the 443 rules of `cluster` go, or why there is no such group.
+/// `cluster` mode: the group EKS made for the cluster (tagged
+/// aws:eks:cluster-name), the only one of its groups the IAM policy lets us
+/// change then; the additional groups are the user's. `tagged` mode: the
+/// first additional group tagged eks-private-dns:api-rules=<owner>.
+pub fn api_group(
+    config: &Config,
+    cluster: &ClusterView,
+    obs: &Observation,
+) -> Result<String, String> {
+    use crate::config::{ApiRulesGroup, ENV_API_RULES_GROUP, TAG_API_RULES};
+    match config.api_rules_group {
+        ApiRulesGroup::Cluster => cluster
+            .control_plane_group()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                let yours = match cluster.security_group_ids.first() {
+                    Some(group) => format!(
+                        " and will not change its additional group {group}, which is yours \
+                         (tag it {TAG_API_RULES}={} and set {ENV_API_RULES_GROUP}=tagged to \
+                         have the rules there)",
+                        config.owner
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    "cluster {} has no cluster security group made by EKS \
+                     (resourcesVpcConfig.clusterSecurityGroupId); eks-private-dns admits TCP 443 \
+                     only on that group (its IAM policy allows rules only on groups tagged \
+                     aws:eks:cluster-name){yours}; nothing was made for the cluster",
+                    cluster.name
+                )
+            }),
+        ApiRulesGroup::Tagged => cluster
+            .security_group_ids
+            .iter()
+            .find(|id| {
+                obs.cluster_groups
+                    .iter()
+                    .any(|g| &g.id == *id && g.tags.get(TAG_API_RULES) == Some(&config.owner))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                let groups = if cluster.security_group_ids.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has {}", cluster.security_group_ids.join(", "))
+                };
+                format!(
+                    "cluster {} has no additional security group tagged {TAG_API_RULES}={} \
+                     ({groups}); with {ENV_API_RULES_GROUP}=tagged the TCP 443 rules go only on \
+                     such a group: tag one of the cluster's additional groups, or set \
+                     {ENV_API_RULES_GROUP}=cluster; nothing was made for the cluster",
+                    cluster.name, config.owner
+                )
+            }),
     }
 }
 

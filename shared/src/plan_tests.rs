@@ -1160,3 +1160,49 @@ fn holding_back_keeps_only_what_adds() {
     assert!(p.hold_back().is_empty());
     assert_eq!(p.actions.len(), n);
 }
+
+#[test]
+fn the_443_rules_go_on_a_group_tagged_for_us_when_asked() {
+    use crate::config::{ApiRulesGroup, TAG_API_RULES};
+    let mine = |tags: Tags| SecurityGroupView {
+        id: "sg-mine".into(),
+        vpc_id: CLUSTER_VPC.into(),
+        name: "api".into(),
+        tags,
+    };
+    let mut config = config();
+    config.api_rules_group = ApiRulesGroup::Tagged;
+    let mut obs = complete();
+    obs.cluster.as_mut().unwrap().security_group_ids = vec!["sg-users".into(), "sg-mine".into()];
+    obs.cluster_groups = vec![mine(tags(&[(TAG_API_RULES, "eks-private-dns")]))];
+    let p = plan(&config, &owner(), &obs);
+    assert!(matches!(p.decision, Decision::Managed), "{:?}", p.decision);
+    // Ours move: added on the tagged group, revoked from the cluster's.
+    let on_mine = p.actions.iter().any(|a| {
+        matches!(a, Action::AuthorizeIngress { group: GroupRef::Existing(id), permissions, .. }
+            if id == "sg-mine" && permissions.iter().all(|p| p.port == 443))
+    });
+    assert!(on_mine, "{:?}", kinds(&p));
+    let off_cluster = p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::RevokeIngress { group_id, .. } if group_id == CP_SG));
+    assert!(off_cluster, "{:?}", kinds(&p));
+
+    // Tagged for another owner, or not at all: invalid, naming the cluster,
+    // the tag and the groups it has; nothing is made.
+    for other in [tags(&[(TAG_API_RULES, "someone-else")]), Tags::new()] {
+        obs.cluster_groups = vec![mine(other)];
+        let p = plan(&config, &owner(), &obs);
+        match &p.decision {
+            Decision::Invalid { problem } => assert!(
+                problem.contains("prod")
+                    && problem.contains(TAG_API_RULES)
+                    && problem.contains("sg-users, sg-mine"),
+                "{problem}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(p.actions.is_empty());
+    }
+}

@@ -434,8 +434,23 @@ impl Aws {
         public: bool,
         tags: &[(&str, &str)],
     ) -> Result<()> {
+        self.cluster_with_groups(name, vpc, private, public, &[], tags)
+            .await
+    }
+
+    /// The same, with additional security groups.
+    pub async fn cluster_with_groups(
+        &self,
+        name: &str,
+        vpc: &Vpc,
+        private: bool,
+        public: bool,
+        groups: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<()> {
         let config = aws_sdk_eks::types::VpcConfigRequest::builder()
             .set_subnet_ids(Some(vpc.subnets.clone()))
+            .set_security_group_ids(Some(groups.to_vec()))
             .endpoint_private_access(private)
             .endpoint_public_access(public)
             .build();
@@ -476,6 +491,32 @@ impl Aws {
             .cluster()
             .cloned()
             .ok_or_else(|| anyhow!("no cluster"))
+    }
+
+    /// A security group of the user's in `vpc`, with `tags`.
+    pub async fn security_group(
+        &self,
+        vpc: &Vpc,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<String> {
+        let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup);
+        for (k, v) in tags {
+            spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
+        }
+        Ok(self
+            .ec2
+            .create_security_group()
+            .group_name(name)
+            .description(name)
+            .vpc_id(&vpc.id)
+            .set_tag_specifications((!tags.is_empty()).then(|| vec![spec.build()]))
+            .send()
+            .await?
+            .group_id()
+            .ok_or_else(|| anyhow!("no group id"))?
+            .to_string())
     }
 
     /// The security group EKS made for a cluster.

@@ -901,3 +901,82 @@ async fn without_waiting_an_apply_is_converging_and_the_next_run_finishes_it() {
     ok(&rec.reconcile("prod", None).await);
     w.aws.snapshot().await.unwrap().assert_clean();
 }
+
+/// With EKS_PRIVATE_DNS_API_RULES_GROUP=tagged, the 443 rules go on the
+/// cluster's additional group tagged for us (attached to the control plane
+/// only, not to the nodes), never on the cluster security group; every
+/// path holds through it; and a teardown takes them off it again.
+#[tokio::test]
+async fn the_443_rules_go_on_the_group_tagged_for_us() {
+    let w = world().await;
+    let api = w
+        .aws
+        .security_group(
+            &w.cluster_vpc,
+            "api-clients",
+            &[(TAG_API_RULES, "eks-private-dns")],
+        )
+        .await
+        .unwrap();
+    w.aws
+        .cluster_with_groups(
+            "prod",
+            &w.cluster_vpc,
+            true,
+            false,
+            std::slice::from_ref(&api),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut settings = w.config();
+    settings.api_rules_group = ApiRulesGroup::Tagged;
+    let rec = w.emulator.reconciler(settings);
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    let on_api: BTreeSet<String> = snap.ingress(&api).into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        on_api,
+        ["10.1.0.0/16", ONPREM]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let cluster_sg = w.cluster_sg("prod").await;
+    assert!(
+        snap.ingress(&cluster_sg).is_empty(),
+        "nothing for the nodes"
+    );
+    assert_paths(&rec, "prod").await;
+
+    // The tag gone: invalid, and it says what to tag.
+    let untagged = w
+        .aws
+        .security_group(&w.cluster_vpc, "plain", &[])
+        .await
+        .unwrap();
+    w.aws
+        .cluster_with_groups(
+            "plain",
+            &w.cluster_vpc,
+            true,
+            false,
+            std::slice::from_ref(&untagged),
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = rec.reconcile("plain", None).await;
+    assert_eq!(report.decision, "invalid");
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("plain") && error.contains(TAG_API_RULES) && error.contains(&untagged),
+        "{error}"
+    );
+
+    // Public again: the rules come off the tagged group.
+    w.aws.set_access("prod", true, true).await.unwrap();
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    assert!(snap.ingress(&api).is_empty(), "{:?}", snap.ingress(&api));
+}
