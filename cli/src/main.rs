@@ -301,6 +301,7 @@ async fn reconciler_and_settings(
     }
     let mut rec = Reconciler::new(clients, config);
     rec.role = Role::Operator { force: cli.force };
+    rec.deployment_digest = published.map(|p| p.digest);
     Ok((rec, sources))
 }
 

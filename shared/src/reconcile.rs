@@ -84,6 +84,10 @@ pub struct Reconciler {
     pub role: Role,
     /// Whether a sweep publishes the settings (the sweep Lambda does).
     pub publishes_settings: bool,
+    /// The digest of the deployment's published settings, when the CLI
+    /// found them: a run with exactly those acts as the deployment would,
+    /// whatever a state recorded.
+    pub deployment_digest: Option<String>,
     /// The account this runs in, when known (the Lambda learns it from its
     /// own ARN): events from any other account are ignored.
     pub account: std::sync::OnceLock<String>,
@@ -267,6 +271,7 @@ impl Reconciler {
             owner,
             role: Role::Deployment,
             publishes_settings: false,
+            deployment_digest: None,
             account: std::sync::OnceLock::new(),
             waiting: Waiting::default(),
         }
@@ -521,7 +526,9 @@ impl Reconciler {
             }
             let ours = self.config.digest();
             let recorded = plan::previous_state(&self.config, &obs).and_then(|s| s.settings_digest);
-            if self.role.holds_back(&ours, recorded.as_deref()) {
+            if self.role.holds_back(&ours, recorded.as_deref())
+                && self.deployment_digest.as_deref() != Some(ours.as_str())
+            {
                 let held = plan.hold_back();
                 if !held.is_empty() {
                     let why = held_back_reason(
