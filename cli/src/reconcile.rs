@@ -1,0 +1,159 @@
+//! The commands that reconcile: plan, apply, handle-event and sweep.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+
+use shared::config::Mode;
+use shared::handler::{handle_event, EventResult};
+use shared::wait::Patience;
+
+use crate::*;
+
+/// Print the plan; exit 0 when there is nothing to do, 2 when there is.
+pub(crate) async fn plan(cli: &Cli, cluster: &str) -> Result<ExitCode> {
+    let (rec, settings) = reconciler_and_settings(cli, Mode::Plan).await?;
+    let mut report = rec.reconcile_in(cluster, None, Mode::Plan).await;
+    report.settings = settings;
+    emit(cli.output, &report, || print_report(&report))?;
+    if let Some(error) = &report.error {
+        return Err(anyhow!("{error}"));
+    }
+    Ok(if report.actions.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Reconcile one cluster, waiting for EKS (`wait`) and for AWS (unless
+/// `no_wait`) until `timeout` seconds have passed.
+pub(crate) async fn apply(
+    cli: &Cli,
+    cluster: &str,
+    wait: bool,
+    no_wait: bool,
+    timeout: u64,
+    poll: f64,
+) -> Result<ExitCode> {
+    let rec = reconciler(cli, Mode::Apply).await?;
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let report = if wait {
+        let tty = std::io::stderr().is_terminal();
+        rec.reconcile_waiting(
+            cluster,
+            None,
+            deadline,
+            Duration::from_secs_f64(poll.max(0.05)),
+            |report, delay| {
+                if tty {
+                    eprintln!(
+                        "{}: {}; checking again in {:.0} s",
+                        report.cluster,
+                        report.detail.as_deref().unwrap_or("pending"),
+                        delay.as_secs_f64()
+                    );
+                }
+            },
+        )
+        .await
+    } else if no_wait {
+        rec.reconcile_until(cluster, None, Patience::none()).await
+    } else {
+        let patience = rec.waiting.until(tokio::time::Instant::from_std(deadline));
+        rec.reconcile_until(cluster, None, patience).await
+    };
+    emit(cli.output, &report, || print_report(&report))?;
+    finish(&report)
+}
+
+/// One EventBridge event, from a file or standard input, as the Lambda
+/// handles it.
+pub(crate) async fn handle_event_file(
+    cli: &Cli,
+    file: &str,
+    timeout: u64,
+    poll: f64,
+) -> Result<ExitCode> {
+    let bytes = read_input(file)?;
+    let rec = reconciler(cli, Mode::Apply).await?;
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let result = handle_event(
+        &rec,
+        &bytes,
+        deadline,
+        Duration::from_secs_f64(poll.max(0.05)),
+    )
+    .await
+    .map_err(|e| anyhow!("{file}: {e}"))?;
+    match result {
+        EventResult::Ignored { reason } => {
+            #[derive(Serialize)]
+            struct Ignored<'a> {
+                ignored: bool,
+                reason: &'a str,
+            }
+            emit(
+                cli.output,
+                &Ignored {
+                    ignored: true,
+                    reason: &reason,
+                },
+                || println!("ignored: {reason}"),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EventResult::Reconciled { report, .. } => {
+            emit(cli.output, &report, || print_report(&report))?;
+            finish(&report)
+        }
+    }
+}
+
+/// Every cluster of the region, as the sweep Lambda does.
+pub(crate) async fn sweep(cli: &Cli, timeout: u64) -> Result<ExitCode> {
+    let rec = reconciler(cli, Mode::Apply).await?;
+    let tty = std::io::stderr().is_terminal();
+    let patience = rec.waiting.from_now_for(Duration::from_secs(timeout));
+    let summary = shared::sweep::sweep(&rec, patience, |done, total, report| {
+        if tty {
+            let what = if report.is_converging() {
+                format!("{} actions, converging", report.actions.len())
+            } else if report.actions.is_empty() {
+                "in sync".to_string()
+            } else {
+                format!("{} actions", report.actions.len())
+            };
+            eprintln!(
+                "[{done}/{total}] {}: {} ({what}){}",
+                report.cluster,
+                report.decision,
+                report
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    })
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    emit(cli.output, &summary, || print_sweep(&summary))?;
+    if summary.failed > 0 {
+        return Err(anyhow!(
+            "{} of {} clusters failed: {}",
+            summary.failed,
+            summary.clusters_seen,
+            summary
+                .failures
+                .iter()
+                .map(|f| format!("{} ({})", f.cluster, f.error))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
