@@ -949,7 +949,7 @@ fn managed(config: &Config, owner: &Owner, obs: &Observation) -> Result<Planned,
         control_plane_group_id: d.control_plane_group.clone(),
         control_plane_rule_ids: kept_api_rules,
         allowed_cidrs: d.cidrs.iter().map(|c| c.to_string()).collect(),
-        vpc_cidrs: recorded_vpc_cidrs(obs, &d.vpc_id, &config.ssm_prefix, &cluster.name),
+        vpc_cidrs: recorded_vpc_cidrs(config, obs, &d.vpc_id),
         settings_digest: config.digest(),
         current: obs
             .parameters
@@ -1312,7 +1312,7 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
 
 /// The cluster VPC's CIDR blocks outside the private ranges, as observed,
 /// or as the state records them when the VPC was not read this time.
-fn recorded_vpc_cidrs(obs: &Observation, vpc_id: &str, prefix: &str, cluster: &str) -> Vec<String> {
+fn recorded_vpc_cidrs(config: &Config, obs: &Observation, vpc_id: &str) -> Vec<String> {
     match obs.vpcs.iter().find(|v| v.id == vpc_id) {
         Some(vpc) => vpc
             .cidrs
@@ -1320,15 +1320,9 @@ fn recorded_vpc_cidrs(obs: &Observation, vpc_id: &str, prefix: &str, cluster: &s
             .filter(|c| !crate::config::is_private(c))
             .map(|c| c.to_string())
             .collect(),
-        None => {
-            let state = parameter_name(prefix, cluster, PARAM_STATE);
-            obs.parameters
-                .iter()
-                .find(|p| p.name == state)
-                .and_then(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
-                .map(|doc| doc.vpc_cidrs)
-                .unwrap_or_default()
-        }
+        None => previous_state(config, obs)
+            .map(|doc| doc.vpc_cidrs)
+            .unwrap_or_default(),
     }
 }
 

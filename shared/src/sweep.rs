@@ -80,6 +80,16 @@ impl SweepReport {
         self.failures.iter().any(|f| f.transient)
     }
 
+    /// Count a failure of `cluster` (or "(shared)", "(settings)").
+    fn fail(&mut self, cluster: &str, error: String, transient: bool) {
+        self.failed += 1;
+        self.failures.push(Failure {
+            cluster: cluster.to_string(),
+            error,
+            transient,
+        });
+    }
+
     fn count(&mut self, report: &Report) {
         match report.decision.as_str() {
             "managed" => self.managed += 1,
@@ -105,12 +115,11 @@ impl SweepReport {
                 .map(|line| format!("{}: {line}", report.cluster)),
         );
         if let Some(error) = &report.error {
-            self.failed += 1;
-            self.failures.push(Failure {
-                cluster: report.cluster.clone(),
-                error: error.clone(),
-                transient: report.transient.unwrap_or(true),
-            });
+            self.fail(
+                &report.cluster,
+                error.clone(),
+                report.transient.unwrap_or(true),
+            );
         }
     }
 }
@@ -229,12 +238,7 @@ pub async fn sweep(
         match publish_settings(reconciler, &fleet).await {
             Ok(published) => summary.settings_published = published,
             Err(e) => {
-                summary.failed += 1;
-                summary.failures.push(Failure {
-                    cluster: "(settings)".into(),
-                    error: e.to_string(),
-                    transient: e.is_transient(),
-                });
+                summary.fail("(settings)", e.to_string(), e.is_transient());
             }
         }
     }
@@ -328,12 +332,11 @@ pub async fn sweep(
             });
         }
         if let Some(error) = &report.error {
-            summary.failed += 1;
-            summary.failures.push(Failure {
-                cluster: report.cluster.clone(),
-                error: error.clone(),
-                transient: report.transient.unwrap_or(true),
-            });
+            summary.fail(
+                &report.cluster,
+                error.clone(),
+                report.transient.unwrap_or(true),
+            );
         }
         progress(done, total, &report);
         summary.reports.push(report);
@@ -413,12 +416,7 @@ pub async fn sweep(
                 }
                 Ok(_) => summary.orphans_removed += count,
                 Err(e) => {
-                    summary.failed += 1;
-                    summary.failures.push(Failure {
-                        cluster: "(shared)".into(),
-                        error: e.to_string(),
-                        transient: e.is_transient(),
-                    });
+                    summary.fail("(shared)", e.to_string(), e.is_transient());
                 }
             }
         }
