@@ -6,7 +6,8 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use shared::config::Mode;
-use shared::plan::{parameter_name, Decision, PARAM_INBOUND_IPS};
+use shared::plan::Decision;
+use shared::ssm::{parameter_name, PARAM_INBOUND_IPS};
 
 use crate::*;
 
@@ -73,7 +74,7 @@ pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
         let detail = match &plan.decision {
             Decision::NotManaged { reason } => Some(reason.clone()),
             Decision::Pending { status } => Some(format!("the cluster is {status}")),
-            Decision::Invalid { problem } => Some(problem.clone()),
+            Decision::Invalid { problem } => Some(problem.to_string()),
             _ if !plan.problems.is_empty() || !plan.waits.is_empty() => Some(
                 plan.problems
                     .iter()

@@ -18,7 +18,9 @@ use crate::aws::{aws, AwsError, Clients};
 use crate::model::{Direction, Permission, Tags, TargetAddress};
 use crate::observe::{self, ec2_tags, filter};
 use crate::owner::{resolver_name, Owner, MAX_GENERATIONS, TAG_OWNER};
-use crate::plan::{Action, EndpointRef, GroupRef, Plan, Publication, RuleRef, Targets, DNS_PORT};
+use crate::plan::{
+    Action, EndpointRef, GroupRef, Phase, Plan, Publication, RuleRef, Targets, DNS_PORT,
+};
 use crate::progress::Wait;
 use crate::wait::{poll, Look, Patience, Waited};
 
@@ -128,7 +130,7 @@ impl<'a> Applier<'a> {
     pub async fn apply(&self, plan: &Plan) -> Result<Applied, ApplyError> {
         let mut resolved = Resolved::default();
         let mut applied = Applied::default();
-        let mut phases: BTreeMap<u8, Vec<&Action>> = BTreeMap::new();
+        let mut phases: BTreeMap<Phase, Vec<&Action>> = BTreeMap::new();
         for action in &plan.actions {
             phases.entry(action.phase()).or_default().push(action);
         }
@@ -144,7 +146,7 @@ impl<'a> Applier<'a> {
             })
             .collect();
         for (phase, actions) in phases {
-            if phase == 2 || phase == 7 {
+            if phase.reads_inbound_ips() {
                 self.resolve_inbound_ips(plan, &mut resolved, &removing)
                     .await?;
             }

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod render;
 pub mod settings;
+pub mod ssm;
 pub mod status;
 pub mod sweep;
 pub mod verify;

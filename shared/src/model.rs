@@ -362,46 +362,7 @@ pub struct ParameterView {
     pub version: i64,
 }
 
-/// The `state` parameter: what was made for one cluster. It is also the
-/// record that a cluster uses its VPC's shared inbound endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct StateDoc {
-    pub schema: u32,
-    pub cluster: String,
-    pub cluster_arn: String,
-    pub vpc_id: String,
-    pub endpoint: String,
-    pub inbound_endpoint_id: String,
-    pub outbound_endpoint_id: Option<String>,
-    pub rule_id: Option<String>,
-    pub associated_vpcs: Vec<String>,
-    pub control_plane_security_group_id: String,
-    pub control_plane_rule_ids: Vec<String>,
-    /// Every CIDR this cluster admits on 53 and 443.
-    pub allowed_cidrs: Vec<String>,
-    /// The cluster VPC's CIDR blocks outside the private ranges (a VPC may
-    /// have them): where `render` accepts inbound addresses besides the
-    /// private ranges. Empty for most VPCs, and then not written.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub vpc_cidrs: Vec<String>,
-    /// `Config::digest` of the settings the plumbing was made with: a CLI
-    /// run with other settings takes nothing of it away unless forced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings_digest: Option<String>,
-    pub updated_at: String,
-}
-
-pub const STATE_SCHEMA: u32 = 1;
-
-impl StateDoc {
-    /// Equal but for the time stamp: a state with nothing new is not rewritten.
-    pub fn same_content(&self, other: &StateDoc) -> bool {
-        let mut a = self.clone();
-        a.updated_at = other.updated_at.clone();
-        &a == other
-    }
-}
+pub use crate::ssm::{StateDoc, STATE_SCHEMA};
 
 /// Another cluster recorded as using a VPC's inbound endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]

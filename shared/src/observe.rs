@@ -12,7 +12,8 @@ use crate::aws::{aws, AwsError, Clients};
 use crate::config::Config;
 use crate::model::*;
 use crate::owner::{Owner, TAG_OWNER, TAG_VPC};
-use crate::plan::{self, Observation, PARAM_STATE};
+use crate::plan::{self, Observation};
+use crate::ssm::{parameter_name, PARAM_STATE};
 
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
@@ -593,7 +594,7 @@ pub async fn registrations(
 ) -> Result<Vec<Registration>, AwsError> {
     let tagged =
         owned_parameter_names(clients, &config.ssm_prefix, owner, Some((TAG_VPC, vpc_id))).await?;
-    let own_state = plan::parameter_name(&config.ssm_prefix, except_cluster, PARAM_STATE);
+    let own_state = parameter_name(&config.ssm_prefix, except_cluster, PARAM_STATE);
     let names: Vec<String> = tagged
         .into_iter()
         .filter(|name| name.ends_with(&format!("/{PARAM_STATE}")) && *name != own_state)

@@ -27,9 +27,8 @@ use serde::Serialize;
 use crate::config::{ClusterTags, Config};
 use crate::model::*;
 use crate::owner::Owner;
-use crate::plan::{
-    client_vpc_hint, parameter_name, Observation, API_PORT, DNS_PORT, PARAM_INBOUND_IPS,
-};
+use crate::plan::{client_vpc_hint, Observation, API_PORT, DNS_PORT};
+use crate::ssm::{parameter_name, PARAM_INBOUND_IPS};
 
 /// One hop of one path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

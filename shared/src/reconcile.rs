@@ -258,7 +258,7 @@ fn detail_of(decision: &Decision) -> Option<String> {
         Decision::Managed | Decision::Gone => None,
         Decision::Pending { status } => Some(format!("the cluster is {status}")),
         Decision::NotManaged { reason } => Some(reason.clone()),
-        Decision::Invalid { problem } => Some(problem.clone()),
+        Decision::Invalid { problem } => Some(problem.to_string()),
     }
 }
 

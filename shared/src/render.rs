@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use crate::model::{endpoint_host, ip_sort_key, ParameterView, StateDoc};
 use crate::owner::TAG_OWNER;
-use crate::plan::{
+use crate::ssm::{
     DEPLOYMENT_PREFIX, PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE,
 };
 

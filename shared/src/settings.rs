@@ -18,7 +18,7 @@ use crate::aws::{AwsError, Clients};
 use crate::config::{Config, ConfigError};
 use crate::model::ParameterView;
 use crate::owner::Owner;
-use crate::plan::DEPLOYMENT_PREFIX;
+use crate::ssm::DEPLOYMENT_PREFIX;
 
 pub const SETTINGS_SCHEMA: u32 = 1;
 

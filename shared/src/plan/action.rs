@@ -1,0 +1,314 @@
+//! The action vocabulary: what a plan asks the apply step to do, in which
+//! phase, and how it reads to people.
+
+use serde::Serialize;
+
+use super::*;
+
+/// A security group by id, or the one this plan creates for a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupRef {
+    Existing(String),
+    New(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointRef {
+    Existing(String),
+    New(Direction),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleRef {
+    Existing(String),
+    New,
+}
+
+/// Forward targets: known now, or the inbound endpoint's addresses once the
+/// earlier actions of the plan have run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Targets {
+    Known(Vec<TargetAddress>),
+    InboundEndpointIps,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    CreateSecurityGroup {
+        role: String,
+        vpc_id: String,
+        name: String,
+    },
+    AuthorizeIngress {
+        group: GroupRef,
+        permissions: Vec<Permission>,
+        /// The cluster ARN for 443 rules; None for the shared 53 rules.
+        cluster_arn: Option<String>,
+        vpc_id: String,
+    },
+    RevokeIngress {
+        group_id: String,
+        rule_ids: Vec<String>,
+        permissions: Vec<String>,
+    },
+    CreateEndpoint {
+        direction: Direction,
+        vpc_id: String,
+        group: GroupRef,
+        subnet_ids: Vec<String>,
+    },
+    /// IP changes wait until the endpoint is OPERATIONAL (or ACTION_NEEDED,
+    /// which they repair); `endpoint_ready` says it was when observed.
+    AddEndpointIps {
+        endpoint_id: String,
+        subnet_ids: Vec<String>,
+        endpoint_ready: bool,
+    },
+    RemoveEndpointIps {
+        endpoint_id: String,
+        ips: Vec<EndpointIpRef>,
+        endpoint_ready: bool,
+    },
+    CreateRule {
+        cluster: String,
+        cluster_arn: String,
+        domain: String,
+        targets: Targets,
+        endpoint: EndpointRef,
+    },
+    UpdateRule {
+        rule_id: String,
+        rule_arn: String,
+        domain: String,
+        targets: Targets,
+        endpoint: EndpointRef,
+    },
+    AssociateRule {
+        rule: RuleRef,
+        vpc_id: String,
+        cluster: String,
+    },
+    DisassociateRule {
+        rule_id: String,
+        rule_arn: String,
+        vpc_id: String,
+    },
+    /// A rule goes once no VPC is associated with it; with
+    /// `after_associations`, some was when observed (or is disassociated by
+    /// this plan), and the apply step waits until they are gone.
+    DeleteRule {
+        rule_id: String,
+        rule_arn: String,
+        domain: String,
+        after_associations: bool,
+    },
+    /// An endpoint goes once no rule uses it (RSLVR-00600); with
+    /// `after_rules`, some rule did when observed.
+    DeleteEndpoint {
+        endpoint_id: String,
+        endpoint_arn: String,
+        direction: Direction,
+        vpc_id: String,
+        after_rules: bool,
+    },
+    /// A group goes once no network interface uses it (DependencyViolation);
+    /// with `after_interfaces`, an endpoint did when observed, whose
+    /// interfaces stay until its deletion ends.
+    DeleteSecurityGroup {
+        group_id: String,
+        role: String,
+        vpc_id: String,
+        after_interfaces: bool,
+    },
+    PublishParameters(Box<Publication>),
+    DeleteParameters {
+        names: Vec<String>,
+    },
+}
+
+/// The apply order, earliest first: what an action needs is made in an
+/// earlier phase, and what it uses goes in a later one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Our endpoint security groups.
+    Groups,
+    /// Ingress rules, endpoints and the addresses they gain.
+    Endpoints,
+    /// Forward rules made or pointed elsewhere.
+    Rules,
+    /// Rules associated and disassociated, ingress revoked.
+    Associations,
+    /// Rules deleted, endpoint addresses removed.
+    RetireRules,
+    RetireEndpoints,
+    RetireGroups,
+    /// The SSM record, written or removed last.
+    Parameters,
+}
+
+impl Phase {
+    /// Whether its actions need the inbound endpoint's addresses as the
+    /// earlier phases left them (a rule's targets, the record of them).
+    pub fn reads_inbound_ips(self) -> bool {
+        matches!(self, Phase::Rules | Phase::Parameters)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EndpointIpRef {
+    pub ip_id: String,
+    pub subnet_id: String,
+    pub ip: Option<String>,
+}
+
+impl Action {
+    /// When it runs: after every action of an earlier phase.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::CreateSecurityGroup { .. } => Phase::Groups,
+            Action::AuthorizeIngress { .. }
+            | Action::CreateEndpoint { .. }
+            | Action::AddEndpointIps { .. } => Phase::Endpoints,
+            Action::CreateRule { .. } | Action::UpdateRule { .. } => Phase::Rules,
+            Action::AssociateRule { .. }
+            | Action::DisassociateRule { .. }
+            | Action::RevokeIngress { .. } => Phase::Associations,
+            Action::DeleteRule { .. } | Action::RemoveEndpointIps { .. } => Phase::RetireRules,
+            Action::DeleteEndpoint { .. } => Phase::RetireEndpoints,
+            Action::DeleteSecurityGroup { .. } => Phase::RetireGroups,
+            Action::PublishParameters(_) | Action::DeleteParameters { .. } => Phase::Parameters,
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::CreateSecurityGroup { role, vpc_id, name } => {
+                format!("create {role} endpoint security group {name} in {vpc_id}")
+            }
+            Action::AuthorizeIngress {
+                group, permissions, ..
+            } => format!(
+                "allow {} on {}",
+                join(permissions.iter().map(|p| p.to_string())),
+                group_label(group)
+            ),
+            Action::RevokeIngress {
+                group_id,
+                permissions,
+                ..
+            } => format!("revoke {} on {group_id}", permissions.join(", ")),
+            Action::CreateEndpoint {
+                direction,
+                vpc_id,
+                subnet_ids,
+                ..
+            } => format!(
+                "create {} Resolver endpoint in {vpc_id} with {} IPs in {}",
+                direction.as_str().to_lowercase(),
+                subnet_ids.len(),
+                subnet_ids.join(", ")
+            ),
+            Action::AddEndpointIps {
+                endpoint_id,
+                subnet_ids,
+                ..
+            } => format!(
+                "add {} IPs to {endpoint_id} in {}",
+                subnet_ids.len(),
+                subnet_ids.join(", ")
+            ),
+            Action::RemoveEndpointIps {
+                endpoint_id, ips, ..
+            } => format!(
+                "remove IPs {} from {endpoint_id}",
+                join(
+                    ips.iter()
+                        .map(|ip| ip.ip.clone().unwrap_or(ip.ip_id.clone()))
+                )
+            ),
+            Action::CreateRule {
+                domain, targets, ..
+            } => format!(
+                "create forward rule for {domain} to {}",
+                targets_label(targets)
+            ),
+            Action::UpdateRule {
+                rule_id,
+                targets,
+                endpoint,
+                ..
+            } => format!(
+                "update rule {rule_id}: targets {}, outbound endpoint {}",
+                targets_label(targets),
+                endpoint_label(endpoint)
+            ),
+            Action::AssociateRule { rule, vpc_id, .. } => {
+                format!("associate {} with {vpc_id}", rule_label(rule))
+            }
+            Action::DisassociateRule {
+                rule_id, vpc_id, ..
+            } => {
+                format!("disassociate rule {rule_id} from {vpc_id}")
+            }
+            Action::DeleteRule {
+                rule_id, domain, ..
+            } => format!("delete rule {rule_id} ({domain})"),
+            Action::DeleteEndpoint {
+                endpoint_id,
+                direction,
+                vpc_id,
+                ..
+            } => format!(
+                "delete {} endpoint {endpoint_id} in {vpc_id}",
+                direction.as_str().to_lowercase()
+            ),
+            Action::DeleteSecurityGroup { group_id, role, .. } => {
+                format!("delete {role} endpoint security group {group_id}")
+            }
+            Action::PublishParameters(p) => {
+                format!("publish parameters under {}/{}/", p.prefix, p.cluster)
+            }
+            Action::DeleteParameters { names } => {
+                format!("delete parameters {}", names.join(", "))
+            }
+        }
+    }
+}
+
+pub(super) fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+pub(super) fn group_label(group: &GroupRef) -> String {
+    match group {
+        GroupRef::Existing(id) => id.clone(),
+        GroupRef::New(role) => format!("the new {role} endpoint security group"),
+    }
+}
+
+pub(super) fn endpoint_label(endpoint: &EndpointRef) -> String {
+    match endpoint {
+        EndpointRef::Existing(id) => id.clone(),
+        EndpointRef::New(d) => format!("the new {} endpoint", d.as_str().to_lowercase()),
+    }
+}
+
+pub(super) fn rule_label(rule: &RuleRef) -> String {
+    match rule {
+        RuleRef::Existing(id) => format!("rule {id}"),
+        RuleRef::New => "the new rule".to_string(),
+    }
+}
+
+pub(super) fn targets_label(targets: &Targets) -> String {
+    match targets {
+        Targets::Known(t) => join(t.iter().map(|t| format!("{}:{}", t.ip, t.port))),
+        Targets::InboundEndpointIps => "the inbound endpoint's IPs".to_string(),
+    }
+}

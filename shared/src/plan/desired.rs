@@ -1,0 +1,136 @@
+//! What the cluster wants, worked out once from its tags, its VPC and the
+//! configuration, or the reason it cannot be served.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+
+use super::*;
+
+/// The client VPC ids of a managed cluster, in order: configured, tagged, peered.
+pub(super) fn client_vpc_ids(
+    config: &Config,
+    tags: &ClusterTags,
+    obs: &Observation,
+) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let peered = if config.discover_peered_vpcs {
+        obs.peered_vpc_ids.clone()
+    } else {
+        Vec::new()
+    };
+    for id in config
+        .client_vpc_ids
+        .iter()
+        .chain(&tags.client_vpc_ids)
+        .chain(&peered)
+    {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids
+}
+
+pub(super) struct Desired<'a> {
+    pub(super) cluster: &'a ClusterView,
+    pub(super) vpc_id: String,
+    pub(super) host: String,
+    pub(super) association_vpcs: Vec<String>,
+    pub(super) cidrs: Vec<IpNet>,
+    pub(super) control_plane_group: String,
+}
+
+pub(super) fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desired<'a>, Invalid> {
+    let cluster = obs
+        .cluster
+        .as_ref()
+        .ok_or_else(|| Invalid::Incomplete("the cluster does not exist".into()))?;
+    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config)
+        .map_err(|e| Invalid::Tags(e.to_string()))?;
+    let (host, vpc_id) = cluster.host_and_vpc().map_err(Invalid::Incomplete)?;
+    match obs.cluster_vpc_dns {
+        _ if obs.lean => {}
+        Some(VpcDns {
+            support: true,
+            hostnames: true,
+        }) => {}
+        Some(dns) => {
+            let mut off = Vec::new();
+            if !dns.support {
+                off.push("enableDnsSupport");
+            }
+            if !dns.hostnames {
+                off.push("enableDnsHostnames");
+            }
+            return Err(Invalid::VpcDnsOff {
+                cluster: cluster.name.clone(),
+                vpc_id,
+                off,
+            });
+        }
+        None => return Err(Invalid::VpcDnsUnread { vpc_id }),
+    }
+    let azs: BTreeSet<&str> = obs
+        .cluster_subnets
+        .iter()
+        .filter(|s| s.vpc_id == vpc_id)
+        .map(|s| s.az.as_str())
+        .collect();
+    if azs.len() < 2 && !obs.lean {
+        return Err(Invalid::InboundZones {
+            cluster: cluster.name.clone(),
+            vpc_id,
+            zones: azs.len(),
+        });
+    }
+    let control_plane_group = api_group(config, cluster, obs)?;
+    let clients = client_vpc_ids(config, &tags, obs);
+    let mut cidrs: BTreeSet<IpNet> = BTreeSet::new();
+    for id in &clients {
+        let Some(vpc) = obs.vpcs.iter().find(|v| &v.id == id) else {
+            let source = if config.client_vpc_ids.contains(id) {
+                ENV_CLIENT_VPC_IDS.to_string()
+            } else if tags.client_vpc_ids.contains(id) {
+                format!(
+                    "tag {} of cluster {}",
+                    crate::config::TAG_CLIENT_VPC_IDS,
+                    cluster.name
+                )
+            } else {
+                "a peering connection".to_string()
+            };
+            return Err(Invalid::ClientVpcMissing {
+                vpc_id: id.clone(),
+                source,
+            });
+        };
+        cidrs.extend(vpc.cidrs.iter().copied());
+    }
+    cidrs.extend(config.onprem_cidrs.iter().copied());
+    cidrs.extend(tags.onprem_cidrs.iter().copied());
+    let association_vpcs = clients.into_iter().filter(|id| id != &vpc_id).collect();
+    Ok(Desired {
+        cluster,
+        vpc_id,
+        host,
+        association_vpcs,
+        cidrs: cidrs.into_iter().collect(),
+        control_plane_group,
+    })
+}
+
+/// or as the state records them when the VPC was not read this time.
+pub(super) fn recorded_vpc_cidrs(config: &Config, obs: &Observation, vpc_id: &str) -> Vec<String> {
+    match obs.vpcs.iter().find(|v| v.id == vpc_id) {
+        Some(vpc) => vpc
+            .cidrs
+            .iter()
+            .filter(|c| !crate::config::is_private(c))
+            .map(|c| c.to_string())
+            .collect(),
+        None => previous_state(config, obs)
+            .map(|doc| doc.vpc_cidrs)
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,344 @@
+//! The VPC's inbound endpoint: its group's DNS rules, its addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+
+use super::*;
+
+/// The addresses that queries forwarded to `inbound` come from: the live
+/// IPs of every outbound endpoint whose rules (ours) target it, and of the
+/// one this cluster's rule goes through. An outbound endpoint this plan
+/// creates has no addresses yet: the next look finds them.
+pub(super) fn forwarding_sources(
+    obs: &Observation,
+    inbound: Option<&EndpointView>,
+    outbound: Option<&EndpointRef>,
+) -> BTreeSet<IpNet> {
+    let mut endpoint_ids: BTreeSet<&str> = BTreeSet::new();
+    if let Some(EndpointRef::Existing(id)) = outbound {
+        endpoint_ids.insert(id.as_str());
+    }
+    if let Some(inbound) = inbound {
+        let targets: BTreeSet<String> =
+            inbound.ipv4s().into_iter().chain(inbound.ipv6s()).collect();
+        for rule in obs.rules.iter().filter(|r| !r.status.is_going_away()) {
+            if rule.targets.iter().any(|t| targets.contains(&t.ip)) {
+                if let Some(id) = &rule.endpoint_id {
+                    endpoint_ids.insert(id.as_str());
+                }
+            }
+        }
+    }
+    obs.endpoints
+        .iter()
+        .filter(|e| e.direction == Direction::Outbound && endpoint_ids.contains(e.id.as_str()))
+        .flat_map(|e| e.live_ips())
+        .flat_map(|ip| ip.ip.iter().chain(ip.ipv6.iter()))
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(IpNet::from)
+        .collect()
+}
+
+/// An endpoint the plumbing uses: waited for while AWS works on it, a
+/// problem when AWS reports it failed (`repair`: what the plan does).
+pub(super) fn note_endpoint_status(
+    endpoint: &EndpointView,
+    m: &mut Planned,
+    repair: Option<String>,
+) {
+    if endpoint.status.is_in_progress() {
+        m.waits.push(Wait::Endpoint {
+            endpoint_id: endpoint.id.clone(),
+            direction: endpoint.direction,
+            status: endpoint.status.clone(),
+        });
+    }
+    if endpoint.status.is_failed() {
+        m.problems.push(Problem {
+            resource: format!(
+                "{} endpoint {}",
+                endpoint.direction.as_str().to_lowercase(),
+                endpoint.id
+            ),
+            status: endpoint.status.to_string(),
+            message: endpoint.status_message.clone(),
+            repair,
+        });
+    }
+}
+
+/// Choose `count` subnets of `vpc_id`, spread over distinct AZs first
+/// (round-robin by AZ, then by subnet id), deterministic.
+pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<String> {
+    let mut by_az: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for subnet in subnets.iter().filter(|s| s.vpc_id == vpc_id) {
+        by_az
+            .entry(subnet.az.as_str())
+            .or_default()
+            .push(subnet.id.as_str());
+    }
+    for ids in by_az.values_mut() {
+        ids.sort();
+        ids.dedup();
+    }
+    let mut order = Vec::new();
+    let depth = by_az.values().map(Vec::len).max().unwrap_or(0);
+    for i in 0..depth {
+        for ids in by_az.values() {
+            if let Some(id) = ids.get(i) {
+                order.push(id.to_string());
+            }
+        }
+    }
+    if order.is_empty() {
+        return order;
+    }
+    (0..count).map(|i| order[i % order.len()].clone()).collect()
+}
+
+/// The VPC's inbound endpoint, shared by every managed cluster of the VPC:
+/// its group (made when missing) admitting 53 from every CIDR of every
+/// cluster that uses it and from the addresses forwarded queries come from,
+/// the endpoint itself (made, or brought to the configured addresses), and
+/// duplicates from a lost race removed once no rule of ours forwards to
+/// them.
+pub(super) fn plan_inbound<'a>(
+    config: &Config,
+    owner: &Owner,
+    obs: &'a Observation,
+    d: &Desired,
+    outbound: Option<&EndpointRef>,
+) -> (Planned, Inbound<'a>) {
+    let mut m = Planned::default();
+    let group = match find_group(owner, obs, &d.vpc_id, ROLE_INBOUND) {
+        Some(sg) => GroupRef::Existing(sg.id.clone()),
+        None => {
+            m.actions.push(Action::CreateSecurityGroup {
+                role: ROLE_INBOUND.into(),
+                vpc_id: d.vpc_id.clone(),
+                name: owner.security_group_name(ROLE_INBOUND),
+            });
+            GroupRef::New(ROLE_INBOUND.into())
+        }
+    };
+    let candidates = live_endpoints(owner, obs, Direction::Inbound, Some(&d.vpc_id));
+    let endpoint = candidates.first().copied();
+    let permissions = dns_permissions(obs, d, endpoint, outbound);
+    let (ingress, _) = reconcile_ingress(
+        owner,
+        obs,
+        &group,
+        &permissions,
+        |rule| !rule.tags.contains_key(TAG_CLUSTER),
+        None,
+        &d.vpc_id,
+    );
+    m.actions.extend(ingress);
+    let mut found = Inbound {
+        endpoint,
+        ips: None,
+        ipv6: None,
+    };
+    match endpoint {
+        None => m.actions.push(Action::CreateEndpoint {
+            direction: Direction::Inbound,
+            vpc_id: d.vpc_id.clone(),
+            group,
+            subnet_ids: pick_subnets(&obs.cluster_subnets, &d.vpc_id, config.inbound_ips as usize),
+        }),
+        Some(endpoint) => {
+            if !m.take(plan_endpoint_ips(config, obs, endpoint)) {
+                found.ips = Some(endpoint.ipv4s());
+                found.ipv6 = Some(endpoint.ipv6s());
+            }
+        }
+    }
+    for surplus in candidates.iter().skip(1) {
+        let ips = surplus.ipv4s();
+        let in_use = obs
+            .rules
+            .iter()
+            .any(|r| r.targets.iter().any(|t| ips.contains(&t.ip)));
+        if !in_use {
+            m.actions.push(delete_endpoint(surplus, &obs.rules));
+        }
+    }
+    (m, found)
+}
+
+/// What the inbound sub-planner learned: the endpoint that serves, and its
+/// addresses when this plan leaves them as they are.
+pub(super) struct Inbound<'a> {
+    pub(super) endpoint: Option<&'a EndpointView>,
+    pub(super) ips: Option<Vec<String>>,
+    pub(super) ipv6: Option<Vec<String>>,
+}
+
+/// TCP and UDP 53 from every CIDR of every cluster that uses the endpoint,
+/// and from the forwarding sources no CIDR covers already.
+fn dns_permissions(
+    obs: &Observation,
+    d: &Desired,
+    inbound: Option<&EndpointView>,
+    outbound: Option<&EndpointRef>,
+) -> Vec<Permission> {
+    let mut cidrs: BTreeSet<IpNet> = d.cidrs.iter().copied().collect();
+    for registration in &obs.registrations {
+        if registration.cluster != d.cluster.name {
+            cidrs.extend(registration.allowed_cidrs.iter().copied());
+        }
+    }
+    let sources: Vec<IpNet> = forwarding_sources(obs, inbound, outbound)
+        .into_iter()
+        .filter(|host| !cidrs.iter().any(|net| net.contains(host)))
+        .collect();
+    cidrs.extend(sources);
+    cidrs
+        .iter()
+        .flat_map(|cidr| {
+            [Protocol::Tcp, Protocol::Udp].map(|protocol| Permission {
+                protocol,
+                port: DNS_PORT,
+                cidr: *cidr,
+            })
+        })
+        .collect()
+}
+
+/// Bring an existing inbound endpoint to the configured number of live
+/// IPs, replacing the ones AWS reports failed (added first, removed once the
+/// new ones are in: an endpoint keeps at least one attached address,
+/// RSLVR-00506). Learns whether its live address set changes.
+pub(super) fn plan_endpoint_ips(
+    config: &Config,
+    obs: &Observation,
+    endpoint: &EndpointView,
+) -> (Planned, bool) {
+    let mut m = Planned::default();
+    let Some(_) = &endpoint.ips else {
+        note_endpoint_status(endpoint, &mut m, None);
+        return (m, false);
+    };
+    let live: Vec<&EndpointIp> = endpoint.live_ips().collect();
+    let failed: Vec<&EndpointIp> = endpoint.failed_ips().collect();
+    let endpoint_ready = endpoint.status.accepts_ip_changes();
+    let wanted = config.inbound_ips as usize;
+    let az_of = |subnet: &str| {
+        obs.cluster_subnets
+            .iter()
+            .find(|s| s.id == subnet)
+            .map(|s| s.az.clone())
+            .unwrap_or_else(|| format!("?{subnet}"))
+    };
+    let mut changed = false;
+    let mut removed: Vec<EndpointIpRef> = Vec::new();
+    if live.len() < wanted {
+        let chosen = subnets_to_add(obs, endpoint, &live, wanted, &az_of);
+        if !chosen.is_empty() {
+            m.actions.push(Action::AddEndpointIps {
+                endpoint_id: endpoint.id.clone(),
+                subnet_ids: chosen,
+                endpoint_ready,
+            });
+            changed = true;
+        }
+    } else if live.len() > wanted {
+        removed = surplus_ips(&live, wanted, &az_of);
+        changed = true;
+    }
+    for ip in &failed {
+        m.problems.push(Problem {
+            resource: format!(
+                "IP {} of inbound endpoint {}",
+                ip.ip.as_deref().unwrap_or(&ip.ip_id),
+                endpoint.id
+            ),
+            status: ip.status.to_string(),
+            message: ip.status_message.clone(),
+            repair: Some("a new IP takes its place and it is removed".into()),
+        });
+        removed.push(ip_ref(ip));
+    }
+    if !removed.is_empty() {
+        m.actions.push(Action::RemoveEndpointIps {
+            endpoint_id: endpoint.id.clone(),
+            ips: removed,
+            endpoint_ready,
+        });
+    }
+    let repair = (!failed.is_empty()).then(|| "its failed IPs are replaced".to_string());
+    note_endpoint_status(endpoint, &mut m, repair);
+    (m, changed)
+}
+
+/// Subnets for the addresses an endpoint lacks: new AZs first, one subnet
+/// each, then any subnet, round-robin.
+fn subnets_to_add(
+    obs: &Observation,
+    endpoint: &EndpointView,
+    live: &[&EndpointIp],
+    wanted: usize,
+    az_of: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    let mut candidates: Vec<&SubnetView> = obs
+        .cluster_subnets
+        .iter()
+        .filter(|s| s.vpc_id == endpoint.vpc_id)
+        .collect();
+    candidates.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
+    let mut chosen: Vec<String> = Vec::new();
+    let mut azs_taken: BTreeSet<String> = live.iter().map(|ip| az_of(&ip.subnet_id)).collect();
+    for subnet in &candidates {
+        if chosen.len() + live.len() >= wanted {
+            break;
+        }
+        if !azs_taken.contains(&subnet.az) {
+            azs_taken.insert(subnet.az.clone());
+            chosen.push(subnet.id.clone());
+        }
+    }
+    let all = pick_subnets(&obs.cluster_subnets, &endpoint.vpc_id, wanted * 2);
+    let mut i = 0;
+    while chosen.len() + live.len() < wanted && !all.is_empty() {
+        chosen.push(all[i % all.len()].clone());
+        i += 1;
+    }
+    chosen
+}
+
+/// The addresses beyond `wanted`: from the most crowded AZ first, the
+/// newest-looking id first among equals.
+fn surplus_ips(
+    live: &[&EndpointIp],
+    wanted: usize,
+    az_of: &dyn Fn(&str) -> String,
+) -> Vec<EndpointIpRef> {
+    let mut removed = Vec::new();
+    let mut remaining: Vec<&EndpointIp> = live.to_vec();
+    while remaining.len() > wanted {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for ip in &remaining {
+            *counts.entry(az_of(&ip.subnet_id)).or_default() += 1;
+        }
+        let (index, _) = remaining
+            .iter()
+            .enumerate()
+            .max_by(|(_, a), (_, b)| {
+                let ka = (counts[&az_of(&a.subnet_id)], &a.ip_id);
+                let kb = (counts[&az_of(&b.subnet_id)], &b.ip_id);
+                ka.cmp(&kb)
+            })
+            .expect("remaining is not empty");
+        removed.push(ip_ref(remaining.remove(index)));
+    }
+    removed
+}
+
+pub(super) fn ip_ref(ip: &EndpointIp) -> EndpointIpRef {
+    EndpointIpRef {
+        ip_id: ip.ip_id.clone(),
+        subnet_id: ip.subnet_id.clone(),
+        ip: ip.ip.clone(),
+    }
+}

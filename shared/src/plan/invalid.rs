@@ -1,0 +1,179 @@
+//! Why a cluster that wants plumbing cannot have it as things are: each
+//! reason names the thing and what to do, and reads as one sentence.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::config::{ENV_API_RULES_GROUP, ENV_OUTBOUND_ENDPOINT_ID, TAG_API_RULES};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// A tag of the cluster does not parse or is not allowed.
+    Tags(String),
+    /// DescribeCluster gave no host name or no VPC.
+    Incomplete(String),
+    /// enableDnsSupport or enableDnsHostnames is off in the cluster VPC.
+    VpcDnsOff {
+        cluster: String,
+        vpc_id: String,
+        off: Vec<&'static str>,
+    },
+    VpcDnsUnread {
+        vpc_id: String,
+    },
+    /// Too few Availability Zones for an inbound endpoint.
+    InboundZones {
+        cluster: String,
+        vpc_id: String,
+        zones: usize,
+    },
+    /// A client VPC that does not exist, and where it was named.
+    ClientVpcMissing {
+        vpc_id: String,
+        source: String,
+    },
+    /// `cluster` mode and no cluster security group made by EKS.
+    NoClusterGroup {
+        cluster: String,
+        additional: Option<String>,
+        owner: String,
+    },
+    /// `tagged` mode and no additional group tagged for us.
+    NoTaggedGroup {
+        cluster: String,
+        groups: Vec<String>,
+        owner: String,
+    },
+    OutboundIsInbound {
+        endpoint_id: String,
+    },
+    OutboundMissing {
+        endpoint_id: String,
+    },
+    /// Too few Availability Zones for a new outbound endpoint.
+    OutboundZones {
+        vpc_id: String,
+        zones: usize,
+    },
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Tags(text) | Invalid::Incomplete(text) => f.write_str(text),
+            Invalid::VpcDnsOff {
+                cluster,
+                vpc_id,
+                off,
+            } => write!(
+                f,
+                "VPC {vpc_id} of cluster {cluster} has {} off; the private endpoint name resolves \
+                 only with both on (aws ec2 modify-vpc-attribute --vpc-id {vpc_id} \
+                 --enable-dns-support / --enable-dns-hostnames)",
+                off.join(" and ")
+            ),
+            Invalid::VpcDnsUnread { vpc_id } => {
+                write!(f, "the DNS attributes of VPC {vpc_id} could not be read")
+            }
+            Invalid::InboundZones {
+                cluster,
+                vpc_id,
+                zones,
+            } => write!(
+                f,
+                "cluster {cluster} has subnets in {zones} Availability Zone(s) of VPC {vpc_id}; \
+                 an inbound Resolver endpoint needs subnets in at least two"
+            ),
+            Invalid::ClientVpcMissing { vpc_id, source } => {
+                write!(f, "client VPC {vpc_id} (from {source}) does not exist")
+            }
+            Invalid::NoClusterGroup {
+                cluster,
+                additional,
+                owner,
+            } => {
+                let yours = match additional {
+                    Some(group) => format!(
+                        " and will not change its additional group {group}, which is yours \
+                         (tag it {TAG_API_RULES}={owner} and set {ENV_API_RULES_GROUP}=tagged to \
+                         have the rules there)"
+                    ),
+                    None => String::new(),
+                };
+                write!(
+                    f,
+                    "cluster {cluster} has no cluster security group made by EKS \
+                     (resourcesVpcConfig.clusterSecurityGroupId); eks-private-dns admits TCP 443 \
+                     only on that group (its IAM policy allows rules only on groups tagged \
+                     aws:eks:cluster-name){yours}; nothing was made for the cluster"
+                )
+            }
+            Invalid::NoTaggedGroup {
+                cluster,
+                groups,
+                owner,
+            } => {
+                let groups = if groups.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has {}", groups.join(", "))
+                };
+                write!(
+                    f,
+                    "cluster {cluster} has no additional security group tagged \
+                     {TAG_API_RULES}={owner} ({groups}); with {ENV_API_RULES_GROUP}=tagged the \
+                     TCP 443 rules go only on such a group: tag one of the cluster's additional \
+                     groups, or set {ENV_API_RULES_GROUP}=cluster; nothing was made for the \
+                     cluster"
+                )
+            }
+            Invalid::OutboundIsInbound { endpoint_id } => write!(
+                f,
+                "{endpoint_id} (from {ENV_OUTBOUND_ENDPOINT_ID}) is an inbound endpoint, not an \
+                 outbound one"
+            ),
+            Invalid::OutboundMissing { endpoint_id } => write!(
+                f,
+                "outbound endpoint {endpoint_id} (from {ENV_OUTBOUND_ENDPOINT_ID}) does not exist"
+            ),
+            Invalid::OutboundZones { vpc_id, zones } => write!(
+                f,
+                "VPC {vpc_id} has subnets in {zones} Availability Zone(s); the outbound Resolver \
+                 endpoint needs subnets in two (or set EKS_PRIVATE_DNS_OUTBOUND_VPC_ID or \
+                 {ENV_OUTBOUND_ENDPOINT_ID})"
+            ),
+        }
+    }
+}
+
+/// Serialized as the sentence, as the JSON outputs have always given it.
+impl Serialize for Invalid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_as_the_sentence_and_serializes_as_it() {
+        let reason = Invalid::OutboundZones {
+            vpc_id: "vpc-1".into(),
+            zones: 1,
+        };
+        let text = reason.to_string();
+        assert!(text.starts_with("VPC vpc-1 has subnets in 1 Availability Zone(s)"));
+        assert_eq!(serde_json::to_value(&reason).unwrap(), text.as_str());
+        let dns = Invalid::VpcDnsOff {
+            cluster: "prod".into(),
+            vpc_id: "vpc-2".into(),
+            off: vec!["enableDnsSupport", "enableDnsHostnames"],
+        };
+        assert!(dns
+            .to_string()
+            .contains("has enableDnsSupport and enableDnsHostnames off"));
+    }
+}

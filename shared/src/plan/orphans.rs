@@ -1,0 +1,66 @@
+//! The sweep's last step: shared resources nothing uses any more.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+#[derive(Clone, Debug, Default)]
+pub struct SharedView {
+    /// Every Resolver endpoint in the region (ours and not).
+    pub endpoints: Vec<EndpointView>,
+    /// Our rules.
+    pub rules: Vec<RuleView>,
+    /// Our security groups.
+    pub security_groups: Vec<SecurityGroupView>,
+    /// VPCs recorded in a state parameter, or of a cluster found managed.
+    pub needed_vpcs: BTreeSet<String>,
+}
+
+/// Shared resources of ours that nothing uses any more: inbound endpoints
+/// in VPCs where no cluster needs one, outbound endpoints no rule of ours
+/// uses, and our security groups that no endpoint uses. Endpoints still
+/// CREATING are left alone (a reconcile may be making them right now).
+pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let ours = |e: &&EndpointView| {
+        owner.parse_creator_id(&e.creator_request_id).is_some()
+            && !e.is_going_away()
+            && e.status != EndpointStatus::Creating
+            && config.outbound_endpoint_id.as_deref() != Some(e.id.as_str())
+    };
+    let mut deleted: BTreeSet<&str> = BTreeSet::new();
+    for endpoint in view.endpoints.iter().filter(ours) {
+        let unused = match endpoint.direction {
+            Direction::Inbound => !view.needed_vpcs.contains(&endpoint.vpc_id),
+            Direction::Outbound => !view.rules.iter().any(|r| {
+                r.endpoint_id.as_deref() == Some(endpoint.id.as_str()) && !r.status.is_going_away()
+            }),
+        };
+        if unused {
+            actions.push(delete_endpoint(endpoint, &view.rules));
+            deleted.insert(endpoint.id.as_str());
+        }
+    }
+    for group in view
+        .security_groups
+        .iter()
+        .filter(|g| owner.is_ours(&g.tags))
+    {
+        let Some(role) = group.tags.get(TAG_ROLE) else {
+            continue;
+        };
+        if role == ROLE_INBOUND && view.needed_vpcs.contains(&group.vpc_id) {
+            continue;
+        }
+        let in_use = view.endpoints.iter().any(|e| {
+            e.security_group_ids.contains(&group.id)
+                && !e.is_going_away()
+                && !deleted.contains(e.id.as_str())
+        });
+        if !in_use {
+            actions.push(delete_group(group, role, &view.endpoints));
+        }
+    }
+    actions.sort_by_key(Action::phase);
+    actions
+}

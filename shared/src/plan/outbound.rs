@@ -1,0 +1,168 @@
+//! The outbound endpoint the rule goes through, and the ones no rule uses.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// Pick or create the outbound endpoint that the rule goes through.
+pub(super) fn plan_outbound(
+    config: &Config,
+    owner: &Owner,
+    obs: &Observation,
+    d: &Desired,
+) -> Result<(Planned, EndpointRef), Invalid> {
+    let mut m = Planned::default();
+    if let Some(id) = &config.outbound_endpoint_id {
+        return match obs.endpoints.iter().find(|e| &e.id == id) {
+            Some(e) if e.direction == Direction::Outbound => {
+                note_endpoint_status(e, &mut m, None);
+                Ok((m, EndpointRef::Existing(id.clone())))
+            }
+            Some(_) => Err(Invalid::OutboundIsInbound {
+                endpoint_id: id.clone(),
+            }),
+            None => Err(Invalid::OutboundMissing {
+                endpoint_id: id.clone(),
+            }),
+        };
+    }
+    let outbound_vpc = outbound_vpc(config, d);
+    let ours = live_endpoints(owner, obs, Direction::Outbound, None);
+    let chosen = ours.iter().find(|e| e.vpc_id == outbound_vpc).or_else(|| {
+        if config.outbound_vpc_id.is_none() {
+            ours.first()
+        } else {
+            None
+        }
+    });
+    if let Some(endpoint) = chosen {
+        note_endpoint_status(endpoint, &mut m, None);
+        return Ok((m, EndpointRef::Existing(endpoint.id.clone())));
+    }
+    let subnet_ids = pick_subnets(&obs.outbound_vpc_subnets, &outbound_vpc, 2);
+    let azs: BTreeSet<&str> = obs
+        .outbound_vpc_subnets
+        .iter()
+        .filter(|s| s.vpc_id == outbound_vpc)
+        .map(|s| s.az.as_str())
+        .collect();
+    if azs.len() < 2 && !obs.lean {
+        return Err(Invalid::OutboundZones {
+            vpc_id: outbound_vpc,
+            zones: azs.len(),
+        });
+    }
+    let group = match find_group(owner, obs, &outbound_vpc, ROLE_OUTBOUND) {
+        Some(sg) => GroupRef::Existing(sg.id.clone()),
+        None => {
+            m.actions.push(Action::CreateSecurityGroup {
+                role: ROLE_OUTBOUND.into(),
+                vpc_id: outbound_vpc.clone(),
+                name: owner.security_group_name(ROLE_OUTBOUND),
+            });
+            GroupRef::New(ROLE_OUTBOUND.into())
+        }
+    };
+    m.actions.push(Action::CreateEndpoint {
+        direction: Direction::Outbound,
+        vpc_id: outbound_vpc,
+        group,
+        subnet_ids,
+    });
+    Ok((m, EndpointRef::New(Direction::Outbound)))
+}
+
+/// Where a new outbound endpoint goes: the configured VPC, else the first
+/// configured client VPC, else this cluster's first client VPC.
+pub(super) fn outbound_vpc(config: &Config, d: &Desired) -> String {
+    config
+        .outbound_vpc_id
+        .clone()
+        .or_else(|| config.client_vpc_ids.first().cloned())
+        .unwrap_or_else(|| d.association_vpcs[0].clone())
+}
+
+/// The VPC in which the observe step should list subnets for a new outbound
+/// endpoint (the same choice as the planner's).
+pub fn outbound_vpc_hint(config: &Config, obs: &Observation) -> Option<String> {
+    let cluster = obs.cluster.as_ref()?;
+    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config).ok()?;
+    config
+        .outbound_vpc_id
+        .clone()
+        .or_else(|| config.client_vpc_ids.first().cloned())
+        .or_else(|| {
+            client_vpc_ids(config, &tags, obs)
+                .into_iter()
+                .find(|id| Some(id) != cluster.vpc_id.as_ref())
+        })
+}
+
+/// The client VPC ids the observe step should describe for this cluster.
+/// Whether building or resizing is ahead, so that the observer must read
+/// Delete our outbound endpoints (and their groups) that no remaining rule
+/// of ours uses. The configured endpoint is never ours to delete.
+pub(super) fn collect_unused_outbound(
+    config: &Config,
+    owner: &Owner,
+    obs: &Observation,
+    in_use: Option<&str>,
+    removed_rules: &BTreeSet<String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for endpoint in live_endpoints(owner, obs, Direction::Outbound, None) {
+        if Some(endpoint.id.as_str()) == in_use
+            || config.outbound_endpoint_id.as_deref() == Some(endpoint.id.as_str())
+        {
+            continue;
+        }
+        let used = obs.rules.iter().any(|r| {
+            r.endpoint_id.as_deref() == Some(endpoint.id.as_str())
+                && !removed_rules.contains(&r.id)
+                && !r.status.is_going_away()
+        });
+        if !used {
+            actions.push(delete_endpoint(endpoint, &obs.rules));
+            if let Some(group) = find_group(owner, obs, &endpoint.vpc_id, ROLE_OUTBOUND) {
+                if endpoint.security_group_ids.contains(&group.id) {
+                    actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
+                }
+            }
+        }
+    }
+    actions
+}
+
+/// In a teardown that leaves no rule of ours: an outbound group that no
+/// endpoint uses is left over (a run stopped between deleting the endpoint
+/// and its group), and goes too.
+pub(super) fn collect_orphan_outbound_groups(
+    owner: &Owner,
+    obs: &Observation,
+    removed_rules: &BTreeSet<String>,
+    planned: &[Action],
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let rules_left = obs
+        .rules
+        .iter()
+        .any(|r| !removed_rules.contains(&r.id) && !r.status.is_going_away());
+    if rules_left {
+        return actions;
+    }
+    for group in obs.security_groups.iter().filter(|g| {
+        owner.is_ours(&g.tags) && g.tags.get(TAG_ROLE).map(String::as_str) == Some(ROLE_OUTBOUND)
+    }) {
+        let used = obs
+            .endpoints
+            .iter()
+            .any(|e| e.security_group_ids.contains(&group.id) && !e.is_going_away());
+        let planned = planned.iter().chain(&actions).any(
+            |a| matches!(a, Action::DeleteSecurityGroup { group_id, .. } if *group_id == group.id),
+        );
+        if !used && !planned {
+            actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
+        }
+    }
+    actions
+}

@@ -1,0 +1,213 @@
+//! The cluster's forward rule and its associations.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// The cluster's forward rule: made, kept right, associated with every
+/// client VPC and no other. Returns what it plans and the id of the rule
+/// that stays.
+pub(super) fn plan_rule(
+    obs: &Observation,
+    owner: &Owner,
+    d: &Desired,
+    outbound: Option<&EndpointRef>,
+    inbound_ips_known: &Option<Vec<String>>,
+) -> (Planned, Option<String>) {
+    let mut m = Planned::default();
+    let wants_rule = !d.association_vpcs.is_empty();
+    let rules_of_cluster = rules_of(owner, obs, &d.cluster.name);
+    let current = rules_of_cluster
+        .iter()
+        .find(|r| r.domain == d.host && !r.status.is_going_away() && !r.status.is_failed())
+        .copied();
+    for rule in &rules_of_cluster {
+        if rule.status.is_failed() {
+            m.problems.push(Problem {
+                resource: format!("rule {} ({})", rule.id, rule.domain),
+                status: rule.status.to_string(),
+                message: rule.status_message.clone(),
+                repair: Some("it is deleted, and a new one made once it is gone".into()),
+            });
+        }
+        let keep = wants_rule && current.map(|c| c.id == rule.id).unwrap_or(false);
+        if !keep {
+            m.actions.extend(remove_rule(obs, rule));
+        }
+    }
+    let (true, Some(outbound)) = (wants_rule, outbound) else {
+        return (m, None);
+    };
+    let targets = match inbound_ips_known {
+        Some(ips) if !ips.is_empty() => Targets::Known(
+            ips.iter()
+                .map(|ip| TargetAddress {
+                    ip: ip.clone(),
+                    port: DNS_PORT,
+                })
+                .collect(),
+        ),
+        _ => Targets::InboundEndpointIps,
+    };
+    let (rule_ref, rule_id) = match current {
+        None => {
+            m.actions.push(Action::CreateRule {
+                cluster: d.cluster.name.clone(),
+                cluster_arn: d.cluster.arn.clone(),
+                domain: d.host.clone(),
+                targets,
+                endpoint: outbound.clone(),
+            });
+            (RuleRef::New, None)
+        }
+        Some(rule) => {
+            m.actions.extend(update_rule(rule, targets, outbound));
+            (RuleRef::Existing(rule.id.clone()), Some(rule.id.clone()))
+        }
+    };
+    // Another rule of ours for this name still associated with a VPC: a VPC
+    // takes one rule per name (RSLVR-00802), so ours waits for it to go.
+    let other_rules: BTreeSet<&str> = rules_of_cluster
+        .iter()
+        .filter(|r| r.domain == d.host && Some(r.id.as_str()) != rule_id.as_deref())
+        .map(|r| r.id.as_str())
+        .collect();
+    m.absorb(plan_associations(obs, d, current, &rule_ref, &other_rules));
+    (m, rule_id)
+}
+
+/// The update that points an existing rule at `targets` through `outbound`,
+/// when it does not already.
+fn update_rule(rule: &RuleView, targets: Targets, outbound: &EndpointRef) -> Option<Action> {
+    let mut current_targets = rule.targets.clone();
+    current_targets.sort();
+    let targets_differ = match &targets {
+        Targets::Known(t) => {
+            let mut t = t.clone();
+            t.sort();
+            t != current_targets
+        }
+        Targets::InboundEndpointIps => true,
+    };
+    let endpoint_differs = match outbound {
+        EndpointRef::Existing(id) => rule.endpoint_id.as_deref() != Some(id.as_str()),
+        EndpointRef::New(_) => true,
+    };
+    (targets_differ || endpoint_differs).then(|| Action::UpdateRule {
+        rule_id: rule.id.clone(),
+        rule_arn: rule.arn.clone(),
+        domain: rule.domain.clone(),
+        targets,
+        endpoint: outbound.clone(),
+    })
+}
+
+/// The rule associated with every client VPC and no other: failed
+/// associations removed (and made again), ones in progress waited for.
+fn plan_associations(
+    obs: &Observation,
+    d: &Desired,
+    current: Option<&RuleView>,
+    rule_ref: &RuleRef,
+    other_rules: &BTreeSet<&str>,
+) -> Planned {
+    let mut m = Planned::default();
+    let rule_id = current.map(|r| r.id.as_str());
+    let of_rule: Vec<&AssociationView> = obs
+        .associations
+        .iter()
+        .filter(|a| Some(a.rule_id.as_str()) == rule_id)
+        .collect();
+    let associated: BTreeSet<&str> = of_rule
+        .iter()
+        .filter(|a| a.status.is_live())
+        .map(|a| a.vpc_id.as_str())
+        .collect();
+    for a in &of_rule {
+        if a.status.is_in_progress() {
+            m.waits.push(Wait::Association {
+                rule_id: a.rule_id.clone(),
+                vpc_id: a.vpc_id.clone(),
+                status: a.status.clone(),
+            });
+        }
+        if a.status.is_failed() {
+            let wanted = d.association_vpcs.iter().any(|v| v == &a.vpc_id);
+            m.problems.push(Problem {
+                resource: format!("the association of rule {} with {}", a.rule_id, a.vpc_id),
+                status: a.status.to_string(),
+                message: a.status_message.clone(),
+                repair: Some(if wanted {
+                    "it is removed, and made again once it is gone".into()
+                } else {
+                    "it is removed".into()
+                }),
+            });
+            m.actions.push(Action::DisassociateRule {
+                rule_id: a.rule_id.clone(),
+                rule_arn: current.map(|r| r.arn.clone()).unwrap_or_default(),
+                vpc_id: a.vpc_id.clone(),
+            });
+        }
+    }
+    for vpc in &d.association_vpcs {
+        if associated.contains(vpc.as_str()) {
+            continue;
+        }
+        let blocking = obs.associations.iter().find(|a| {
+            &a.vpc_id == vpc
+                && (other_rules.contains(a.rule_id.as_str())
+                    || (Some(a.rule_id.as_str()) == rule_id && !a.status.is_live()))
+        });
+        match blocking {
+            Some(a) => m.waits.push(Wait::AssociationGone {
+                rule_id: a.rule_id.clone(),
+                vpc_id: vpc.clone(),
+            }),
+            None => m.actions.push(Action::AssociateRule {
+                rule: rule_ref.clone(),
+                vpc_id: vpc.clone(),
+                cluster: d.cluster.name.clone(),
+            }),
+        }
+    }
+    if let Some(rule) = current {
+        for vpc in associated {
+            if !d.association_vpcs.iter().any(|v| v == vpc) {
+                m.actions.push(Action::DisassociateRule {
+                    rule_id: rule.id.clone(),
+                    rule_arn: rule.arn.clone(),
+                    vpc_id: vpc.to_string(),
+                });
+            }
+        }
+    }
+    m
+}
+
+/// Disassociate a rule everywhere, then delete it.
+pub(super) fn remove_rule(obs: &Observation, rule: &RuleView) -> Vec<Action> {
+    let associations: Vec<&AssociationView> = obs
+        .associations
+        .iter()
+        .filter(|a| a.rule_id == rule.id)
+        .collect();
+    let mut actions: Vec<Action> = associations
+        .iter()
+        .filter(|a| a.status != AssociationStatus::Deleting)
+        .map(|association| Action::DisassociateRule {
+            rule_id: rule.id.clone(),
+            rule_arn: rule.arn.clone(),
+            vpc_id: association.vpc_id.clone(),
+        })
+        .collect();
+    if !rule.status.is_going_away() {
+        actions.push(Action::DeleteRule {
+            rule_id: rule.id.clone(),
+            rule_arn: rule.arn.clone(),
+            domain: rule.domain.clone(),
+            after_associations: !associations.is_empty(),
+        });
+    }
+    actions
+}

@@ -1,0 +1,198 @@
+//! The SSM contract: parameter names under the prefix, the state document
+//! and the rendered parameters that render, observe and the CLI read.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ip_sort_key;
+
+/// The `state` parameter: what was made for one cluster. It is also the
+/// record that a cluster uses its VPC's shared inbound endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StateDoc {
+    pub schema: u32,
+    pub cluster: String,
+    pub cluster_arn: String,
+    pub vpc_id: String,
+    pub endpoint: String,
+    pub inbound_endpoint_id: String,
+    pub outbound_endpoint_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub associated_vpcs: Vec<String>,
+    pub control_plane_security_group_id: String,
+    pub control_plane_rule_ids: Vec<String>,
+    /// Every CIDR this cluster admits on 53 and 443.
+    pub allowed_cidrs: Vec<String>,
+    /// The cluster VPC's CIDR blocks outside the private ranges (a VPC may
+    /// have them): where `render` accepts inbound addresses besides the
+    /// private ranges. Empty for most VPCs, and then not written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_cidrs: Vec<String>,
+    /// `Config::digest` of the settings the plumbing was made with: a CLI
+    /// run with other settings takes nothing of it away unless forced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_digest: Option<String>,
+    pub updated_at: String,
+}
+
+pub const STATE_SCHEMA: u32 = 1;
+
+impl StateDoc {
+    /// Equal but for the time stamp: a state with nothing new is not rewritten.
+    pub fn same_content(&self, other: &StateDoc) -> bool {
+        let mut a = self.clone();
+        a.updated_at = other.updated_at.clone();
+        &a == other
+    }
+}
+
+/// What the SSM parameters should say, with the parts that earlier actions
+/// of the plan decide left as None for the apply step to fill in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Publication {
+    pub prefix: String,
+    pub cluster: String,
+    pub cluster_arn: String,
+    pub vpc_id: String,
+    pub endpoint_host: String,
+    pub inbound_endpoint_id: Option<String>,
+    pub inbound_ips: Option<Vec<String>>,
+    pub inbound_ipv6: Option<Vec<String>>,
+    pub outbound_endpoint_id: Option<String>,
+    pub uses_outbound: bool,
+    pub rule_id: Option<String>,
+    pub uses_rule: bool,
+    pub associated_vpcs: Vec<String>,
+    pub control_plane_group_id: String,
+    /// Our 443 rules that stay; the apply step adds the ones it creates.
+    pub control_plane_rule_ids: Vec<String>,
+    pub allowed_cidrs: Vec<String>,
+    /// The cluster VPC's blocks outside the private ranges.
+    pub vpc_cidrs: Vec<String>,
+    /// The digest of the settings this is made with.
+    pub settings_digest: String,
+    /// The parameters as they are now (name -> value), to write only changes.
+    #[serde(skip)]
+    pub current: BTreeMap<String, String>,
+}
+
+pub const PARAM_ENDPOINT: &str = "endpoint";
+pub const PARAM_INBOUND_IPS: &str = "inbound-ips";
+pub const PARAM_INBOUND_IPV6: &str = "inbound-ipv6";
+pub const PARAM_STATE: &str = "state";
+/// Under the prefix, names that start with this hold the deployment's own
+/// records, not a cluster's: no EKS cluster name starts with it.
+pub const DEPLOYMENT_PREFIX: &str = "_";
+
+pub fn parameter_name(prefix: &str, cluster: &str, leaf: &str) -> String {
+    format!("{prefix}/{cluster}/{leaf}")
+}
+
+/// The parameter values, ready to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedParameters {
+    /// (name, value, type) in write order; the state document is last.
+    pub values: Vec<(String, String, &'static str)>,
+    pub state: StateDoc,
+    /// Parameters of ours that should not exist (inbound-ipv6 when the
+    /// endpoint has none).
+    pub obsolete: Vec<String>,
+}
+
+impl RenderedParameters {
+    /// Whether any parameter differs from `current`. The state document is
+    /// compared without its time stamp.
+    pub fn needs_write(&self, current: &BTreeMap<String, String>) -> bool {
+        self.changed(current).next().is_some()
+            || self.obsolete.iter().any(|n| current.contains_key(n))
+    }
+
+    pub fn changed<'a>(
+        &'a self,
+        current: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'a (String, String, &'static str)> + 'a {
+        self.values.iter().filter(move |(name, value, _)| {
+            let now = current.get(name);
+            if name.ends_with(&format!("/{PARAM_STATE}")) {
+                match now.and_then(|v| serde_json::from_str::<StateDoc>(v).ok()) {
+                    Some(doc) => !doc.same_content(&self.state),
+                    None => true,
+                }
+            } else {
+                now != Some(value)
+            }
+        })
+    }
+}
+
+impl Publication {
+    /// Render the parameters. `updated_at` is the time stamp for a state
+    /// document that changes; None when only comparing. Returns None while
+    /// a part is still unknown.
+    pub fn render(&self, updated_at: Option<&str>) -> Option<RenderedParameters> {
+        let inbound_endpoint_id = self.inbound_endpoint_id.clone()?;
+        let mut ips = self.inbound_ips.clone()?;
+        if ips.is_empty() {
+            return None;
+        }
+        ips.sort_by_key(|ip| ip_sort_key(ip));
+        let mut ipv6 = self.inbound_ipv6.clone().unwrap_or_default();
+        ipv6.sort();
+        if self.uses_outbound && self.outbound_endpoint_id.is_none() {
+            return None;
+        }
+        if self.uses_rule && self.rule_id.is_none() {
+            return None;
+        }
+        let mut associated = self.associated_vpcs.clone();
+        associated.sort();
+        let mut rule_ids = self.control_plane_rule_ids.clone();
+        rule_ids.sort();
+        let state_name = parameter_name(&self.prefix, &self.cluster, PARAM_STATE);
+        let previous_stamp = self
+            .current
+            .get(&state_name)
+            .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
+            .map(|d| d.updated_at);
+        let state = StateDoc {
+            schema: STATE_SCHEMA,
+            cluster: self.cluster.clone(),
+            cluster_arn: self.cluster_arn.clone(),
+            vpc_id: self.vpc_id.clone(),
+            endpoint: self.endpoint_host.clone(),
+            inbound_endpoint_id,
+            outbound_endpoint_id: self.outbound_endpoint_id.clone(),
+            rule_id: self.rule_id.clone(),
+            associated_vpcs: associated,
+            control_plane_security_group_id: self.control_plane_group_id.clone(),
+            control_plane_rule_ids: rule_ids,
+            allowed_cidrs: self.allowed_cidrs.clone(),
+            vpc_cidrs: self.vpc_cidrs.clone(),
+            settings_digest: Some(self.settings_digest.clone()),
+            updated_at: updated_at
+                .map(str::to_string)
+                .or(previous_stamp)
+                .unwrap_or_default(),
+        };
+        let name = |leaf| parameter_name(&self.prefix, &self.cluster, leaf);
+        let mut values = vec![
+            (name(PARAM_ENDPOINT), self.endpoint_host.clone(), "String"),
+            (name(PARAM_INBOUND_IPS), ips.join(","), "StringList"),
+        ];
+        let mut obsolete = Vec::new();
+        if ipv6.is_empty() {
+            obsolete.push(name(PARAM_INBOUND_IPV6));
+        } else {
+            values.push((name(PARAM_INBOUND_IPV6), ipv6.join(","), "StringList"));
+        }
+        let state_json = serde_json::to_string(&state).expect("state serializes");
+        values.push((name(PARAM_STATE), state_json, "String"));
+        Some(RenderedParameters {
+            values,
+            state,
+            obsolete,
+        })
+    }
+}
