@@ -1,0 +1,393 @@
+//! Apply: carry out a plan, phase by phase (independent actions of a phase
+//! run concurrently). Every create is idempotent (deterministic
+//! CreatorRequestIds and names; "already exists" adopts the existing
+//! resource), every delete treats "not found" as done, and ownership is
+//! checked again right before anything of ours is changed or deleted
+//! (`owned`). Each resource kind has its room: `groups` (security groups
+//! and their rules), `endpoints`, `rules` (and associations), `parameters`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+
+use crate::aws::{AwsError, Clients};
+use crate::model::{Direction, Tags, TargetAddress};
+use crate::observe::{self};
+use crate::owner::{Owner, TAG_OWNER};
+use crate::plan::{
+    Action, EndpointIpRef, EndpointRef, GroupRef, Phase, Plan, RuleRef, Targets, DNS_PORT,
+};
+use crate::progress::Wait;
+use crate::wait::Patience;
+
+mod endpoints;
+mod groups;
+mod owned;
+mod parameters;
+mod rules;
+
+use endpoints::*;
+
+/// Why an apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Something we were about to change or delete does not carry our
+    /// owner tag: it is left alone, and the run fails so that someone looks.
+    #[error("refusing to {action}: {resource} does not carry {TAG_OWNER}={owner}")]
+    NotOurs {
+        action: String,
+        resource: String,
+        owner: String,
+    },
+    /// A resource of someone else's stands in the way.
+    #[error("{0}")]
+    Conflict(String),
+    /// AWS is still doing what this action must wait for, and the deadline
+    /// came: not an error of the run, which ends `converging`.
+    #[error("still in progress: {0}")]
+    InProgress(String),
+}
+
+impl ApplyError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Aws(e) => e.transient,
+            ApplyError::InProgress(_) => true,
+            ApplyError::NotOurs { .. } | ApplyError::Conflict(_) => false,
+        }
+    }
+}
+
+/// How many times an action is sent again after AWS refuses it for
+/// something it depends on (an association still there, a rule, a network
+/// interface) and a wait then finds that gone: a refusal that repeats with
+/// nothing left to wait for is an error, never an endless loop.
+pub(super) const REFUSALS: u32 = 5;
+
+/// What one action made, for the actions after it.
+#[derive(Debug)]
+pub(super) enum Effect {
+    None,
+    GroupCreated(String, String),
+    EndpointCreated(Direction, String),
+    /// The endpoint's IPs changed: it is UPDATING.
+    EndpointChanged(Direction, String),
+    RuleCreated(String),
+    ApiRulesCreated(Vec<String>),
+    /// (rule, VPC): the association is CREATING.
+    Associated(String, String),
+    /// Left as it is, and why (it came into use since it was observed).
+    Kept(String),
+    /// Done; AWS finishes it in its own time (a delete: DELETING).
+    Settle(Wait),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Resolved {
+    pub(super) groups: BTreeMap<String, String>,
+    pub(super) endpoints: BTreeMap<&'static str, String>,
+    pub(super) rule_id: Option<String>,
+    pub(super) api_rule_ids: Vec<String>,
+    pub(super) associated: BTreeSet<String>,
+    pub(super) inbound_ips: Option<Vec<String>>,
+    /// Endpoints whose IPs this apply changed: they are not OPERATIONAL
+    /// again until AWS finishes.
+    pub(super) changed_endpoints: BTreeSet<String>,
+    /// Endpoints left in place because something came to use them.
+    pub(super) kept: Vec<String>,
+}
+
+pub(super) fn direction_key(d: Direction) -> &'static str {
+    match d {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
+
+pub struct Applier<'a> {
+    pub clients: &'a Clients,
+    pub owner: &'a Owner,
+    /// How long an action may wait for what it depends on (a rule's
+    /// associations to go before the rule, an endpoint's interfaces to go
+    /// before its group).
+    pub patience: Patience,
+}
+
+/// Result of applying a plan.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The actions that ran.
+    pub done: Vec<String>,
+    /// What the apply stopped waiting for at the deadline; the actions of
+    /// that phase that waited, and of every later phase, were not done.
+    pub stopped: Vec<String>,
+    /// What AWS still has to finish for what this apply made: endpoints
+    /// made or resized (OPERATIONAL), associations made (COMPLETE).
+    pub settle: Vec<Wait>,
+    /// Deletes skipped because the resource came into use.
+    pub kept: Vec<String>,
+}
+
+impl<'a> Applier<'a> {
+    pub async fn apply(&self, plan: &Plan) -> Result<Applied, ApplyError> {
+        let mut resolved = Resolved::default();
+        let mut applied = Applied::default();
+        let mut phases: BTreeMap<Phase, Vec<&Action>> = BTreeMap::new();
+        for action in &plan.actions {
+            phases.entry(action.phase()).or_default().push(action);
+        }
+        let removing: BTreeSet<String> = plan
+            .actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::RemoveEndpointIps { ips, .. } => ips
+                    .iter()
+                    .filter_map(|ip| ip.ip.clone())
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for (phase, actions) in phases {
+            if phase.reads_inbound_ips() {
+                self.resolve_inbound_ips(plan, &mut resolved, &removing)
+                    .await?;
+            }
+            let results = join_all(actions.iter().map(|a| self.run(a, &resolved))).await;
+            let mut first_error = None;
+            for (action, result) in actions.iter().zip(results) {
+                match result {
+                    Ok(effect) => {
+                        applied.done.push(action.describe());
+                        match effect {
+                            Effect::None => {}
+                            Effect::GroupCreated(role, id) => {
+                                resolved.groups.insert(role, id);
+                            }
+                            Effect::EndpointCreated(d, id) => {
+                                applied.settle.push(Wait::Endpoint {
+                                    endpoint_id: id.clone(),
+                                    direction: d,
+                                    status: crate::status::EndpointStatus::Creating,
+                                });
+                                resolved.endpoints.insert(direction_key(d), id);
+                            }
+                            Effect::EndpointChanged(d, id) => {
+                                applied.settle.push(Wait::Endpoint {
+                                    endpoint_id: id.clone(),
+                                    direction: d,
+                                    status: crate::status::EndpointStatus::Updating,
+                                });
+                                resolved.changed_endpoints.insert(id);
+                            }
+                            Effect::RuleCreated(id) => resolved.rule_id = Some(id),
+                            Effect::ApiRulesCreated(ids) => resolved.api_rule_ids.extend(ids),
+                            Effect::Associated(rule, vpc) => {
+                                applied.settle.push(Wait::Association {
+                                    rule_id: rule,
+                                    vpc_id: vpc.clone(),
+                                    status: crate::status::AssociationStatus::Creating,
+                                });
+                                resolved.associated.insert(vpc);
+                            }
+                            Effect::Settle(wait) => applied.settle.push(wait),
+                            Effect::Kept(why) => {
+                                tracing::info!(action = %action.describe(), why = %why, "left in place");
+                                resolved.kept.push(why.clone());
+                                applied.kept.push(why);
+                            }
+                        }
+                    }
+                    Err(ApplyError::InProgress(what)) => {
+                        tracing::info!(action = %action.describe(), waiting_for = %what,
+                            "deadline reached while waiting");
+                        applied.stopped.push(what);
+                    }
+                    Err(e) => {
+                        tracing::warn!(action = %action.describe(), error = %e, "action failed");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            // Later phases depend on this one: stop here; a later run finishes.
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            if !applied.stopped.is_empty() {
+                return Ok(applied);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// The inbound endpoint's addresses, as they will be once the planned IP
+    /// removals are done.
+    async fn resolve_inbound_ips(
+        &self,
+        plan: &Plan,
+        resolved: &mut Resolved,
+        removing: &BTreeSet<String>,
+    ) -> Result<(), ApplyError> {
+        if resolved.inbound_ips.is_some() {
+            return Ok(());
+        }
+        let needs = plan.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::CreateRule {
+                    targets: Targets::InboundEndpointIps,
+                    ..
+                } | Action::UpdateRule {
+                    targets: Targets::InboundEndpointIps,
+                    ..
+                }
+            ) || matches!(a, Action::PublishParameters(p) if p.inbound_ips.is_none())
+        });
+        if !needs {
+            return Ok(());
+        }
+        let id = resolved.endpoints.get("inbound").cloned().or_else(|| {
+            plan.actions.iter().find_map(|a| match a {
+                Action::AddEndpointIps { endpoint_id, .. }
+                | Action::RemoveEndpointIps { endpoint_id, .. } => Some(endpoint_id.clone()),
+                Action::PublishParameters(p) => p.inbound_endpoint_id.clone(),
+                _ => None,
+            })
+        });
+        let Some(id) = id else {
+            return Ok(());
+        };
+        let ips = observe::endpoint_ips(self.clients, &id).await?;
+        let mut addresses: Vec<String> = ips
+            .iter()
+            .filter(|ip| ip.status.is_live())
+            .filter_map(|ip| ip.ip.clone())
+            .filter(|ip| !removing.contains(ip))
+            .collect();
+        addresses.sort_by_key(|ip| crate::model::ip_sort_key(ip));
+        addresses.dedup();
+        if addresses.is_empty() {
+            return Err(ApplyError::Aws(AwsError {
+                operation: "Route53Resolver.ListResolverEndpointIpAddresses".into(),
+                code: Some("NoAddressesYet".into()),
+                message: format!("inbound endpoint {id} has no IP addresses yet"),
+                transient: true,
+            }));
+        }
+        resolved.inbound_ips = Some(addresses);
+        Ok(())
+    }
+
+    /// One action, by the room of its resource kind.
+    async fn run(&self, action: &Action, resolved: &Resolved) -> Result<Effect, ApplyError> {
+        match action {
+            Action::CreateSecurityGroup { .. }
+            | Action::AuthorizeIngress { .. }
+            | Action::RevokeIngress { .. }
+            | Action::DeleteSecurityGroup { .. } => self.run_groups(action, resolved).await,
+            Action::CreateEndpoint { .. }
+            | Action::AddEndpointIps { .. }
+            | Action::RemoveEndpointIps { .. }
+            | Action::DeleteEndpoint { .. } => self.run_endpoints(action, resolved).await,
+            Action::CreateRule { .. }
+            | Action::UpdateRule { .. }
+            | Action::AssociateRule { .. }
+            | Action::DisassociateRule { .. }
+            | Action::DeleteRule { .. } => self.run_rules(action, resolved).await,
+            Action::PublishParameters(_) | Action::DeleteParameters { .. } => {
+                self.run_parameters(action, resolved).await
+            }
+        }
+    }
+
+    // ---- Resolver ---------------------------------------------------------
+
+    // ---- SSM ----------------------------------------------------------------
+}
+
+pub(super) fn missing(what: &str) -> ApplyError {
+    ApplyError::Aws(AwsError {
+        operation: "apply".into(),
+        code: Some("Incomplete".into()),
+        message: format!("{what} is not known yet; a later run finishes"),
+        transient: true,
+    })
+}
+
+pub(super) fn group_id(group: &GroupRef, resolved: &Resolved) -> Result<String, ApplyError> {
+    match group {
+        GroupRef::Existing(id) => Ok(id.clone()),
+        GroupRef::New(role) => resolved
+            .groups
+            .get(role)
+            .cloned()
+            .ok_or_else(|| missing(&format!("the new {role} security group"))),
+    }
+}
+
+pub(super) fn endpoint_id(
+    endpoint: &EndpointRef,
+    resolved: &Resolved,
+) -> Result<String, ApplyError> {
+    match endpoint {
+        EndpointRef::Existing(id) => Ok(id.clone()),
+        EndpointRef::New(d) => resolved
+            .endpoints
+            .get(direction_key(*d))
+            .cloned()
+            .ok_or_else(|| missing(&format!("the new {} endpoint", direction_key(*d)))),
+    }
+}
+
+pub(super) fn targets_of(
+    targets: &Targets,
+    resolved: &Resolved,
+) -> Result<Vec<TargetAddress>, ApplyError> {
+    match targets {
+        Targets::Known(t) => Ok(t.clone()),
+        Targets::InboundEndpointIps => {
+            let ips = resolved
+                .inbound_ips
+                .clone()
+                .ok_or_else(|| missing("the inbound endpoint's addresses"))?;
+            Ok(ips
+                .into_iter()
+                .map(|ip| TargetAddress { ip, port: DNS_PORT })
+                .collect())
+        }
+    }
+}
+
+/// "Not found" on a delete means it is already done.
+pub(super) fn ok_if_gone(result: Result<(), AwsError>) -> Result<(), AwsError> {
+    match result {
+        Err(e) if is_gone(&e) => Ok(()),
+        other => other,
+    }
+}
+
+pub(super) fn is_gone(e: &AwsError) -> bool {
+    matches!(
+        e.code.as_deref(),
+        Some(
+            "ResourceNotFoundException"
+                | "InvalidPermission.NotFound"
+                | "InvalidSecurityGroupRuleId.NotFound"
+                | "InvalidGroup.NotFound"
+                | "ParameterNotFound"
+        )
+    )
+}
+
+pub(super) fn resolver_tags(tags: &Tags) -> Vec<aws_sdk_route53resolver::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_route53resolver::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value are set")
+        })
+        .collect()
+}

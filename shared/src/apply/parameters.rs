@@ -1,0 +1,168 @@
+//! The SSM record: publish (create-only or overwrite of our own), delete.
+
+use aws_sdk_ssm::types::ParameterType;
+
+use crate::aws::{aws, AwsError};
+use crate::model::Tags;
+use crate::plan::Publication;
+
+use super::*;
+
+impl Applier<'_> {
+    /// Carry out one parameter action.
+    pub(super) async fn run_parameters(
+        &self,
+        action: &Action,
+        resolved: &Resolved,
+    ) -> Result<Effect, ApplyError> {
+        match action {
+            Action::PublishParameters(publication) => {
+                self.publish(publication, resolved).await?;
+                Ok(Effect::None)
+            }
+            Action::DeleteParameters { names } => {
+                self.delete_parameters(names).await?;
+                Ok(Effect::None)
+            }
+            other => unreachable!("{} is not a parameter action", other.describe()),
+        }
+    }
+
+    pub(super) async fn publish(
+        &self,
+        publication: &Publication,
+        resolved: &Resolved,
+    ) -> Result<(), ApplyError> {
+        let mut p = publication.clone();
+        if let Some(id) = resolved.endpoints.get("inbound") {
+            p.inbound_endpoint_id = Some(id.clone());
+        }
+        if p.inbound_ips.is_none() {
+            p.inbound_ips = resolved.inbound_ips.clone();
+        }
+        if let Some(id) = resolved.endpoints.get("outbound") {
+            p.outbound_endpoint_id = Some(id.clone());
+        }
+        if let Some(id) = &resolved.rule_id {
+            p.rule_id = Some(id.clone());
+        }
+        p.control_plane_rule_ids
+            .extend(resolved.api_rule_ids.iter().cloned());
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let Some(rendered) = p.render(Some(&now)) else {
+            return Err(missing("the values of the parameters"));
+        };
+        let tags = self.owner.parameter_tags(&p.cluster_arn, &p.vpc_id);
+        for (name, value, kind) in rendered.changed(&p.current) {
+            let kind = if *kind == "StringList" {
+                ParameterType::StringList
+            } else {
+                ParameterType::String
+            };
+            self.put_parameter(name, value, kind, &tags, p.current.contains_key(name))
+                .await?;
+        }
+        let obsolete: Vec<String> = rendered
+            .obsolete
+            .iter()
+            .filter(|n| p.current.contains_key(*n))
+            .cloned()
+            .collect();
+        if !obsolete.is_empty() {
+            self.delete_parameters(&obsolete).await?;
+        }
+        Ok(())
+    }
+
+    /// Create `name` with `tags`, or overwrite it when it carries our
+    /// owner tag (a parameter someone else made is never overwritten).
+    pub async fn put_parameter(
+        &self,
+        name: &str,
+        value: &str,
+        kind: ParameterType,
+        tags: &Tags,
+        exists: bool,
+    ) -> Result<(), ApplyError> {
+        if !exists {
+            let result = self
+                .clients
+                .ssm
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(kind.clone())
+                .set_tags(Some(ssm_tags(tags)))
+                // Said, not implied: the role may create a parameter only
+                // with Overwrite false and our tag, and overwrite only one
+                // that carries it (ssm:Overwrite in the template).
+                .overwrite(false)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    let e = AwsError::from_sdk("SSM.PutParameter", e);
+                    if !e.is_code("ParameterAlreadyExists") {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        if let Some(tags) = self.parameter_tags(name).await? {
+            self.ensure_ours(&tags, format!("overwrite parameter {name}"), name)?;
+        }
+        self.clients
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(kind)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(aws("SSM.PutParameter"))?;
+        Ok(())
+    }
+
+    /// Delete those of `names` that carry our owner tag. Someone else's
+    /// parameter under the prefix is left as it is: removing what is ours
+    /// is done without it.
+    pub(super) async fn delete_parameters(&self, names: &[String]) -> Result<(), ApplyError> {
+        let mut ours = Vec::new();
+        for name in names {
+            match self.parameter_tags(name).await? {
+                Some(tags) if self.owner.is_ours(&tags) => ours.push(name.clone()),
+                None => {}
+                Some(_) => tracing::warn!(
+                    parameter = %name,
+                    "leaving a parameter under the prefix that does not carry our owner tag"
+                ),
+            }
+        }
+        for chunk in ours.chunks(10) {
+            self.clients
+                .ssm
+                .delete_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(aws("SSM.DeleteParameters"))?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn ssm_tags(tags: &Tags) -> Vec<aws_sdk_ssm::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_ssm::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value are set")
+        })
+        .collect()
+}
