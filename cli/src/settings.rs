@@ -2,7 +2,9 @@
 //! the environment), layered over the deployment's published settings.
 
 use anyhow::{anyhow, Result};
-use clap::Args;
+use std::collections::BTreeMap;
+
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 
 use shared::aws::Clients;
 use shared::config::{self, Config, Mode};
@@ -10,85 +12,54 @@ use shared::reconcile::{Reconciler, Role};
 
 use crate::*;
 
-#[derive(Args)]
+/// The values given by flag or environment, one per variable of
+/// `config::VARIABLES` (whose table makes the flags).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Settings {
-    /// Comma-separated VPC ids that must resolve the cluster names.
-    #[arg(long, global = true, env = config::ENV_CLIENT_VPC_IDS, hide_env_values = true)]
-    client_vpc_ids: Option<String>,
-    /// Comma-separated on-premises CIDRs allowed on 53 and 443.
-    #[arg(long, global = true, env = config::ENV_ONPREM_CIDRS, hide_env_values = true)]
-    onprem_cidrs: Option<String>,
-    /// Also treat VPCs peered with the cluster VPC as client VPCs (true/false).
-    #[arg(long, global = true, env = config::ENV_DISCOVER_PEERED_VPCS, hide_env_values = true)]
-    discover_peered_vpcs: Option<String>,
-    /// Use this existing outbound Resolver endpoint; never create or delete one.
-    #[arg(long, global = true, env = config::ENV_OUTBOUND_ENDPOINT_ID, hide_env_values = true)]
-    outbound_endpoint_id: Option<String>,
-    /// Where to create the shared outbound endpoint.
-    #[arg(long, global = true, env = config::ENV_OUTBOUND_VPC_ID, hide_env_values = true)]
-    outbound_vpc_id: Option<String>,
-    /// private-only or private-access.
-    #[arg(long, global = true, env = config::ENV_TRIGGER, hide_env_values = true)]
-    trigger: Option<String>,
-    /// SSM parameter path prefix.
-    #[arg(long, global = true, env = config::ENV_SSM_PREFIX, hide_env_values = true)]
-    ssm_prefix: Option<String>,
-    /// Owner id written in ownership tags.
-    #[arg(long, global = true, env = config::ENV_OWNER, hide_env_values = true)]
-    owner: Option<String>,
-    /// IPs per inbound endpoint, 2 to 6.
-    #[arg(long, global = true, env = config::ENV_INBOUND_IPS, hide_env_values = true)]
-    inbound_ips: Option<String>,
-    /// Allow 0.0.0.0/0 or ::/0 among the CIDRs (true/false).
-    #[arg(long, global = true, env = config::ENV_ALLOW_WORLD, hide_env_values = true)]
-    allow_world: Option<String>,
-    /// Allow CIDRs that cover public address space (true/false).
-    #[arg(long, global = true, env = config::ENV_ALLOW_PUBLIC_CIDRS, hide_env_values = true)]
-    allow_public_cidrs: Option<String>,
-    /// Comma-separated CIDRs inside which cluster tags' CIDRs must lie
-    /// (default: the private ranges).
-    #[arg(long, global = true, env = config::ENV_TAG_CIDR_ENVELOPE, hide_env_values = true)]
-    tag_cidr_envelope: Option<String>,
-    /// Where the 443 rules go: cluster (the EKS-made cluster security
-    /// group) or tagged (the cluster's additional group tagged
-    /// eks-private-dns:api-rules=<owner>).
-    #[arg(long, global = true, env = config::ENV_API_RULES_GROUP, hide_env_values = true)]
-    api_rules_group: Option<String>,
-    /// Route 53 Resolver requests per second (default 4).
-    #[arg(long, global = true, env = config::ENV_RESOLVER_RATE, hide_env_values = true)]
-    resolver_rate: Option<String>,
-    /// Clusters a sweep reconciles at once (default 4).
-    #[arg(long, global = true, env = config::ENV_SWEEP_CONCURRENCY, hide_env_values = true)]
-    sweep_concurrency: Option<String>,
-    /// apply, or plan (observe and report, change nothing); the commands
-    /// plan and status never change anything whatever this says.
-    #[arg(long, global = true, env = config::ENV_MODE, hide_env_values = true)]
-    mode: Option<String>,
+    given: BTreeMap<&'static str, String>,
+}
+
+impl FromArgMatches for Settings {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut settings = Settings::default();
+        settings.update_from_arg_matches(matches)?;
+        Ok(settings)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for v in config::VARIABLES {
+            if let Some(value) = matches.get_one::<String>(v.flag) {
+                self.given.insert(v.name, value.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for Settings {
+    fn augment_args(cmd: Command) -> Command {
+        config::VARIABLES.iter().fold(cmd, |cmd, v| {
+            cmd.arg(
+                Arg::new(v.flag)
+                    .long(v.flag)
+                    .env(v.name)
+                    .hide_env_values(true)
+                    .global(true)
+                    .value_name(v.name.trim_start_matches("EKS_PRIVATE_DNS_"))
+                    .help(v.help.trim_end_matches('.')),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Settings::augment_args(cmd)
+    }
 }
 
 impl Settings {
     /// The value given for variable `name` (its flag, or the environment).
     pub(crate) fn value(&self, name: &str) -> Option<String> {
-        let v = match name {
-            config::ENV_CLIENT_VPC_IDS => &self.client_vpc_ids,
-            config::ENV_ONPREM_CIDRS => &self.onprem_cidrs,
-            config::ENV_DISCOVER_PEERED_VPCS => &self.discover_peered_vpcs,
-            config::ENV_OUTBOUND_ENDPOINT_ID => &self.outbound_endpoint_id,
-            config::ENV_OUTBOUND_VPC_ID => &self.outbound_vpc_id,
-            config::ENV_TRIGGER => &self.trigger,
-            config::ENV_SSM_PREFIX => &self.ssm_prefix,
-            config::ENV_OWNER => &self.owner,
-            config::ENV_INBOUND_IPS => &self.inbound_ips,
-            config::ENV_ALLOW_WORLD => &self.allow_world,
-            config::ENV_ALLOW_PUBLIC_CIDRS => &self.allow_public_cidrs,
-            config::ENV_TAG_CIDR_ENVELOPE => &self.tag_cidr_envelope,
-            config::ENV_API_RULES_GROUP => &self.api_rules_group,
-            config::ENV_MODE => &self.mode,
-            config::ENV_RESOLVER_RATE => &self.resolver_rate,
-            config::ENV_SWEEP_CONCURRENCY => &self.sweep_concurrency,
-            _ => return None,
-        };
-        v.clone()
+        self.given.get(name).cloned()
     }
 
     /// The given values alone, over the defaults.

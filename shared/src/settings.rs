@@ -107,9 +107,8 @@ pub fn layered(
     };
     let config = Config::from_lookup(|name| given(name).or_else(|| from_published(name)))?;
     let effective = config.to_settings();
-    let sources = crate::config::ALL_VARIABLES
-        .iter()
-        .map(|&name| Setting {
+    let sources = crate::config::variable_names()
+        .map(|name| Setting {
             variable: name.to_string(),
             value: effective.get(name).cloned().unwrap_or_default(),
             source: if given(name).is_some() {

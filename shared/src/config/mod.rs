@@ -1,0 +1,388 @@
+//! One validated configuration, read once from the environment (the Lambdas)
+//! or from the environment plus flags (the CLI), and passed down.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ipnet::IpNet;
+
+mod parse;
+mod tags;
+mod variables;
+
+pub use parse::*;
+pub use tags::*;
+pub use variables::*;
+
+pub const ENV_CLIENT_VPC_IDS: &str = "EKS_PRIVATE_DNS_CLIENT_VPC_IDS";
+pub const ENV_ONPREM_CIDRS: &str = "EKS_PRIVATE_DNS_ONPREM_CIDRS";
+pub const ENV_DISCOVER_PEERED_VPCS: &str = "EKS_PRIVATE_DNS_DISCOVER_PEERED_VPCS";
+pub const ENV_OUTBOUND_ENDPOINT_ID: &str = "EKS_PRIVATE_DNS_OUTBOUND_ENDPOINT_ID";
+pub const ENV_OUTBOUND_VPC_ID: &str = "EKS_PRIVATE_DNS_OUTBOUND_VPC_ID";
+pub const ENV_TRIGGER: &str = "EKS_PRIVATE_DNS_TRIGGER";
+pub const ENV_SSM_PREFIX: &str = "EKS_PRIVATE_DNS_SSM_PREFIX";
+pub const ENV_OWNER: &str = "EKS_PRIVATE_DNS_OWNER";
+pub const ENV_MODE: &str = "EKS_PRIVATE_DNS_MODE";
+pub const ENV_INBOUND_IPS: &str = "EKS_PRIVATE_DNS_INBOUND_IPS";
+pub const ENV_ALLOW_WORLD: &str = "EKS_PRIVATE_DNS_ALLOW_WORLD";
+pub const ENV_ALLOW_PUBLIC_CIDRS: &str = "EKS_PRIVATE_DNS_ALLOW_PUBLIC_CIDRS";
+pub const ENV_TAG_CIDR_ENVELOPE: &str = "EKS_PRIVATE_DNS_TAG_CIDR_ENVELOPE";
+pub const ENV_API_RULES_GROUP: &str = "EKS_PRIVATE_DNS_API_RULES_GROUP";
+pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
+pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
+
+/// Cluster tags that refine the configuration for one cluster.
+pub const TAG_ENABLED: &str = "eks-private-dns/enabled";
+pub const TAG_CLIENT_VPC_IDS: &str = "eks-private-dns/client-vpc-ids";
+pub const TAG_ONPREM_CIDRS: &str = "eks-private-dns/onprem-cidrs";
+
+pub const DEFAULT_SSM_PREFIX: &str = "/eks-private-dns";
+pub const DEFAULT_OWNER: &str = "eks-private-dns";
+pub const DEFAULT_INBOUND_IPS: u8 = 2;
+pub const MIN_INBOUND_IPS: u8 = 2;
+pub const MAX_INBOUND_IPS: u8 = 6;
+pub const DEFAULT_RESOLVER_RATE: f64 = 4.0;
+pub const DEFAULT_SWEEP_CONCURRENCY: usize = 4;
+
+/// When a cluster's endpoint access makes it a candidate for plumbing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// endpointPrivateAccess=true and endpointPublicAccess=false.
+    PrivateOnly,
+    /// endpointPrivateAccess=true, whatever the public access.
+    PrivateAccess,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::PrivateOnly => "private-only",
+            Trigger::PrivateAccess => "private-access",
+        }
+    }
+}
+
+/// The security group tag that names a cluster's additional group as the
+/// one for our 443 rules (value: the owner id), with
+/// `EKS_PRIVATE_DNS_API_RULES_GROUP=tagged`.
+pub const TAG_API_RULES: &str = "eks-private-dns:api-rules";
+
+/// Where the TCP 443 rules go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiRulesGroup {
+    /// The cluster security group EKS made (which EKS also attaches to
+    /// managed nodes).
+    Cluster,
+    /// The cluster's additional group tagged `TAG_API_RULES` = owner
+    /// (attached to the control plane's interfaces only).
+    Tagged,
+}
+
+impl ApiRulesGroup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiRulesGroup::Cluster => "cluster",
+            ApiRulesGroup::Tagged => "tagged",
+        }
+    }
+}
+
+/// Whether a reconcile changes anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    /// Observe and report the plan; change nothing.
+    Plan,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::Plan => "plan",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub client_vpc_ids: Vec<String>,
+    pub onprem_cidrs: Vec<IpNet>,
+    pub discover_peered_vpcs: bool,
+    pub outbound_endpoint_id: Option<String>,
+    pub outbound_vpc_id: Option<String>,
+    pub trigger: Trigger,
+    pub ssm_prefix: String,
+    pub owner: String,
+    pub mode: Mode,
+    pub inbound_ips: u8,
+    pub allow_world: bool,
+    /// CIDRs outside the private ranges may be configured (a /0 still needs
+    /// `allow_world`).
+    pub allow_public_cidrs: bool,
+    /// Where the CIDRs of cluster tags must lie: a tag may narrow, never
+    /// widen, what the operator allowed. Default: the private ranges.
+    pub tag_cidr_envelope: Vec<IpNet>,
+    pub api_rules_group: ApiRulesGroup,
+    /// Route 53 Resolver requests per second, for this process.
+    pub resolver_rate: f64,
+    /// Clusters a sweep reconciles at once.
+    pub sweep_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            client_vpc_ids: Vec::new(),
+            onprem_cidrs: Vec::new(),
+            discover_peered_vpcs: false,
+            outbound_endpoint_id: None,
+            outbound_vpc_id: None,
+            trigger: Trigger::PrivateOnly,
+            ssm_prefix: DEFAULT_SSM_PREFIX.to_string(),
+            owner: DEFAULT_OWNER.to_string(),
+            mode: Mode::Apply,
+            inbound_ips: DEFAULT_INBOUND_IPS,
+            allow_world: false,
+            allow_public_cidrs: false,
+            tag_cidr_envelope: private_ranges(),
+            api_rules_group: ApiRulesGroup::Cluster,
+            resolver_rate: DEFAULT_RESOLVER_RATE,
+            sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
+        }
+    }
+}
+
+/// A configuration value that cannot be used. `setting` names the variable
+/// or tag (and the cluster, for tags), so that the message says what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map
+    /// in tests). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let switch = |name: &str| -> Result<bool, ConfigError> {
+            Ok(read(get(name), |v| parse_bool(name, v))?.unwrap_or(false))
+        };
+        let defaults = Config::default();
+        let policy = CidrPolicy {
+            allow_world: switch(ENV_ALLOW_WORLD)?,
+            allow_public: switch(ENV_ALLOW_PUBLIC_CIDRS)?,
+        };
+        let cidrs = |name: &str| read(get(name), |v| parse_cidr_list(name, v, ',', policy));
+        Ok(Config {
+            client_vpc_ids: read(get(ENV_CLIENT_VPC_IDS), |v| {
+                parse_vpc_list(ENV_CLIENT_VPC_IDS, v, ',')
+            })?
+            .unwrap_or_default(),
+            onprem_cidrs: cidrs(ENV_ONPREM_CIDRS)?.unwrap_or_default(),
+            discover_peered_vpcs: switch(ENV_DISCOVER_PEERED_VPCS)?,
+            outbound_endpoint_id: read(get(ENV_OUTBOUND_ENDPOINT_ID), |v| {
+                parse_endpoint_id(ENV_OUTBOUND_ENDPOINT_ID, v)
+            })?,
+            outbound_vpc_id: read(get(ENV_OUTBOUND_VPC_ID), |v| {
+                parse_vpc_id(ENV_OUTBOUND_VPC_ID, v)
+            })?,
+            trigger: choice(
+                get(ENV_TRIGGER),
+                ENV_TRIGGER,
+                "a trigger",
+                &[
+                    ("private-only", Trigger::PrivateOnly),
+                    ("private-access", Trigger::PrivateAccess),
+                ],
+            )?,
+            ssm_prefix: read(get(ENV_SSM_PREFIX), parse_ssm_prefix)?.unwrap_or(defaults.ssm_prefix),
+            owner: read(get(ENV_OWNER), parse_owner)?.unwrap_or(defaults.owner),
+            mode: choice(
+                get(ENV_MODE),
+                ENV_MODE,
+                "a mode",
+                &[("apply", Mode::Apply), ("plan", Mode::Plan)],
+            )?,
+            inbound_ips: read(get(ENV_INBOUND_IPS), parse_inbound_ips)?
+                .unwrap_or(defaults.inbound_ips),
+            allow_world: policy.allow_world,
+            allow_public_cidrs: policy.allow_public,
+            tag_cidr_envelope: cidrs(ENV_TAG_CIDR_ENVELOPE)?.unwrap_or(defaults.tag_cidr_envelope),
+            api_rules_group: choice(
+                get(ENV_API_RULES_GROUP),
+                ENV_API_RULES_GROUP,
+                "a place for the 443 rules",
+                &[
+                    ("cluster", ApiRulesGroup::Cluster),
+                    ("tagged", ApiRulesGroup::Tagged),
+                ],
+            )?,
+            resolver_rate: read(get(ENV_RESOLVER_RATE), |v| {
+                within(
+                    ENV_RESOLVER_RATE,
+                    v,
+                    0.1..=100.0,
+                    "a rate between 0.1 and 100 requests per second",
+                )
+            })?
+            .unwrap_or(defaults.resolver_rate),
+            sweep_concurrency: read(get(ENV_SWEEP_CONCURRENCY), |v| {
+                within(
+                    ENV_SWEEP_CONCURRENCY,
+                    v,
+                    1..=64,
+                    "a number of clusters between 1 and 64",
+                )
+            })?
+            .unwrap_or(defaults.sweep_concurrency),
+        })
+    }
+}
+
+/// A value that is set, parsed; None when unset.
+fn read<T>(
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    value.as_deref().map(parse).transpose()
+}
+
+/// One of `options` by its name; the first when unset.
+fn choice<T: Copy>(
+    value: Option<String>,
+    setting: &str,
+    what: &str,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(value) = value else {
+        return Ok(options[0].1);
+    };
+    match options.iter().find(|(name, _)| *name == value) {
+        Some((_, v)) => Ok(*v),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            Err(ConfigError::new(
+                setting,
+                format!("'{value}' is not {what}; use {}", names.join(" or ")),
+            ))
+        }
+    }
+}
+
+/// A number inside `range`.
+fn within<T: std::str::FromStr + PartialOrd>(
+    setting: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, ConfigError> {
+    match value.parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("'{value}' is not {what}"),
+        )),
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cidrs: Vec<String> = self.onprem_cidrs.iter().map(|c| c.to_string()).collect();
+        write!(
+            f,
+            "owner={} trigger={} mode={} prefix={} client-vpcs=[{}] onprem-cidrs=[{}] \
+             peered={} inbound-ips={} outbound-endpoint={} outbound-vpc={}",
+            self.owner,
+            self.trigger.as_str(),
+            self.mode.as_str(),
+            self.ssm_prefix,
+            self.client_vpc_ids.join(","),
+            cidrs.join(","),
+            self.discover_peered_vpcs,
+            self.inbound_ips,
+            self.outbound_endpoint_id.as_deref().unwrap_or("-"),
+            self.outbound_vpc_id.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+impl Config {
+    /// Every variable's effective value, as the environment would give it
+    /// (an empty value: unset). `Config::from_lookup` on it gives the same
+    /// configuration back.
+    pub fn to_settings(&self) -> BTreeMap<String, String> {
+        let join = |items: Vec<String>| items.join(",");
+        let cidrs = |nets: &[IpNet]| join(nets.iter().map(|n| n.to_string()).collect());
+        let mut s = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            s.insert(k.to_string(), v);
+        };
+        put(ENV_CLIENT_VPC_IDS, join(self.client_vpc_ids.clone()));
+        put(ENV_ONPREM_CIDRS, cidrs(&self.onprem_cidrs));
+        put(
+            ENV_DISCOVER_PEERED_VPCS,
+            self.discover_peered_vpcs.to_string(),
+        );
+        put(
+            ENV_OUTBOUND_ENDPOINT_ID,
+            self.outbound_endpoint_id.clone().unwrap_or_default(),
+        );
+        put(
+            ENV_OUTBOUND_VPC_ID,
+            self.outbound_vpc_id.clone().unwrap_or_default(),
+        );
+        put(ENV_TRIGGER, self.trigger.as_str().to_string());
+        put(ENV_SSM_PREFIX, self.ssm_prefix.clone());
+        put(ENV_OWNER, self.owner.clone());
+        put(ENV_MODE, self.mode.as_str().to_string());
+        put(ENV_INBOUND_IPS, self.inbound_ips.to_string());
+        put(ENV_ALLOW_WORLD, self.allow_world.to_string());
+        put(ENV_ALLOW_PUBLIC_CIDRS, self.allow_public_cidrs.to_string());
+        put(ENV_TAG_CIDR_ENVELOPE, cidrs(&self.tag_cidr_envelope));
+        put(
+            ENV_API_RULES_GROUP,
+            self.api_rules_group.as_str().to_string(),
+        );
+        put(ENV_RESOLVER_RATE, self.resolver_rate.to_string());
+        put(ENV_SWEEP_CONCURRENCY, self.sweep_concurrency.to_string());
+        s
+    }
+
+    /// A short digest of the settings that decide what is built (all but
+    /// the mode, the Resolver rate and the sweep's concurrency, which only
+    /// say how): two runs with the same digest want the same plumbing.
+    pub fn digest(&self) -> String {
+        let settings = self.to_settings();
+        let parts: Vec<String> = settings
+            .iter()
+            .filter(|(k, _)| VARIABLES.iter().any(|v| v.name == k.as_str() && v.decides))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        crate::owner::digest(&parts, 16)
+    }
+}
+
+#[cfg(test)]
+mod tests;

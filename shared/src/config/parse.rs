@@ -1,0 +1,246 @@
+//! The values of settings and tags, checked: VPC and endpoint ids, CIDRs
+//! held to the policy, the prefix, the owner.
+
+use ipnet::IpNet;
+
+use super::*;
+
+pub(super) fn parse_bool(setting: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("'{value}' is not a boolean; use true or false"),
+        )),
+    }
+}
+
+pub(super) fn split_list(value: &str, separator: char) -> impl Iterator<Item = &str> {
+    value
+        .split(move |c: char| c == separator || (separator == ' ' && c.is_whitespace()))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// A VPC id: "vpc-" and 8 or 17 lower-case hexadecimal digits.
+pub fn is_vpc_id(value: &str) -> bool {
+    is_aws_id(value, "vpc-")
+}
+
+pub(super) fn is_aws_id(value: &str, prefix: &str) -> bool {
+    match value.strip_prefix(prefix) {
+        Some(hex) => {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        }
+        None => false,
+    }
+}
+
+pub(super) fn parse_vpc_id(setting: &str, value: &str) -> Result<String, ConfigError> {
+    if is_vpc_id(value) {
+        Ok(value.to_string())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            format!("'{value}' is not a VPC id (expected vpc- and 8 or 17 hex digits)"),
+        ))
+    }
+}
+
+pub(super) fn parse_vpc_list(
+    setting: &str,
+    value: &str,
+    separator: char,
+) -> Result<Vec<String>, ConfigError> {
+    let mut ids = Vec::new();
+    for item in split_list(value, separator) {
+        let id = parse_vpc_id(setting, item)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+pub(super) fn parse_endpoint_id(setting: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = value
+        .strip_prefix("rslvr-out-")
+        .map(|hex| {
+            !hex.is_empty() && hex.len() <= 32 && hex.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .unwrap_or(false);
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            format!("'{value}' is not an outbound Resolver endpoint id (expected rslvr-out-...)"),
+        ))
+    }
+}
+
+/// The private address space: RFC 1918, RFC 6598 (shared address space)
+/// and RFC 4193 (IPv6 unique local addresses).
+pub fn private_ranges() -> Vec<IpNet> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    ]
+    .iter()
+    .map(|r| r.parse().expect("a valid CIDR"))
+    .collect()
+}
+
+/// Whether `net` lies wholly inside the private address space.
+pub fn is_private(net: &IpNet) -> bool {
+    private_ranges().iter().any(|r| r.contains(net))
+}
+
+/// What the operator allows among the CIDRs that open 53 and 443.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CidrPolicy {
+    /// A /0 (or ranges whose union is the whole address space).
+    pub allow_world: bool,
+    /// Ranges outside the private address space.
+    pub allow_public: bool,
+}
+
+impl Config {
+    pub fn cidr_policy(&self) -> CidrPolicy {
+        CidrPolicy {
+            allow_world: self.allow_world,
+            allow_public: self.allow_public_cidrs,
+        }
+    }
+}
+
+/// Parse one CIDR block. Host bits must be zero; a block that covers
+/// public address space is refused unless the policy allows public CIDRs
+/// (or the world, which is the widest of them), and a /0 unless it allows
+/// the world.
+pub fn parse_cidr(setting: &str, value: &str, policy: CidrPolicy) -> Result<IpNet, ConfigError> {
+    let net: IpNet = value.parse().map_err(|_| {
+        ConfigError::new(
+            setting,
+            format!("'{value}' is not a CIDR block (expected e.g. 10.20.0.0/16 or fd00::/8)"),
+        )
+    })?;
+    if net.network() != net.addr() {
+        return Err(ConfigError::new(
+            setting,
+            format!("'{value}' has host bits set; did you mean {}?", net.trunc()),
+        ));
+    }
+    if net.prefix_len() == 0 && !policy.allow_world {
+        return Err(world_error(setting, value));
+    }
+    if !is_private(&net) && !policy.allow_public && !policy.allow_world {
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "'{value}' covers public address space (outside 10.0.0.0/8, 172.16.0.0/12, \
+                 192.168.0.0/16, 100.64.0.0/10 and fc00::/7) and would open DNS and the \
+                 Kubernetes API to it; set {ENV_ALLOW_PUBLIC_CIDRS}=true if that is really meant"
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+pub(super) fn world_error(setting: &str, value: &str) -> ConfigError {
+    ConfigError::new(
+        setting,
+        format!(
+            "'{value}' opens DNS and the Kubernetes API to the whole internet; \
+             set {ENV_ALLOW_WORLD}=true if that is really meant"
+        ),
+    )
+}
+
+pub(super) fn parse_cidr_list(
+    setting: &str,
+    value: &str,
+    separator: char,
+    policy: CidrPolicy,
+) -> Result<Vec<IpNet>, ConfigError> {
+    let mut nets = Vec::new();
+    for item in split_list(value, separator) {
+        let net = parse_cidr(setting, item, policy)?;
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    // Ranges that are each less than the world can add up to it
+    // (0.0.0.0/1 and 128.0.0.0/1).
+    if !policy.allow_world && IpNet::aggregate(&nets).iter().any(|n| n.prefix_len() == 0) {
+        return Err(world_error(setting, value));
+    }
+    Ok(nets)
+}
+
+pub(super) fn parse_ssm_prefix(value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim_end_matches('/');
+    let valid = trimmed.starts_with('/')
+        && trimmed.len() > 1
+        && trimmed.len() <= 900
+        && !trimmed.contains("//")
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+        && !trimmed.to_ascii_lowercase().starts_with("/aws")
+        && !trimmed.to_ascii_lowercase().starts_with("/ssm");
+    if valid {
+        Ok(trimmed.to_string())
+    } else {
+        Err(ConfigError::new(
+            ENV_SSM_PREFIX,
+            format!(
+                "'{value}' is not a usable parameter path (expected e.g. /eks-private-dns: \
+                 a leading slash, letters, digits, / _ . -, not under /aws or /ssm)"
+            ),
+        ))
+    }
+}
+
+pub(super) fn parse_owner(value: &str) -> Result<String, ConfigError> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(ConfigError::new(
+            ENV_OWNER,
+            format!(
+                "'{value}' is not a usable owner id (1 to 64 letters, digits, . _ -, \
+                 starting with a letter or digit)"
+            ),
+        ))
+    }
+}
+
+pub(super) fn parse_inbound_ips(value: &str) -> Result<u8, ConfigError> {
+    match value.parse::<u8>() {
+        Ok(n) if (MIN_INBOUND_IPS..=MAX_INBOUND_IPS).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            ENV_INBOUND_IPS,
+            format!(
+                "'{value}' is out of range; an inbound endpoint has {MIN_INBOUND_IPS} to \
+                 {MAX_INBOUND_IPS} IP addresses"
+            ),
+        )),
+    }
+}
