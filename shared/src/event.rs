@@ -148,19 +148,53 @@ pub fn interpret(value: &Value) -> Result<EventOutcome, EventError> {
     let response = detail.response_elements.as_ref();
     let region = detail.aws_region.or(envelope.region);
     let event_name = detail.event_name;
-    let (cluster_name, cluster_arn) = match event_name.as_str() {
+    let Some((cluster_name, cluster_arn)) = cluster_of(&event_name, params, response)? else {
+        return Ok(ignore(format!(
+            "{event_name} is for {}, which is not a cluster",
+            clip(&string_at(params, &["resourceArn"]).unwrap_or_default())
+        )));
+    };
+    if !is_cluster_name(&cluster_name) {
+        return Err(EventError(format!(
+            "'{}' is not a valid EKS cluster name",
+            clip(&cluster_name)
+        )));
+    }
+    // An ARN of another account or region names another cluster, whatever
+    // its name: acting on ours of that name would be wrong.
+    let mut account = envelope.account.filter(|a| !a.is_empty());
+    if let Some(arn) = &cluster_arn {
+        let arn_account = same_account_and_region(arn, account.as_deref(), region.as_deref())?;
+        if account.is_none() {
+            account = arn_account;
+        }
+    }
+    let starts_long_change = matches!(event_name.as_str(), "CreateCluster" | "UpdateClusterConfig");
+    Ok(EventOutcome::Reconcile(EventTarget {
+        cluster_name,
+        event_name,
+        cluster_arn,
+        region,
+        account,
+        starts_long_change,
+    }))
+}
+
+/// The cluster an event names (name, and ARN when the event gives one), or
+/// None when a tag call is for something that is not a cluster.
+fn cluster_of(
+    event_name: &str,
+    params: Option<&Value>,
+    response: Option<&Value>,
+) -> Result<Option<(String, Option<String>)>, EventError> {
+    Ok(Some(match event_name {
         "TagResource" | "UntagResource" => {
             let arn = string_at(params, &["resourceArn"]).ok_or_else(|| {
                 EventError(format!("{event_name} has no requestParameters.resourceArn"))
             })?;
             match cluster_name_from_arn(&arn) {
                 Some(name) => (name, Some(arn)),
-                None => {
-                    return Ok(ignore(format!(
-                        "{event_name} is for {}, which is not a cluster",
-                        clip(&arn)
-                    )))
-                }
+                None => return Ok(None),
             }
         }
         _ => {
@@ -177,46 +211,33 @@ pub fn interpret(value: &Value) -> Result<EventOutcome, EventError> {
             let arn = string_at(response, &["cluster", "arn"]);
             (name, arn)
         }
-    };
-    if !is_cluster_name(&cluster_name) {
-        return Err(EventError(format!(
-            "'{}' is not a valid EKS cluster name",
-            clip(&cluster_name)
-        )));
-    }
-    // An ARN of another account or region names another cluster, whatever
-    // its name: acting on ours of that name would be wrong.
-    let mut account = envelope.account.filter(|a| !a.is_empty());
-    if let Some(arn) = &cluster_arn {
-        let (arn_region, arn_account) = arn_region_and_account(arn);
-        for (what, event_says, of, arn_says) in [
-            ("comes from account", &account, "of account", arn_account),
-            ("is for region", &region, "in region", arn_region),
-        ] {
-            if let (Some(a), Some(b)) = (event_says, arn_says) {
-                if a != b {
-                    return Err(EventError(format!(
-                        "the event {what} {} but names {}, a cluster {of} {}",
-                        clip(a),
-                        clip(arn),
-                        clip(b)
-                    )));
-                }
+    }))
+}
+
+/// An ARN of another account or region names another cluster, whatever its
+/// name: an error. Returns the ARN's account.
+fn same_account_and_region(
+    arn: &str,
+    account: Option<&str>,
+    region: Option<&str>,
+) -> Result<Option<String>, EventError> {
+    let (arn_region, arn_account) = arn_region_and_account(arn);
+    for (what, event_says, of, arn_says) in [
+        ("comes from account", account, "of account", arn_account),
+        ("is for region", region, "in region", arn_region),
+    ] {
+        if let (Some(a), Some(b)) = (event_says, arn_says) {
+            if a != b {
+                return Err(EventError(format!(
+                    "the event {what} {} but names {}, a cluster {of} {}",
+                    clip(a),
+                    clip(arn),
+                    clip(b)
+                )));
             }
         }
-        if account.is_none() {
-            account = arn_account.map(str::to_string);
-        }
     }
-    let starts_long_change = matches!(event_name.as_str(), "CreateCluster" | "UpdateClusterConfig");
-    Ok(EventOutcome::Reconcile(EventTarget {
-        cluster_name,
-        event_name,
-        cluster_arn,
-        region,
-        account,
-        starts_long_change,
-    }))
+    Ok(arn_account.map(str::to_string))
 }
 
 fn ignore(reason: String) -> EventOutcome {

@@ -108,8 +108,6 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
     onprem.extend(tags.onprem_cidrs.iter().copied());
     onprem.sort();
     onprem.dedup();
-
-    let dns = dns_hop(&vpc_id, obs.cluster_vpc_dns);
     let inbound = obs
         .endpoints
         .iter()
@@ -120,191 +118,244 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
                 && owner.parse_creator_id(&e.creator_request_id).is_some()
         })
         .min_by(|a, b| (&a.creation_time, &a.id).cmp(&(&b.creation_time, &b.id)));
-    let inbound_ips: Vec<String> = inbound.map(|e| e.ipv4s()).unwrap_or_default();
-    let inbound_hop = endpoint_hop("inbound endpoint live", inbound);
-    let inbound_groups: Vec<&str> = inbound
-        .map(|e| e.security_group_ids.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let control_plane =
-        crate::plan::api_group(config, cluster, obs).unwrap_or_else(|_| "-".to_string());
-    let rule = obs
-        .rules
-        .iter()
-        .find(|r| r.domain == host && !r.status.is_going_away());
-
-    let mut paths = Vec::new();
-    for client in &clients {
-        let mut hops = vec![dns.clone()];
-        let cidrs: Vec<IpNet> = obs
-            .vpcs
+    let shared = Shared {
+        obs,
+        dns: dns_hop(&vpc_id, obs.cluster_vpc_dns),
+        inbound_ips: inbound.map(|e| e.ipv4s()).unwrap_or_default(),
+        inbound_hop: endpoint_hop("inbound endpoint live", inbound),
+        inbound_groups: inbound
+            .map(|e| e.security_group_ids.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+        control_plane: crate::plan::api_group(config, cluster, obs)
+            .unwrap_or_else(|_| "-".to_string()),
+        rule: obs
+            .rules
             .iter()
-            .find(|v| &v.id == client)
-            .map(|v| v.cidrs.clone())
-            .unwrap_or_default();
-        let association = rule.and_then(|r| {
-            obs.associations
-                .iter()
-                .find(|a| a.rule_id == r.id && &a.vpc_id == client)
-        });
-        hops.push(match (rule, association) {
-            (None, _) => hop(
-                "rule associated",
-                "-",
-                false,
-                format!("no forward rule of ours for {host}"),
-            ),
-            (Some(r), _) if !r.status.is_settled() => hop(
-                "rule associated",
-                &r.id,
-                false,
-                format!("the rule is {}", r.status),
-            ),
-            (Some(r), None) => hop(
-                "rule associated",
-                &r.id,
-                false,
-                format!("the rule is not associated with {client}"),
-            ),
-            (Some(r), Some(a)) => hop(
-                "rule associated",
-                format!("{} ({})", r.id, a.id),
-                a.status.is_settled(),
-                format!("association {}", a.status),
-            ),
-        });
-        hops.push(match rule {
-            None => hop("rule targets", "-", false, "no rule"),
-            Some(r) => {
-                let mut targets: Vec<String> = r
-                    .targets
-                    .iter()
-                    .map(|t| format!("{}:{}", t.ip, t.port))
-                    .collect();
-                targets.sort();
-                let mut wanted: Vec<String> = inbound_ips
-                    .iter()
-                    .map(|ip| format!("{ip}:{DNS_PORT}"))
-                    .collect();
-                wanted.sort();
-                let ok = !wanted.is_empty() && targets == wanted;
-                hop(
-                    "rule targets = live inbound IPs on 53",
-                    &r.id,
-                    ok,
-                    if ok {
-                        targets.join(", ")
-                    } else {
-                        format!(
-                            "targets {} but the live inbound IPs are {}",
-                            list(&targets),
-                            list(&wanted)
-                        )
-                    },
-                )
-            }
-        });
-        let outbound = rule
-            .and_then(|r| r.endpoint_id.as_deref())
-            .and_then(|id| obs.endpoints.iter().find(|e| e.id == id));
-        hops.push(match (rule.and_then(|r| r.endpoint_id.clone()), outbound) {
-            (Some(id), None) => hop(
-                "outbound endpoint live",
-                id,
-                false,
-                "the rule's outbound endpoint was not found",
-            ),
-            (None, _) => hop("outbound endpoint live", "-", false, "no outbound endpoint"),
-            (Some(_), Some(e)) => endpoint_hop("outbound endpoint live", Some(e)),
-        });
-        hops.push(inbound_hop.clone());
-        let sources: Vec<IpNet> = outbound
-            .map(|e| {
-                e.live_ips()
-                    .flat_map(|ip| ip.ip.iter().chain(ip.ipv6.iter()))
-                    .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
-                    .map(IpNet::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        hops.push(admits_hop(
-            "inbound group admits the outbound IPs on 53",
-            obs,
-            &inbound_groups,
-            &sources,
-            &[Protocol::Udp, Protocol::Tcp],
-            DNS_PORT,
-        ));
-        hops.push(admits_hop(
-            "control-plane group admits the VPC on 443",
-            obs,
-            &[control_plane.as_str()],
-            &cidrs,
-            &[Protocol::Tcp],
-            API_PORT,
-        ));
-        paths.push(Path {
-            client: client.clone(),
-            hops,
-        });
-    }
+            .find(|r| r.domain == host && !r.status.is_going_away()),
+        host: host.clone(),
+    };
+    let mut paths: Vec<Path> = clients.iter().map(|c| client_path(&shared, c)).collect();
+    let published_name = parameter_name(&config.ssm_prefix, &cluster.name, PARAM_INBOUND_IPS);
     let published: Option<Vec<String>> = obs
         .parameters
         .iter()
-        .find(|p| p.name == parameter_name(&config.ssm_prefix, &cluster.name, PARAM_INBOUND_IPS))
+        .find(|p| p.name == published_name)
         .map(|p| p.value.split(',').map(str::to_string).collect());
     for cidr in &onprem {
-        let mut hops = vec![dns.clone(), inbound_hop.clone()];
-        hops.push(match &published {
-            None => hop(
-                "published IPs = live inbound IPs",
-                "-",
-                false,
-                "no inbound-ips parameter",
-            ),
-            Some(ips) => {
-                let ok = !inbound_ips.is_empty() && ips == &inbound_ips;
-                hop(
-                    "published IPs = live inbound IPs",
-                    parameter_name(&config.ssm_prefix, &cluster.name, PARAM_INBOUND_IPS),
-                    ok,
-                    if ok {
-                        ips.join(", ")
-                    } else {
-                        format!(
-                            "published {} but the live inbound IPs are {}",
-                            list(ips),
-                            list(&inbound_ips)
-                        )
-                    },
-                )
-            }
-        });
-        hops.push(admits_hop(
-            "inbound group admits the CIDR on 53",
-            obs,
-            &inbound_groups,
-            &[*cidr],
-            &[Protocol::Udp, Protocol::Tcp],
-            DNS_PORT,
+        paths.push(onprem_path(
+            &shared,
+            cidr,
+            &published_name,
+            published.as_deref(),
         ));
-        hops.push(admits_hop(
-            "control-plane group admits the CIDR on 443",
-            obs,
-            &[control_plane.as_str()],
-            &[*cidr],
-            &[Protocol::Tcp],
-            API_PORT,
-        ));
-        paths.push(Path {
-            client: format!("on-prem {cidr}"),
-            hops,
-        });
     }
     Ok(Paths {
         cluster: cluster.name.clone(),
         endpoint: host,
         paths,
     })
+}
+
+/// What every path of a cluster shares.
+struct Shared<'a> {
+    obs: &'a Observation,
+    dns: Hop,
+    inbound_ips: Vec<String>,
+    inbound_hop: Hop,
+    inbound_groups: Vec<&'a str>,
+    control_plane: String,
+    rule: Option<&'a RuleView>,
+    host: String,
+}
+
+/// A client VPC's path: its resolver forwards through our rule and the
+/// outbound endpoint to the inbound endpoint, which the control plane
+/// admits it from.
+fn client_path(c: &Shared, client: &String) -> Path {
+    let (obs, rule, host) = (c.obs, c.rule, &c.host);
+    let mut hops = vec![c.dns.clone()];
+    let cidrs: Vec<IpNet> = obs
+        .vpcs
+        .iter()
+        .find(|v| &v.id == client)
+        .map(|v| v.cidrs.clone())
+        .unwrap_or_default();
+    let association = rule.and_then(|r| {
+        obs.associations
+            .iter()
+            .find(|a| a.rule_id == r.id && &a.vpc_id == client)
+    });
+    hops.push(association_hop(rule, association, host, client));
+    hops.push(targets_hop(rule, &c.inbound_ips));
+    let outbound = rule
+        .and_then(|r| r.endpoint_id.as_deref())
+        .and_then(|id| obs.endpoints.iter().find(|e| e.id == id));
+    hops.push(match (rule.and_then(|r| r.endpoint_id.clone()), outbound) {
+        (Some(id), None) => hop(
+            "outbound endpoint live",
+            id,
+            false,
+            "the rule's outbound endpoint was not found",
+        ),
+        (None, _) => hop("outbound endpoint live", "-", false, "no outbound endpoint"),
+        (Some(_), Some(e)) => endpoint_hop("outbound endpoint live", Some(e)),
+    });
+    hops.push(c.inbound_hop.clone());
+    let sources: Vec<IpNet> = outbound
+        .map(|e| {
+            e.live_ips()
+                .flat_map(|ip| ip.ip.iter().chain(ip.ipv6.iter()))
+                .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .map(IpNet::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    hops.push(admits_hop(
+        "inbound group admits the outbound IPs on 53",
+        obs,
+        &c.inbound_groups,
+        &sources,
+        &[Protocol::Udp, Protocol::Tcp],
+        DNS_PORT,
+    ));
+    hops.push(admits_hop(
+        "control-plane group admits the VPC on 443",
+        obs,
+        &[c.control_plane.as_str()],
+        &cidrs,
+        &[Protocol::Tcp],
+        API_PORT,
+    ));
+    Path {
+        client: client.clone(),
+        hops,
+    }
+}
+
+fn association_hop(
+    rule: Option<&RuleView>,
+    association: Option<&AssociationView>,
+    host: &str,
+    client: &str,
+) -> Hop {
+    match (rule, association) {
+        (None, _) => hop(
+            "rule associated",
+            "-",
+            false,
+            format!("no forward rule of ours for {host}"),
+        ),
+        (Some(r), _) if !r.status.is_settled() => hop(
+            "rule associated",
+            &r.id,
+            false,
+            format!("the rule is {}", r.status),
+        ),
+        (Some(r), None) => hop(
+            "rule associated",
+            &r.id,
+            false,
+            format!("the rule is not associated with {client}"),
+        ),
+        (Some(r), Some(a)) => hop(
+            "rule associated",
+            format!("{} ({})", r.id, a.id),
+            a.status.is_settled(),
+            format!("association {}", a.status),
+        ),
+    }
+}
+
+fn targets_hop(rule: Option<&RuleView>, inbound_ips: &[String]) -> Hop {
+    match rule {
+        None => hop("rule targets", "-", false, "no rule"),
+        Some(r) => {
+            let mut targets: Vec<String> = r
+                .targets
+                .iter()
+                .map(|t| format!("{}:{}", t.ip, t.port))
+                .collect();
+            targets.sort();
+            let mut wanted: Vec<String> = inbound_ips
+                .iter()
+                .map(|ip| format!("{ip}:{DNS_PORT}"))
+                .collect();
+            wanted.sort();
+            let ok = !wanted.is_empty() && targets == wanted;
+            hop(
+                "rule targets = live inbound IPs on 53",
+                &r.id,
+                ok,
+                if ok {
+                    targets.join(", ")
+                } else {
+                    format!(
+                        "targets {} but the live inbound IPs are {}",
+                        list(&targets),
+                        list(&wanted)
+                    )
+                },
+            )
+        }
+    }
+}
+
+/// An on-premises CIDR's path: it queries the published inbound addresses,
+/// which the inbound group and the control plane admit it from.
+fn onprem_path(
+    c: &Shared,
+    cidr: &IpNet,
+    published_name: &str,
+    published: Option<&[String]>,
+) -> Path {
+    let obs = c.obs;
+    let inbound_ips = &c.inbound_ips;
+    let mut hops = vec![c.dns.clone(), c.inbound_hop.clone()];
+    hops.push(match published {
+        None => hop(
+            "published IPs = live inbound IPs",
+            "-",
+            false,
+            "no inbound-ips parameter",
+        ),
+        Some(ips) => {
+            let ok = !inbound_ips.is_empty() && ips == inbound_ips.as_slice();
+            hop(
+                "published IPs = live inbound IPs",
+                published_name,
+                ok,
+                if ok {
+                    ips.join(", ")
+                } else {
+                    format!(
+                        "published {} but the live inbound IPs are {}",
+                        list(ips),
+                        list(inbound_ips)
+                    )
+                },
+            )
+        }
+    });
+    hops.push(admits_hop(
+        "inbound group admits the CIDR on 53",
+        obs,
+        &c.inbound_groups,
+        &[*cidr],
+        &[Protocol::Udp, Protocol::Tcp],
+        DNS_PORT,
+    ));
+    hops.push(admits_hop(
+        "control-plane group admits the CIDR on 443",
+        obs,
+        &[c.control_plane.as_str()],
+        &[*cidr],
+        &[Protocol::Tcp],
+        API_PORT,
+    ));
+    Path {
+        client: format!("on-prem {cidr}"),
+        hops,
+    }
 }
 
 fn list(items: &[String]) -> String {

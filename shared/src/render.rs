@@ -273,12 +273,27 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
         clusters.len()
     ));
     match format {
+        Format::Bind | Format::BindOptions | Format::Dnsmasq => {
+            render_bind_or_dnsmasq(format, &clusters, &mut out)
+        }
+        Format::Unbound | Format::Coredns | Format::Powerdns => {
+            render_forwarders(format, &clusters, &mut out)
+        }
+        Format::Windows => out.push_str(&windows_script(&clusters)),
+    }
+    out
+}
+
+/// BIND's zones and options, dnsmasq's servers.
+fn render_bind_or_dnsmasq(format: Format, clusters: &[Published], out: &mut String) {
+    let c = format.comment();
+    match format {
         Format::Bind => {
             out.push_str(&format!(
                 "{c} Include at the top level of named.conf; put the bind-options file\n\
                  {c} inside options {{ }} so that DNSSEC validation skips these names.\n"
             ));
-            for p in &clusters {
+            for p in clusters {
                 out.push_str(&format!(
                     "\n{c} cluster {}\nzone \"{}\" {{\n\ttype forward;\n\tforward only;\n\tforwarders {{ {} }};\n}};\n",
                     p.cluster,
@@ -293,7 +308,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
             ));
             if !clusters.is_empty() {
                 out.push_str("validate-except {\n");
-                for p in &clusters {
+                for p in clusters {
                     out.push_str(&format!("\t\"{}\";\n", p.name));
                 }
                 out.push_str("};\n");
@@ -303,7 +318,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
             out.push_str(&format!(
                 "{c} Use with conf-file= or put in /etc/dnsmasq.d/.\n"
             ));
-            for p in &clusters {
+            for p in clusters {
                 out.push_str(&format!("\n{c} cluster {}\n", p.cluster));
                 for s in p.servers() {
                     out.push_str(&format!("server=/{}/{s}\n", p.name));
@@ -311,20 +326,28 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
                 out.push_str(&format!("rebind-domain-ok=/{}/\n", p.name));
             }
         }
+        _ => unreachable!("{} is not rendered here", format.name()),
+    }
+}
+
+/// Unbound, CoreDNS and the PowerDNS Recursor: forward zones.
+fn render_forwarders(format: Format, clusters: &[Published], out: &mut String) {
+    let c = format.comment();
+    match format {
         Format::Unbound => {
             out.push_str(&format!(
                 "{c} Include from unbound.conf (include: \"this file\").\n"
             ));
             if !clusters.is_empty() {
                 out.push_str("server:\n");
-                for p in &clusters {
+                for p in clusters {
                     out.push_str(&format!(
                         "\tdomain-insecure: \"{}\"\n\tprivate-domain: \"{}\"\n",
                         p.name, p.name
                     ));
                 }
             }
-            for p in &clusters {
+            for p in clusters {
                 out.push_str(&format!(
                     "\n{c} cluster {}\nforward-zone:\n\tname: \"{}\"\n",
                     p.cluster, p.name
@@ -338,7 +361,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
             out.push_str(&format!(
                 "{c} Import from the Corefile (import this file).\n"
             ));
-            for p in &clusters {
+            for p in clusters {
                 out.push_str(&format!(
                     "\n{c} cluster {}\n{}:53 {{\n    forward . {}\n}}\n",
                     p.cluster,
@@ -351,7 +374,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
             out.push_str(&format!(
                 "{c} Include from recursor.conf (include-dir), PowerDNS Recursor 4.x syntax.\n"
             ));
-            for p in &clusters {
+            for p in clusters {
                 out.push_str(&format!(
                     "\n{c} cluster {}\nforward-zones+={}={}\n",
                     p.cluster,
@@ -360,9 +383,8 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
                 ));
             }
         }
-        Format::Windows => out.push_str(&windows_script(&clusters)),
+        _ => unreachable!("{} is not rendered here", format.name()),
     }
-    out
 }
 
 /// A PowerShell script that converges the Windows DNS Server's conditional

@@ -212,18 +212,7 @@ async fn second_round(
     };
     let registry = async {
         match (vpc_id, fleet) {
-            (Some(vpc), Some(fleet)) => Ok(recorded_states(&fleet.parameters)
-                .into_iter()
-                .filter(|doc| &doc.vpc_id == vpc && doc.cluster != cluster_name)
-                .map(|doc| Registration {
-                    cluster: doc.cluster.clone(),
-                    allowed_cidrs: doc
-                        .allowed_cidrs
-                        .iter()
-                        .filter_map(|c| c.parse().ok())
-                        .collect(),
-                })
-                .collect()),
+            (Some(vpc), Some(fleet)) => Ok(registered_in(&fleet.parameters, vpc, cluster_name)),
             (Some(vpc), None) => registrations(clients, config, owner, vpc, cluster_name).await,
             (None, _) => Ok(Vec::new()),
         }
@@ -253,6 +242,22 @@ async fn second_round(
     }
 
     Ok(())
+}
+
+/// The other clusters that the fleet's state parameters record in `vpc`.
+fn registered_in(parameters: &[ParameterView], vpc: &str, cluster: &str) -> Vec<Registration> {
+    recorded_states(parameters)
+        .into_iter()
+        .filter(|doc| doc.vpc_id == vpc && doc.cluster != cluster)
+        .map(|doc| Registration {
+            cluster: doc.cluster.clone(),
+            allowed_cidrs: doc
+                .allowed_cidrs
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+        })
+        .collect()
 }
 
 /// Client and outbound VPCs, the outbound endpoints' addresses, and unless
