@@ -115,7 +115,7 @@ pub(crate) fn print_report(report: &Report) {
         ),
         _ if report.applied => format!("applied {} actions", report.actions.len()),
         _ if report.actions.is_empty() => "nothing to do".to_string(),
-        _ if report.mode == "plan" => {
+        _ if report.mode == shared::config::Mode::Plan => {
             format!("{} planned actions (nothing changed)", report.actions.len())
         }
         _ => "not applied".to_string(),

@@ -19,15 +19,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::apply::{Applier, ApplyError};
 use crate::aws::{AwsError, Clients, Counts};
 use crate::config::{Config, Mode};
 use crate::observe::{self, Detail, Fleet};
 use crate::owner::Owner;
-use crate::plan::{self, Decision, Observation, Plan};
+use crate::plan::{self, Observation, Plan};
 use crate::wait::{self, Patience};
+
+mod report;
+
+pub use report::*;
 
 /// Looks one reconcile takes at most: a plan that still changes something
 /// after this many is fighting something (a concurrent writer) and is left
@@ -143,122 +145,6 @@ impl ReconcileError {
             ReconcileError::Aws(e) => e.transient,
             ReconcileError::Apply(e) => e.is_transient(),
         }
-    }
-}
-
-/// How a reconcile ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Outcome {
-    /// Changes were made, and AWS finished them.
-    #[serde(rename = "applied")]
-    Applied,
-    /// Everything was right already (plan mode: nothing would change).
-    #[serde(rename = "nothing to do")]
-    NothingToDo,
-    /// Planned only (plan mode): the actions would make it right.
-    #[serde(rename = "planned")]
-    Planned,
-    /// AWS was still working at the deadline; the next run finishes it.
-    #[serde(rename = "converging")]
-    Converging,
-    #[serde(rename = "error")]
-    Error,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::NothingToDo => "nothing to do",
-            Outcome::Planned => "planned",
-            Outcome::Converging => "converging",
-            Outcome::Error => "error",
-        }
-    }
-}
-
-/// The outcome of one reconcile, as logged (one JSON line) and printed.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub cluster: String,
-    pub decision: String,
-    pub outcome: Outcome,
-    /// The cluster VPC, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vpc_id: Option<String>,
-    /// Why not managed, what is pending, or what is invalid.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    pub mode: String,
-    /// The planned actions, in apply order (those of later looks after).
-    pub actions: Vec<String>,
-    /// Whether actions were carried out (apply mode).
-    pub applied: bool,
-    /// What AWS was still doing when the run stopped (`converging`), or,
-    /// in plan mode, what it is doing now.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub in_progress: Vec<String>,
-    /// What AWS reports as failed at the last look.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-    /// Failures AWS reported that the run repaired.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub repaired: Vec<String>,
-    /// Deletes left undone because the resource came into use meanwhile.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kept: Vec<String>,
-    /// Transient failures the run recovered from by looking again.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub absorbed: Vec<String>,
-    /// What was left out, and why (a peered VPC of another account).
-    pub warnings: Vec<String>,
-    /// What this run would take away but does not: its settings differ
-    /// from those the plumbing was made with (`Role::Operator`).
-    pub held_back: Vec<String>,
-    /// Where each setting came from (the CLI's `plan`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub settings: Vec<crate::settings::Setting>,
-    /// Looks taken (observe and plan).
-    pub rounds: u32,
-    pub api_calls: u64,
-    pub write_calls: u64,
-    pub throttles: u64,
-    /// Calls spent waiting for AWS to finish something.
-    pub poll_calls: u64,
-    pub poll_calls_by_service: std::collections::BTreeMap<String, u64>,
-    pub calls_by_operation: std::collections::BTreeMap<String, u64>,
-    pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// With an error: whether retrying later can help.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transient: Option<bool>,
-}
-
-impl Report {
-    pub fn is_pending(&self) -> bool {
-        self.decision == "pending"
-    }
-
-    pub fn is_invalid(&self) -> bool {
-        self.decision == "invalid"
-    }
-
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
-    }
-
-    pub fn is_converging(&self) -> bool {
-        self.outcome == Outcome::Converging
-    }
-}
-
-fn detail_of(decision: &Decision) -> Option<String> {
-    match decision {
-        Decision::Managed | Decision::Gone => None,
-        Decision::Pending { status } => Some(format!("the cluster is {status}")),
-        Decision::NotManaged { reason } => Some(reason.clone()),
-        Decision::Invalid { problem } => Some(problem.to_string()),
     }
 }
 
@@ -394,34 +280,7 @@ impl Reconciler {
     ) -> Report {
         let started = Instant::now();
         let before = self.clients.counter.snapshot();
-        let mut report = Report {
-            cluster: cluster.to_string(),
-            decision: "unknown".into(),
-            outcome: Outcome::NothingToDo,
-            vpc_id: None,
-            detail: None,
-            mode: mode.as_str().into(),
-            actions: Vec::new(),
-            applied: false,
-            in_progress: Vec::new(),
-            problems: Vec::new(),
-            repaired: Vec::new(),
-            kept: Vec::new(),
-            absorbed: Vec::new(),
-            warnings: Vec::new(),
-            held_back: Vec::new(),
-            settings: Vec::new(),
-            rounds: 0,
-            api_calls: 0,
-            write_calls: 0,
-            throttles: 0,
-            poll_calls: 0,
-            poll_calls_by_service: Default::default(),
-            calls_by_operation: Default::default(),
-            duration_ms: 0,
-            error: None,
-            transient: None,
-        };
+        let mut report = Report::new(cluster, mode);
         let result = self
             .run(cluster, hinted_arn, mode, fleet, &patience, &mut report)
             .await;
@@ -506,56 +365,10 @@ impl Reconciler {
             }
             fleet = None;
             if report.rounds == 1 {
-                report.vpc_id = obs
-                    .cluster
-                    .as_ref()
-                    .and_then(|c| c.vpc_id.clone())
-                    .or_else(|| plan::previous_state(&self.config, &obs).map(|s| s.vpc_id));
-                report.decision = plan.decision.label().into();
-                report.detail = detail_of(&plan.decision);
-                if self.config.discover_peered_vpcs {
-                    for (vpc, account) in &obs.other_account_peers {
-                        let warning = format!(
-                            "skipped peered VPC {vpc}: it belongs to account {account}, which \
-                             this deployment does not serve"
-                        );
-                        tracing::warn!(cluster, vpc = %vpc, account = %account, "{warning}");
-                        report.warnings.push(warning);
-                    }
-                }
+                self.note_first_look(cluster, &plan, &obs, report);
             }
-            let ours = self.config.digest();
-            let recorded = plan::previous_state(&self.config, &obs).and_then(|s| s.settings_digest);
-            if self.role.holds_back(&ours, recorded.as_deref())
-                && self.deployment_digest.as_deref() != Some(ours.as_str())
-            {
-                let held = plan.hold_back();
-                if !held.is_empty() {
-                    let why = held_back_reason(
-                        &ours,
-                        recorded.as_deref(),
-                        &format!("cluster {cluster}'s plumbing was made with"),
-                    );
-                    for action in held {
-                        let line = format!("{} ({why})", action.describe());
-                        if !report.held_back.contains(&line) {
-                            report.held_back.push(line);
-                        }
-                    }
-                }
-            }
-            report
-                .actions
-                .extend(plan.actions.iter().map(|a| a.describe()));
-            report.problems = plan.problems.iter().map(|p| p.describe()).collect();
-            let now: BTreeSet<String> = plan.problems.iter().map(|p| p.resource.clone()).collect();
-            report.repaired = seen_problems
-                .iter()
-                .filter(|p| !now.contains(*p))
-                .map(|p| format!("{p} (AWS had reported it failed)"))
-                .collect();
-            seen_problems.extend(now);
-            report.in_progress = plan.waits.iter().map(|w| w.describe()).collect();
+            self.hold_back(cluster, &mut plan, &obs, report);
+            note_look(&plan, &mut seen_problems, report);
             if mode == Mode::Plan || (plan.is_empty() && plan.waits.is_empty()) {
                 return Ok(());
             }
@@ -592,6 +405,54 @@ impl Reconciler {
             // Look again: what AWS finished may call for more (the addresses
             // of a new outbound endpoint on the inbound group), and a look
             // with nothing to do is the proof that it is done.
+        }
+    }
+
+    /// What the first look settles for the report: the VPC, the decision,
+    /// and the peers of other accounts left out.
+    fn note_first_look(&self, cluster: &str, plan: &Plan, obs: &Observation, report: &mut Report) {
+        report.vpc_id = obs
+            .cluster
+            .as_ref()
+            .and_then(|c| c.vpc_id.clone())
+            .or_else(|| plan::previous_state(&self.config, obs).map(|s| s.vpc_id));
+        report.decision = ReportDecision(Some(plan.decision.clone()));
+        report.detail = detail_of(&plan.decision);
+        if self.config.discover_peered_vpcs {
+            for (vpc, account) in &obs.other_account_peers {
+                let warning = format!(
+                    "skipped peered VPC {vpc}: it belongs to account {account}, which \
+                 this deployment does not serve"
+                );
+                tracing::warn!(cluster, vpc = %vpc, account = %account, "{warning}");
+                report.warnings.push(warning);
+            }
+        }
+    }
+
+    /// A run whose settings differ from those the plumbing was made with
+    /// (and from the deployment's) takes nothing away: what it would take
+    /// is listed as held back (`Role::Operator`, unless forced).
+    fn hold_back(&self, cluster: &str, plan: &mut Plan, obs: &Observation, report: &mut Report) {
+        let ours = self.config.digest();
+        let recorded = plan::previous_state(&self.config, obs).and_then(|s| s.settings_digest);
+        if self.role.holds_back(&ours, recorded.as_deref())
+            && self.deployment_digest.as_deref() != Some(ours.as_str())
+        {
+            let held = plan.hold_back();
+            if !held.is_empty() {
+                let why = held_back_reason(
+                    &ours,
+                    recorded.as_deref(),
+                    &format!("cluster {cluster}'s plumbing was made with"),
+                );
+                for action in held {
+                    let line = format!("{} ({why})", action.describe());
+                    if !report.held_back.contains(&line) {
+                        report.held_back.push(line);
+                    }
+                }
+            }
         }
     }
 
@@ -633,4 +494,22 @@ impl Reconciler {
             delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
+}
+
+/// What one look found, for the report: its actions, the failures AWS
+/// reports, the ones an earlier look saw and this one no longer does
+/// (repaired), and what AWS is still doing.
+fn note_look(plan: &Plan, seen_problems: &mut BTreeSet<String>, report: &mut Report) {
+    report
+        .actions
+        .extend(plan.actions.iter().map(|a| a.describe()));
+    report.problems = plan.problems.iter().map(|p| p.describe()).collect();
+    let now: BTreeSet<String> = plan.problems.iter().map(|p| p.resource.clone()).collect();
+    report.repaired = seen_problems
+        .iter()
+        .filter(|p| !now.contains(*p))
+        .map(|p| format!("{p} (AWS had reported it failed)"))
+        .collect();
+    seen_problems.extend(now);
+    report.in_progress = plan.waits.iter().map(|w| w.describe()).collect();
 }
