@@ -259,20 +259,7 @@ pub async fn sweep(
     }
     drop(first);
 
-    // Clusters that are gone but still named by something of ours.
-    let existing: BTreeSet<&String> = names.iter().collect();
-    let mut orphans: Vec<Report> = Vec::new();
-    let mut orphan_arns: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (name, arn) in named_by_leftovers(reconciler, &fleet) {
-        if existing.contains(&name) {
-            continue;
-        }
-        let report = reconciler
-            .reconcile_with(&name, arn.clone(), mode, None, Patience::none())
-            .await;
-        orphan_arns.insert(name, arn);
-        orphans.push(report);
-    }
+    let (orphans, orphan_arns) = reconcile_orphans(reconciler, &names, &fleet).await;
 
     // Those AWS is still working on: again, waiting this time.
     let again: Vec<(String, Option<String>)> = reports
@@ -296,10 +283,70 @@ pub async fn sweep(
         finished.push(report);
     }
     drop(second);
-    let merge = |earlier: Report, later: Option<&Report>| match later {
+    for report in reports {
+        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let report = merge(report, later);
+        summary.count(&report);
+        summary.reports.push(report);
+    }
+    for report in orphans {
+        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let report = merge(report, later);
+        summary.count_orphan(&report);
+        progress(done, total, &report);
+        summary.reports.push(report);
+    }
+
+    remove_shared_orphans(reconciler, patience, &mut summary).await?;
+
+    let counts: Counts = reconciler.clients.counter.snapshot().since(&before);
+    summary.api_calls = counts.total();
+    summary.write_calls = counts.writes();
+    summary.throttles = counts.throttles;
+    summary.poll_calls = counts.total_polls();
+    for (operation, n) in &counts.calls {
+        let service = operation.split('.').next().unwrap_or(operation).to_string();
+        *summary.api_calls_by_service.entry(service).or_default() += n;
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+/// Clusters that are gone but still named by something of ours, each
+/// reconciled once (their plumbing goes), with the ARN that names them.
+async fn reconcile_orphans(
+    reconciler: &Reconciler,
+    names: &[String],
+    fleet: &Fleet,
+) -> (Vec<Report>, BTreeMap<String, Option<String>>) {
+    let existing: BTreeSet<&String> = names.iter().collect();
+    let mut orphans: Vec<Report> = Vec::new();
+    let mut orphan_arns: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (name, arn) in named_by_leftovers(reconciler, fleet) {
+        if existing.contains(&name) {
+            continue;
+        }
+        let report = reconciler
+            .reconcile_with(
+                &name,
+                arn.clone(),
+                reconciler.config.mode,
+                None,
+                Patience::none(),
+            )
+            .await;
+        orphan_arns.insert(name, arn);
+        orphans.push(report);
+    }
+    (orphans, orphan_arns)
+}
+
+/// A cluster's report from the first pass, with the second pass's (when
+/// it was reconciled again): what the first pass did stays in the record.
+fn merge(earlier: Report, later: Option<&Report>) -> Report {
+    match later {
         Some(later) => {
             let mut merged = later.clone();
-            // What the first pass did stays in the record.
             merged.applied |= earlier.applied;
             let mut actions = earlier.actions;
             actions.extend(merged.actions);
@@ -311,38 +358,40 @@ pub async fn sweep(
             merged
         }
         None => earlier,
-    };
-    for report in reports {
-        let later = finished.iter().find(|r| r.cluster == report.cluster);
-        let report = merge(report, later);
-        summary.count(&report);
-        summary.reports.push(report);
     }
-    for report in orphans {
-        let later = finished.iter().find(|r| r.cluster == report.cluster);
-        let report = merge(report, later);
+}
+
+impl SweepReport {
+    /// A gone cluster's leftovers: removed, converging or failed.
+    fn count_orphan(&mut self, report: &Report) {
         if report.applied {
-            summary.orphans_removed += 1;
+            self.orphans_removed += 1;
         }
         if report.outcome == Outcome::Converging {
-            summary.converging += 1;
-            summary.in_progress.push(InProgress {
+            self.converging += 1;
+            self.in_progress.push(InProgress {
                 cluster: report.cluster.clone(),
                 waiting_for: report.in_progress.clone(),
             });
         }
         if let Some(error) = &report.error {
-            summary.fail(
+            self.fail(
                 &report.cluster,
                 error.clone(),
                 report.transient.unwrap_or(true),
             );
         }
-        progress(done, total, &report);
-        summary.reports.push(report);
     }
+}
 
-    // Shared pieces that nothing needs any more, from a fresh look.
+/// Shared pieces that nothing needs any more, from a fresh look: removed,
+/// or held back when this run's settings are not the deployment's.
+async fn remove_shared_orphans(
+    reconciler: &Reconciler,
+    patience: Patience,
+    summary: &mut SweepReport,
+) -> Result<(), AwsError> {
+    let mode = reconciler.config.mode;
     let fresh =
         observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner).await?;
     let mut needed_vpcs: BTreeSet<String> = observe::recorded_states(&fresh.parameters)
@@ -422,15 +471,5 @@ pub async fn sweep(
         }
     }
 
-    let counts: Counts = reconciler.clients.counter.snapshot().since(&before);
-    summary.api_calls = counts.total();
-    summary.write_calls = counts.writes();
-    summary.throttles = counts.throttles;
-    summary.poll_calls = counts.total_polls();
-    for (operation, n) in &counts.calls {
-        let service = operation.split('.').next().unwrap_or(operation).to_string();
-        *summary.api_calls_by_service.entry(service).or_default() += n;
-    }
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(summary)
+    Ok(())
 }
