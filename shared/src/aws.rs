@@ -253,15 +253,14 @@ impl Clients {
         timeouts: Timeouts,
     ) -> Result<Clients, AwsError> {
         use aws_smithy_types::timeout::TimeoutConfig;
-        let region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .ok_or_else(|| AwsError {
-                operation: "configuration".into(),
-                code: Some("NoRegion".into()),
-                message: "no AWS region is set; set AWS_REGION or pass --region".into(),
-                transient: false,
-            })?;
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            AwsError::new(
+                "configuration",
+                Some("NoRegion".into()),
+                "no AWS region is set; set AWS_REGION or pass --region".into(),
+                ErrorKind::Other,
+            )
+        })?;
         let counter = CallCounter::default();
         let timeout = TimeoutConfig::builder()
             .connect_timeout(timeouts.connect)
@@ -313,15 +312,40 @@ impl Clients {
     }
 }
 
-/// A failed AWS call: which one, the service's error code and message, and
-/// whether trying again later can help.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A failed AWS call: which one, the service's error code and message,
+/// what kind of failure it is (from one table of codes), whether trying
+/// again later can help, and the SDK's error as its source.
+#[derive(Clone, Debug)]
 pub struct AwsError {
     pub operation: String,
     pub code: Option<String>,
     pub message: String,
+    pub kind: ErrorKind,
     pub transient: bool,
+    pub source: Option<Arc<dyn StdError + Send + Sync>>,
 }
+
+/// Equal when the call, code, message and kind are: the source is the
+/// same failure as the SDK reported it.
+impl PartialEq for AwsError {
+    fn eq(&self, other: &AwsError) -> bool {
+        (
+            &self.operation,
+            &self.code,
+            &self.message,
+            self.kind,
+            self.transient,
+        ) == (
+            &other.operation,
+            &other.code,
+            &other.message,
+            other.kind,
+            other.transient,
+        )
+    }
+}
+
+impl Eq for AwsError {}
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -332,40 +356,101 @@ impl fmt::Display for AwsError {
     }
 }
 
-impl StdError for AwsError {}
+impl StdError for AwsError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
 
-/// Error codes after which the same call may succeed later.
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-    "InternalError",
-    "InternalFailure",
-    "InternalServerError",
-    "InternalServiceErrorException",
-    "InternalServiceError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "Unavailable",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "DependencyViolation",
-    "ResourceInUseException",
-    "ResourceUnavailableException",
-    "IncorrectState",
-    "ServerException",
+/// What kind of failure an error code reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Too many requests: the same call succeeds later.
+    Throttled,
+    /// AWS failed or timed out on its side: the same call may succeed later.
+    Unavailable,
+    /// Something still uses it, or it is in a state that refuses the call
+    /// for now (an association going away, an interface detaching).
+    InUse,
+    NotFound,
+    AlreadyExists,
+    AccessDenied,
+    /// A quota.
+    LimitExceeded,
+    /// The request never got an answer (a connection, a timeout).
+    Network,
+    /// Anything else: the request is wrong as it stands.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether the same call may succeed later.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::InUse | ErrorKind::Network
+        )
+    }
+}
+
+/// The error codes of EC2, EKS, Route 53 Resolver and SSM that this
+/// product acts on, by kind. A code not listed is `Other` (a 5xx answer is
+/// `Unavailable` whatever its code).
+const CODES: &[(&str, ErrorKind)] = &[
+    ("Throttling", ErrorKind::Throttled),
+    ("ThrottlingException", ErrorKind::Throttled),
+    ("ThrottledException", ErrorKind::Throttled),
+    ("RequestLimitExceeded", ErrorKind::Throttled),
+    ("TooManyRequestsException", ErrorKind::Throttled),
+    ("RequestThrottled", ErrorKind::Throttled),
+    ("InternalError", ErrorKind::Unavailable),
+    ("InternalFailure", ErrorKind::Unavailable),
+    ("InternalServerError", ErrorKind::Unavailable),
+    ("InternalServiceErrorException", ErrorKind::Unavailable),
+    ("InternalServiceError", ErrorKind::Unavailable),
+    ("ServiceUnavailable", ErrorKind::Unavailable),
+    ("ServiceUnavailableException", ErrorKind::Unavailable),
+    ("Unavailable", ErrorKind::Unavailable),
+    ("RequestTimeout", ErrorKind::Unavailable),
+    ("RequestTimeoutException", ErrorKind::Unavailable),
+    ("ResourceUnavailableException", ErrorKind::Unavailable),
+    ("ServerException", ErrorKind::Unavailable),
+    ("DependencyViolation", ErrorKind::InUse),
+    ("ResourceInUseException", ErrorKind::InUse),
+    ("IncorrectState", ErrorKind::InUse),
+    ("ResourceNotFoundException", ErrorKind::NotFound),
+    ("InvalidPermission.NotFound", ErrorKind::NotFound),
+    ("InvalidSecurityGroupRuleId.NotFound", ErrorKind::NotFound),
+    ("InvalidGroup.NotFound", ErrorKind::NotFound),
+    ("ParameterNotFound", ErrorKind::NotFound),
+    ("ResourceExistsException", ErrorKind::AlreadyExists),
+    ("InvalidGroup.Duplicate", ErrorKind::AlreadyExists),
+    ("InvalidPermission.Duplicate", ErrorKind::AlreadyExists),
+    ("ParameterAlreadyExists", ErrorKind::AlreadyExists),
+    ("AccessDenied", ErrorKind::AccessDenied),
+    ("AccessDeniedException", ErrorKind::AccessDenied),
+    ("UnauthorizedOperation", ErrorKind::AccessDenied),
+    ("LimitExceededException", ErrorKind::LimitExceeded),
 ];
+
+/// The kind of an error code.
+pub fn kind_of(code: &str) -> ErrorKind {
+    CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, kind)| *kind)
+        .unwrap_or(ErrorKind::Other)
+}
 
 impl AwsError {
     pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> AwsError
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-        R: fmt::Debug,
+        R: fmt::Debug + Send + Sync + 'static,
     {
-        match &err {
+        let mut error = match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
                 let code = e.code().map(str::to_string);
@@ -375,30 +460,41 @@ impl AwsError {
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("{e}"));
                 let server_side = format!("{status:?}").contains("status: 5");
-                let transient = code
-                    .as_deref()
-                    .map(|c| TRANSIENT_CODES.contains(&c))
-                    .unwrap_or(false)
-                    || server_side;
-                AwsError {
-                    operation: operation.into(),
-                    code,
-                    message,
-                    transient,
-                }
+                let kind = match code.as_deref().map(kind_of) {
+                    Some(ErrorKind::Other) | None if server_side => ErrorKind::Unavailable,
+                    Some(kind) => kind,
+                    None => ErrorKind::Other,
+                };
+                AwsError::new(operation, code, message, kind)
             }
-            SdkError::ConstructionFailure(_) => AwsError {
-                operation: operation.into(),
-                code: None,
-                message: error_chain(&err),
-                transient: false,
-            },
-            _ => AwsError {
-                operation: operation.into(),
-                code: err.code().map(str::to_string),
-                message: error_chain(&err),
-                transient: true,
-            },
+            SdkError::ConstructionFailure(_) => {
+                AwsError::new(operation, None, error_chain(&err), ErrorKind::Other)
+            }
+            _ => AwsError::new(
+                operation,
+                err.code().map(str::to_string),
+                error_chain(&err),
+                ErrorKind::Network,
+            ),
+        };
+        error.source = Some(Arc::new(err));
+        error
+    }
+
+    /// An error of ours about a call (`operation`), of `kind`.
+    pub fn new(
+        operation: &str,
+        code: Option<String>,
+        message: String,
+        kind: ErrorKind,
+    ) -> AwsError {
+        AwsError {
+            operation: operation.to_string(),
+            code,
+            message,
+            kind,
+            transient: kind.is_transient(),
+            source: None,
         }
     }
 
@@ -408,13 +504,12 @@ impl AwsError {
 
     /// A permission the caller lacks.
     pub fn is_access_denied(&self) -> bool {
-        [
-            "AccessDenied",
-            "AccessDeniedException",
-            "UnauthorizedOperation",
-        ]
-        .iter()
-        .any(|c| self.is_code(c))
+        self.kind == ErrorKind::AccessDenied
+    }
+
+    /// The resource is not there (any more).
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
     }
 
     pub fn message_contains(&self, text: &str) -> bool {
@@ -441,7 +536,7 @@ pub fn error_chain(err: &dyn StdError) -> String {
 pub fn aws<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + Send + Sync + 'static,
 {
     move |err| AwsError::from_sdk(operation, err)
 }
@@ -449,6 +544,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_come_from_the_table_and_say_what_may_succeed_later() {
+        assert_eq!(kind_of("ThrottlingException"), ErrorKind::Throttled);
+        assert_eq!(kind_of("DependencyViolation"), ErrorKind::InUse);
+        assert_eq!(kind_of("InvalidGroup.NotFound"), ErrorKind::NotFound);
+        assert_eq!(kind_of("ParameterAlreadyExists"), ErrorKind::AlreadyExists);
+        assert_eq!(kind_of("UnauthorizedOperation"), ErrorKind::AccessDenied);
+        assert_eq!(kind_of("InvalidParameterValue"), ErrorKind::Other);
+        let transient: Vec<&str> = CODES
+            .iter()
+            .filter(|(_, kind)| kind.is_transient())
+            .map(|(code, _)| *code)
+            .collect();
+        for code in [
+            "RequestLimitExceeded",
+            "ServiceUnavailable",
+            "IncorrectState",
+        ] {
+            assert!(transient.contains(&code), "{code}");
+        }
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDenied",
+            "LimitExceededException",
+        ] {
+            assert!(!transient.contains(&code), "{code}");
+        }
+        let e = AwsError::new("EC2.DescribeVpcs", None, "x".into(), ErrorKind::Network);
+        assert!(e.transient && e.source().is_none());
+    }
 
     #[test]
     fn write_operations() {

@@ -4,7 +4,7 @@ use aws_sdk_route53resolver::types::{
     IpAddressRequest, IpAddressUpdate, ResolverEndpointDirection, ResolverEndpointType,
 };
 
-use crate::aws::{aws, AwsError};
+use crate::aws::{aws, AwsError, ErrorKind};
 use crate::model::Direction;
 use crate::observe::{self};
 use crate::owner::{resolver_name, MAX_GENERATIONS};
@@ -84,11 +84,15 @@ impl Applier<'_> {
         .await?;
         match waited {
             Waited::Ready(Some(direction)) => Ok(direction),
+            // Gone: the next run makes a new one.
             Waited::Ready(None) => Err(ApplyError::Aws(AwsError {
-                operation: "Route53Resolver.GetResolverEndpoint".into(),
-                code: Some("ResourceNotFoundException".into()),
-                message: format!("endpoint {endpoint_id} is gone; the next run makes a new one"),
                 transient: true,
+                ..AwsError::new(
+                    "Route53Resolver.GetResolverEndpoint",
+                    Some("ResourceNotFoundException".into()),
+                    format!("endpoint {endpoint_id} is gone; the next run makes a new one"),
+                    ErrorKind::NotFound,
+                )
             })),
             Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
         }
@@ -112,7 +116,7 @@ impl Applier<'_> {
             + Send
             + Sync
             + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let mut refusals = 0;
         loop {

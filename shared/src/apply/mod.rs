@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 
-use crate::aws::{AwsError, Clients};
+use crate::aws::{AwsError, Clients, ErrorKind};
 use crate::model::{Direction, Tags, TargetAddress};
 use crate::observe::{self};
 use crate::owner::{Owner, TAG_OWNER};
@@ -269,10 +269,13 @@ impl<'a> Applier<'a> {
         addresses.dedup();
         if addresses.is_empty() {
             return Err(ApplyError::Aws(AwsError {
-                operation: "Route53Resolver.ListResolverEndpointIpAddresses".into(),
-                code: Some("NoAddressesYet".into()),
-                message: format!("inbound endpoint {id} has no IP addresses yet"),
                 transient: true,
+                ..AwsError::new(
+                    "Route53Resolver.ListResolverEndpointIpAddresses",
+                    Some("NoAddressesYet".into()),
+                    format!("inbound endpoint {id} has no IP addresses yet"),
+                    ErrorKind::NotFound,
+                )
             }));
         }
         resolved.inbound_ips = Some(addresses);
@@ -308,10 +311,13 @@ impl<'a> Applier<'a> {
 
 pub(super) fn missing(what: &str) -> ApplyError {
     ApplyError::Aws(AwsError {
-        operation: "apply".into(),
-        code: Some("Incomplete".into()),
-        message: format!("{what} is not known yet; a later run finishes"),
         transient: true,
+        ..AwsError::new(
+            "apply",
+            Some("Incomplete".into()),
+            format!("{what} is not known yet; a later run finishes"),
+            ErrorKind::NotFound,
+        )
     })
 }
 
@@ -368,16 +374,7 @@ pub(super) fn ok_if_gone(result: Result<(), AwsError>) -> Result<(), AwsError> {
 }
 
 pub(super) fn is_gone(e: &AwsError) -> bool {
-    matches!(
-        e.code.as_deref(),
-        Some(
-            "ResourceNotFoundException"
-                | "InvalidPermission.NotFound"
-                | "InvalidSecurityGroupRuleId.NotFound"
-                | "InvalidGroup.NotFound"
-                | "ParameterNotFound"
-        )
-    )
+    e.is_not_found()
 }
 
 pub(super) fn resolver_tags(tags: &Tags) -> Vec<aws_sdk_route53resolver::types::Tag> {

@@ -60,7 +60,7 @@ impl Applier<'_> {
         let tags = match self.resolver_tags(&arn).await {
             Ok(tags) => tags,
             // Already gone: nothing to protect, and the delete will say so too.
-            Err(e) if e.is_code("ResourceNotFoundException") => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         self.ensure_ours(&tags, format!("{verb} {id}"), id)

@@ -118,7 +118,7 @@ pub async fn get_endpoint(
         Ok(out) => Ok(out.resolver_endpoint().and_then(endpoint_view)),
         Err(e) => {
             let e = AwsError::from_sdk("Route53Resolver.GetResolverEndpoint", e);
-            if e.is_code("ResourceNotFoundException") {
+            if e.is_not_found() {
                 Ok(None)
             } else {
                 Err(e)
@@ -139,7 +139,7 @@ pub async fn rule_exists(clients: &Clients, rule_id: &str) -> Result<bool, AwsEr
         Ok(_) => Ok(true),
         Err(e) => {
             let e = AwsError::from_sdk("Route53Resolver.GetResolverRule", e);
-            if e.is_code("ResourceNotFoundException") {
+            if e.is_not_found() {
                 Ok(false)
             } else {
                 Err(e)
