@@ -91,12 +91,12 @@ impl SweepReport {
     }
 
     fn count(&mut self, report: &Report) {
-        match report.decision.as_str() {
-            "managed" => self.managed += 1,
-            "pending" => self.pending += 1,
-            "not-managed" | "gone" => self.not_managed += 1,
-            "invalid" => self.invalid += 1,
-            _ => {}
+        match &report.decision.0 {
+            Some(Decision::Managed) => self.managed += 1,
+            Some(Decision::Pending { .. }) => self.pending += 1,
+            Some(Decision::NotManaged { .. } | Decision::Gone) => self.not_managed += 1,
+            Some(Decision::Invalid { .. }) => self.invalid += 1,
+            None => {}
         }
         if report.applied {
             self.changed += 1;
@@ -401,7 +401,10 @@ async fn remove_shared_orphans(
     for report in &summary.reports {
         // A cluster that is managed, pending or failed may need its VPC's
         // endpoint; only "not needed" decisions release it.
-        let releases = matches!(report.decision.as_str(), "not-managed" | "gone");
+        let releases = matches!(
+            report.decision.0,
+            Some(Decision::NotManaged { .. } | Decision::Gone)
+        );
         if !releases {
             if let Some(vpc) = &report.vpc_id {
                 needed_vpcs.insert(vpc.clone());

@@ -21,18 +21,30 @@ pub enum Detail {
     Full,
 }
 
+/// Where and as whom a look reads: the clients of one account and region,
+/// the configuration, and the owner whose resources are ours.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub clients: &'a Clients,
+    pub config: &'a Config,
+    pub owner: &'a Owner,
+}
+
 /// Observe everything the planner needs for one cluster, in three rounds of
 /// concurrent calls. With `fleet`, the region-wide parts come from it
 /// instead of being read again.
 pub async fn observe_cluster(
-    clients: &Clients,
-    config: &Config,
-    owner: &Owner,
+    scope: Scope<'_>,
     cluster_name: &str,
     hinted_arn: Option<String>,
     fleet: Option<&Fleet>,
     detail: Detail,
 ) -> Result<Observation, AwsError> {
+    let Scope {
+        clients,
+        config,
+        owner,
+    } = scope;
     // Round 1: nothing here depends on anything else.
     let mut obs = first_round(clients, config, owner, cluster_name, fleet).await?;
     obs.hinted_arn = hinted_arn;

@@ -183,19 +183,19 @@ impl Reconciler {
         self.observe_and_plan(cluster, hinted_arn, None).await
     }
 
+    /// Where and as whom this reconciler reads.
+    pub fn scope(&self) -> observe::Scope<'_> {
+        observe::Scope {
+            clients: &self.clients,
+            config: &self.config,
+            owner: &self.owner,
+        }
+    }
+
     /// Observe everything, the prerequisites included (what `verify --path`
     /// walks).
     pub async fn observe_full(&self, cluster: &str) -> Result<Observation, AwsError> {
-        observe::observe_cluster(
-            &self.clients,
-            &self.config,
-            &self.owner,
-            cluster,
-            None,
-            None,
-            Detail::Full,
-        )
-        .await
+        observe::observe_cluster(self.scope(), cluster, None, None, Detail::Full).await
     }
 
     /// Every DNS path of the cluster, hop by hop (`path::check`).
@@ -216,15 +216,7 @@ impl Reconciler {
         fleet: Option<&Fleet>,
     ) -> Result<(Plan, Observation), AwsError> {
         let observe = |detail| {
-            observe::observe_cluster(
-                &self.clients,
-                &self.config,
-                &self.owner,
-                cluster,
-                hinted_arn.clone(),
-                fleet,
-                detail,
-            )
+            observe::observe_cluster(self.scope(), cluster, hinted_arn.clone(), fleet, detail)
         };
         let obs = observe(Detail::Auto).await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
