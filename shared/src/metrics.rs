@@ -18,6 +18,15 @@ pub const METRIC_FAILURES: &str = "ReconcileFailures";
 pub const METRIC_RECONCILES: &str = "Reconciles";
 /// Reconciles that ended with AWS still working (not a failure).
 pub const METRIC_CONVERGING: &str = "Converging";
+/// Actions planned (and, in apply mode, carried out).
+pub const METRIC_ACTIONS: &str = "Actions";
+/// Failures AWS reported that the run repaired.
+pub const METRIC_REPAIRED: &str = "Repaired";
+pub const METRIC_API_CALLS: &str = "ApiCalls";
+pub const METRIC_WRITE_CALLS: &str = "WriteCalls";
+/// Answers that said "slow down" (each retried).
+pub const METRIC_THROTTLES: &str = "Throttles";
+pub const METRIC_DURATION: &str = "Duration";
 
 /// The figures of one invocation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,7 +34,29 @@ pub struct Counts {
     pub reconciles: u64,
     pub failures: u64,
     pub converging: u64,
+    pub actions: u64,
+    pub repaired: u64,
+    pub api_calls: u64,
+    pub write_calls: u64,
+    pub throttles: u64,
+    pub duration_ms: u64,
 }
+
+/// A metric: its name, unit, and figure.
+type Metric = (&'static str, &'static str, fn(&Counts) -> u64);
+
+/// Every metric.
+const METRICS: &[Metric] = &[
+    (METRIC_RECONCILES, "Count", |c| c.reconciles),
+    (METRIC_FAILURES, "Count", |c| c.failures),
+    (METRIC_CONVERGING, "Count", |c| c.converging),
+    (METRIC_ACTIONS, "Count", |c| c.actions),
+    (METRIC_REPAIRED, "Count", |c| c.repaired),
+    (METRIC_API_CALLS, "Count", |c| c.api_calls),
+    (METRIC_WRITE_CALLS, "Count", |c| c.write_calls),
+    (METRIC_THROTTLES, "Count", |c| c.throttles),
+    (METRIC_DURATION, "Milliseconds", |c| c.duration_ms),
+];
 
 impl Counts {
     pub fn of_report(report: &Report) -> Counts {
@@ -33,6 +64,12 @@ impl Counts {
             reconciles: 1,
             failures: u64::from(report.failed()),
             converging: u64::from(report.outcome == Outcome::Converging),
+            actions: report.actions.len() as u64,
+            repaired: report.repaired.len() as u64,
+            api_calls: report.api_calls,
+            write_calls: report.write_calls,
+            throttles: report.throttles,
+            duration_ms: report.duration_ms,
         }
     }
 
@@ -41,6 +78,24 @@ impl Counts {
             reconciles: summary.clusters_seen as u64,
             failures: summary.failed as u64,
             converging: summary.converging as u64,
+            actions: summary.reports.iter().map(|r| r.actions.len() as u64).sum(),
+            repaired: summary
+                .reports
+                .iter()
+                .map(|r| r.repaired.len() as u64)
+                .sum(),
+            api_calls: summary.api_calls,
+            write_calls: summary.write_calls,
+            throttles: summary.throttles,
+            duration_ms: summary.duration_ms,
+        }
+    }
+
+    /// A failure of the whole invocation, before any reconcile.
+    pub fn failed() -> Counts {
+        Counts {
+            failures: 1,
+            ..Counts::default()
         }
     }
 }
@@ -49,25 +104,27 @@ impl Counts {
 /// Lambda) and Owner (which deployment: two in one account are counted
 /// apart). `extra` adds searchable fields (the cluster, the errors).
 pub fn emf(function: &str, owner: &str, counts: &Counts, now_ms: u64, extra: Value) -> Value {
+    let metrics: Vec<Value> = METRICS
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
     let mut doc = json!({
         "_aws": {
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [["Function", "Owner"]],
-                "Metrics": [
-                    {"Name": METRIC_RECONCILES, "Unit": "Count"},
-                    {"Name": METRIC_FAILURES, "Unit": "Count"},
-                    {"Name": METRIC_CONVERGING, "Unit": "Count"},
-                ],
+                "Metrics": metrics,
             }],
         },
         "Function": function,
         "Owner": owner,
-        METRIC_RECONCILES: counts.reconciles,
-        METRIC_FAILURES: counts.failures,
-        METRIC_CONVERGING: counts.converging,
     });
+    if let Some(doc) = doc.as_object_mut() {
+        for (name, _, figure) in METRICS {
+            doc.insert(name.to_string(), json!(figure(counts)));
+        }
+    }
     if let (Some(doc), Value::Object(extra)) = (doc.as_object_mut(), extra) {
         for (k, v) in extra {
             doc.entry(k).or_insert(v);
@@ -98,6 +155,8 @@ mod tests {
             reconciles: 3,
             failures: 1,
             converging: 1,
+            throttles: 2,
+            ..Counts::default()
         };
         let doc = emf(
             "sweep",
@@ -120,6 +179,8 @@ mod tests {
         }
         assert_eq!(doc[METRIC_FAILURES], 1);
         assert_eq!(doc[METRIC_RECONCILES], 3);
+        assert_eq!(doc[METRIC_THROTTLES], 2);
+        assert_eq!(meta["Metrics"].as_array().unwrap().len(), METRICS.len());
         assert_eq!(doc["Owner"], "team-a", "extra fields never replace ours");
         assert_eq!(doc["failed"][0], "prod");
     }

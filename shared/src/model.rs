@@ -73,6 +73,29 @@ pub struct ClusterView {
     pub private_access: bool,
     pub ipv6: bool,
     pub tags: Tags,
+    /// While UPDATING: the endpoint access the update in progress sets
+    /// (DescribeUpdate's EndpointPrivateAccess / EndpointPublicAccess), so
+    /// that the plumbing can be built before the update ends.
+    pub access_update: Option<AccessUpdate>,
+}
+
+/// The endpoint access an update in progress sets; None: left as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessUpdate {
+    pub private: Option<bool>,
+    pub public: Option<bool>,
+}
+
+impl ClusterView {
+    /// The endpoint access (private, public) the cluster will have once the
+    /// update in progress ends, or has now.
+    pub fn target_access(&self) -> (bool, bool) {
+        let update = self.access_update.unwrap_or_default();
+        (
+            update.private.unwrap_or(self.private_access),
+            update.public.unwrap_or(self.public_access),
+        )
+    }
 }
 
 impl ClusterView {

@@ -32,6 +32,9 @@ pub struct ColdStart {
     pub responses: Vec<(bool, String)>,
     /// Peak resident memory (VmHWM) after the last invocation, in KiB.
     pub peak_rss_kib: u64,
+    /// What the function printed on stdout (its log lines, where Lambda
+    /// takes them, and the embedded metrics among them).
+    pub stdout: String,
 }
 
 async fn read_request(stream: &mut TcpStream) -> Result<(String, Vec<u8>)> {
@@ -162,10 +165,18 @@ pub async fn cold_start(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let started = Instant::now();
     let mut child = Killed(command.spawn().context("the function starts")?);
+    // Read on a thread of its own, so that a full pipe never stops the
+    // function; the thread ends when the process does.
+    let mut out = child.0.stdout.take().context("the function's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        text
+    });
     let pid = child.0.id();
     let deadline = started + timeout;
     let mut waiting = match next(&mut rx, &mut child, deadline, "request for work").await? {
@@ -212,10 +223,12 @@ pub async fn cold_start(
     let peak_rss_kib = peak_rss_kib(pid);
     drop(child);
     accept.abort();
+    let stdout = reader.join().unwrap_or_default();
     Ok(ColdStart {
         init,
         invocations,
         responses,
         peak_rss_kib,
+        stdout,
     })
 }

@@ -48,8 +48,49 @@ async fn invoke(logical_id: &str, env: &[(String, String)], fixture: &str) -> se
         .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: {e:#}"));
     let (error, body) = &run.responses[0];
     assert!(!error, "{logical_id} with {fixture} failed: {body}");
-    serde_json::from_str(body)
-        .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: not JSON ({e}): {body}"))
+    let result: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: not JSON ({e}): {body}"));
+    check_metrics(logical_id, &run.stdout, &result);
+    result
+}
+
+/// The invocation printed one embedded-metric document, in our namespace,
+/// with every metric it names as a number, and figures that agree with the
+/// result it returned.
+fn check_metrics(logical_id: &str, stdout: &str, result: &serde_json::Value) {
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d.get("_aws").is_some())
+        .collect();
+    if result.get("ignored").is_some() || result.get("rejected").is_some() {
+        assert!(
+            docs.is_empty(),
+            "{logical_id}: no reconcile, no metrics: {stdout}"
+        );
+        return;
+    }
+    assert_eq!(docs.len(), 1, "{logical_id}: one metrics line in {stdout}");
+    let doc = &docs[0];
+    let meta = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(meta["Namespace"], "eks-private-dns", "{doc}");
+    for metric in meta["Metrics"].as_array().unwrap() {
+        let name = metric["Name"].as_str().unwrap();
+        assert!(doc[name].is_u64(), "{logical_id}: {name} in {doc}");
+    }
+    for dim in meta["Dimensions"][0].as_array().unwrap() {
+        assert!(doc[dim.as_str().unwrap()].is_string(), "{doc}");
+    }
+    if let Some(calls) = result.get("api_calls") {
+        assert_eq!(&doc["ApiCalls"], calls, "{logical_id}: {doc} vs {result}");
+    }
+    if let Some(seen) = result.get("clusters_seen") {
+        assert_eq!(&doc["Reconciles"], seen, "{doc}");
+    } else if result.get("outcome").is_some() {
+        assert_eq!(doc["Reconciles"], 1, "{doc}");
+        let failed = u64::from(result["outcome"] == "error");
+        assert_eq!(doc["ReconcileFailures"], failed, "{doc}");
+    }
 }
 
 fn fixture_json(name: &str) -> serde_json::Value {

@@ -980,3 +980,35 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
     let snap = w.aws.snapshot().await.unwrap();
     assert!(snap.ingress(&api).is_empty(), "{:?}", snap.ingress(&api));
 }
+
+/// DNS ready sooner: an event for an endpoint access update that makes the
+/// cluster private builds the plumbing while EKS is still UPDATING (the
+/// update's target access, from DescribeUpdate, meets the trigger), so the
+/// names resolve when the update ends instead of one build later.
+#[tokio::test]
+async fn an_access_update_to_private_is_built_while_eks_updates() {
+    let w = world_with(EmulatorOptions {
+        update_seconds: 30.0,
+        ..EmulatorOptions::slow_resolver()
+    })
+    .await;
+    w.aws
+        .cluster("demo", &w.cluster_vpc, true, true, &[])
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(w.config());
+    ok(&rec.reconcile("demo", None).await);
+    w.aws.snapshot().await.unwrap().assert_clean();
+
+    w.aws.set_access("demo", true, false).await.unwrap();
+    let report = reconciled(run_event(&rec, "update-cluster-config-private.json").await);
+    ok(&report);
+    assert_eq!(report.decision, "managed");
+    assert!(report.applied, "{report:?}");
+    // Built, and every hop of the path passes, while the update goes on.
+    assert_paths(&rec, "demo").await;
+    let status = w.aws.describe("demo").await.unwrap();
+    assert_eq!(status.status().unwrap().as_str(), "UPDATING");
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(snap.rules_for(&w.host("demo").await).len(), 1);
+}

@@ -528,3 +528,88 @@ async fn with_events_on_the_sweep_finds_nothing_to_do() {
     assert_eq!((s.managed, s.changed, s.orphans_removed), (2, 0, 0));
     assert_eq!(s.write_calls, 0, "{:#?}", s.api_calls_by_service);
 }
+
+/// A sweep makes each shared thing once: the shared pass builds every
+/// VPC's inbound endpoint and group and the region's outbound endpoint
+/// before the other clusters look, so none of them races for it; and a
+/// quiet fleet is read in about one call per cluster (DescribeCluster)
+/// plus a constant number of pages.
+#[tokio::test]
+async fn a_sweep_makes_each_shared_thing_once_and_reads_a_quiet_fleet_per_cluster() {
+    let emulator = Emulator::start_with(EmulatorOptions::slow_resolver()).unwrap();
+    let aws = emulator.aws();
+    let client = aws.vpc("10.200.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let mut vpcs = Vec::new();
+    for v in 0..3 {
+        vpcs.push(
+            aws.vpc(&format!("10.{}.0.0/16", 20 + v), &[], &["a", "b"])
+                .await
+                .unwrap(),
+        );
+    }
+    const CLUSTERS: usize = 30;
+    for i in 0..CLUSTERS {
+        aws.cluster(&format!("s{i:02}"), &vpcs[i % 3], true, false, &[])
+            .await
+            .unwrap();
+    }
+    let rec = emulator.reconciler(config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_RESOLVER_RATE, "100"),
+        (ENV_SWEEP_CONCURRENCY, "8"),
+    ]));
+    let before = rec.clients.counter.snapshot();
+    let first = run(&rec).await;
+    assert_no_failures(&first);
+    let calls = rec.clients.counter.snapshot().since(&before).calls;
+    let count = |op: &str| calls.get(op).copied().unwrap_or(0);
+    eprintln!("converging sweep of {CLUSTERS}, by operation: {calls:#?}");
+    assert_eq!(
+        count("Route53Resolver.CreateResolverEndpoint"),
+        4,
+        "three inbound endpoints and one outbound, each made once"
+    );
+    assert_eq!(count("EC2.CreateSecurityGroup"), 4, "each group made once");
+    // The inbound groups' 53 rules: the client VPC's block on each of the
+    // three (the outbound endpoint's addresses lie inside it).
+    assert_eq!(
+        count("EC2.AuthorizeSecurityGroupIngress"),
+        3 + CLUSTERS as u64,
+        "53 once per inbound group, 443 once per cluster"
+    );
+    let snap = aws.snapshot().await.unwrap();
+    assert_eq!(snap.inbound_endpoints().len(), 3);
+    assert_eq!(snap.outbound_endpoints().len(), 1);
+    assert_eq!(snap.rules.len(), CLUSTERS);
+
+    let before = rec.clients.counter.snapshot();
+    let quiet = run(&rec).await;
+    assert_no_failures(&quiet);
+    assert_eq!(quiet.write_calls, 0);
+    let counts = rec.clients.counter.snapshot().since(&before);
+    let describes = counts
+        .calls
+        .get("EKS.DescribeCluster")
+        .copied()
+        .unwrap_or(0);
+    let others = counts.total() - describes;
+    eprintln!(
+        "no-op sweep of {CLUSTERS}: {} calls, {describes} DescribeCluster, by operation: {:#?}",
+        counts.total(),
+        counts.calls
+    );
+    assert_eq!(
+        describes, CLUSTERS as u64,
+        "one DescribeCluster per cluster"
+    );
+    // Besides them: the parameters' values (three a cluster, ten to a
+    // GetParametersByPath page, the most SSM gives), which are ours (fifty
+    // to a DescribeParameters page), the addresses of each of the four
+    // endpoints, and a few pages more (clusters, groups, rules, VPCs, the
+    // Resolver lists).
+    let parameters = (3 * CLUSTERS as u64).div_ceil(10) + (3 * CLUSTERS as u64).div_ceil(50);
+    assert!(
+        others <= parameters + 4 + 10,
+        "besides DescribeCluster, pages of parameters and a constant: {others}"
+    );
+}

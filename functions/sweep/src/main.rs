@@ -63,11 +63,7 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
     .await
     .map_err(|e| {
         // The sweep as a whole failed: counted as one failure.
-        let counts = shared::metrics::Counts {
-            reconciles: 0,
-            failures: 1,
-            converging: 0,
-        };
+        let counts = shared::metrics::Counts::failed();
         let _ = shared::metrics::emit(
             "sweep",
             &reconciler.owner.id,

@@ -58,7 +58,7 @@ pub async fn observe_cluster(
     let wants_details = obs
         .cluster
         .as_ref()
-        .map(|c| !c.status.is_in_progress())
+        .map(|c| !c.status.is_in_progress() || c.access_update.is_some())
         .unwrap_or(false);
     second_round(
         clients,
@@ -74,7 +74,7 @@ pub async fn observe_cluster(
     // VPC; and, unless the plumbing exists, what building it needs.
     if wants_details {
         obs.lean = detail == Detail::Auto && !plan::details_wanted(config, owner, &obs);
-        third_round(clients, config, &mut obs, vpc_id.as_ref(), detail).await?;
+        third_round(clients, config, &mut obs, vpc_id.as_ref(), fleet, detail).await?;
     }
     Ok(obs)
 }
@@ -91,7 +91,14 @@ async fn first_round(
     let own_path = format!("{}/{}", config.ssm_prefix, cluster_name);
     let (cluster, resolver, groups, parameters) = match fleet {
         Some(fleet) => {
-            let cluster = describe_cluster(clients, cluster_name).await?;
+            let prefetched = fleet
+                .prefetched
+                .as_ref()
+                .and_then(|p| p.clusters.get(cluster_name));
+            let cluster = match prefetched {
+                Some(cluster) => cluster.clone(),
+                None => describe_cluster(clients, cluster_name).await?,
+            };
             let own: Vec<ParameterView> = fleet
                 .parameters
                 .iter()
@@ -192,13 +199,8 @@ async fn second_round(
         _ => Vec::new(),
     };
     rule_group_ids.extend(additional.iter().cloned());
-    let cluster_groups = async {
-        if additional.is_empty() {
-            Ok(Vec::new())
-        } else {
-            security_groups(clients, filter("group-id", additional.clone())).await
-        }
-    };
+    let prefetched = fleet.and_then(|f| f.prefetched.as_ref());
+    let cluster_groups = additional_groups(clients, prefetched, &additional);
     if let Some(state) = &state {
         rule_group_ids.insert(state.control_plane_security_group_id.clone());
     }
@@ -208,20 +210,7 @@ async fn second_round(
             _ => Ok(Peers::default()),
         }
     };
-    let rules = async {
-        let mut all = match fleet {
-            Some(fleet) => fleet.owned_rules.clone(),
-            None => Vec::new(),
-        };
-        if !rule_group_ids.is_empty() {
-            let on_groups =
-                security_group_rules(clients, vec![filter("group-id", rule_group_ids.clone())])
-                    .await?;
-            let seen: BTreeSet<String> = all.iter().map(|r| r.id.clone()).collect();
-            all.extend(on_groups.into_iter().filter(|r| !seen.contains(&r.id)));
-        }
-        Ok::<_, AwsError>(all)
-    };
+    let rules = rules_on(clients, fleet, &rule_group_ids);
     let registry = async {
         match (vpc_id, fleet) {
             (Some(vpc), Some(fleet)) => Ok(registered_in(&fleet.parameters, vpc, cluster_name)),
@@ -256,6 +245,79 @@ async fn second_round(
     Ok(())
 }
 
+/// The cluster's additional groups (tagged mode), from the prefetch when
+/// it has them all.
+async fn additional_groups(
+    clients: &Clients,
+    prefetched: Option<&Prefetched>,
+    additional: &[String],
+) -> Result<Vec<SecurityGroupView>, AwsError> {
+    if additional.is_empty() {
+        return Ok(Vec::new());
+    }
+    match prefetched.filter(|p| {
+        additional
+            .iter()
+            .all(|id| p.cluster_groups.iter().any(|g| &g.id == id))
+    }) {
+        Some(p) => Ok(p
+            .cluster_groups
+            .iter()
+            .filter(|g| additional.contains(&g.id))
+            .cloned()
+            .collect()),
+        None => security_groups(clients, filter("group-id", additional.to_vec())).await,
+    }
+}
+
+/// Every rule of ours (from the fleet), and the rules on `groups`: from
+/// the prefetch when it read them all, else read now.
+async fn rules_on(
+    clients: &Clients,
+    fleet: Option<&Fleet>,
+    groups: &BTreeSet<String>,
+) -> Result<Vec<SecurityGroupRuleView>, AwsError> {
+    let mut all = match fleet {
+        Some(fleet) => fleet.owned_rules.clone(),
+        None => Vec::new(),
+    };
+    if groups.is_empty() {
+        return Ok(all);
+    }
+    let prefetched = fleet.and_then(|f| f.prefetched.as_ref());
+    let on_groups = match prefetched.filter(|p| groups.is_subset(&p.rule_groups)) {
+        Some(p) => p
+            .rules
+            .iter()
+            .filter(|r| groups.contains(&r.group_id))
+            .cloned()
+            .collect(),
+        None => security_group_rules(clients, vec![filter("group-id", groups.clone())]).await?,
+    };
+    let seen: BTreeSet<String> = all.iter().map(|r| r.id.clone()).collect();
+    all.extend(on_groups.into_iter().filter(|r| !seen.contains(&r.id)));
+    Ok(all)
+}
+
+/// The VPCs `ids`: those the sweep prefetched from it, the others read.
+async fn vpcs_of(
+    clients: &Clients,
+    fleet: Option<&Fleet>,
+    ids: &[String],
+) -> Result<Vec<VpcView>, AwsError> {
+    let known = fleet.and_then(|f| f.prefetched.as_ref()).map(|p| &p.vpcs);
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !known.is_some_and(|k| k.contains_key(*id)))
+        .cloned()
+        .collect();
+    let mut vpcs = describe_vpcs(clients, &missing).await?;
+    if let Some(known) = known {
+        vpcs.extend(ids.iter().filter_map(|id| known.get(id)).cloned());
+    }
+    Ok(vpcs)
+}
+
 /// The other clusters that the fleet's state parameters record in `vpc`.
 fn registered_in(parameters: &[ParameterView], vpc: &str, cluster: &str) -> Vec<Registration> {
     recorded_states(parameters)
@@ -279,6 +341,7 @@ async fn third_round(
     config: &Config,
     obs: &mut Observation,
     vpc_id: Option<&String>,
+    fleet: Option<&Fleet>,
     detail: Detail,
 ) -> Result<(), AwsError> {
     let cluster_subnet_ids = obs
@@ -345,7 +408,7 @@ async fn third_round(
         .collect();
     let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(clients, id)));
     let (vpcs, outbound_subnets, dns, subnets, outbound_ips) = tokio::try_join!(
-        describe_vpcs(clients, &vpc_ids),
+        vpcs_of(clients, fleet, &vpc_ids),
         outbound_subnets,
         dns,
         subnets,

@@ -1,6 +1,6 @@
 //! EKS: the cluster as DescribeCluster gives it.
 
-use crate::aws::{AwsError, Clients};
+use crate::aws::{aws, AwsError, Clients};
 use crate::model::*;
 
 use super::*;
@@ -24,7 +24,11 @@ pub async fn describe_cluster(
     let Some(c) = out.cluster() else {
         return Ok(None);
     };
-    Ok(Some(cluster_view(c)))
+    let mut view = cluster_view(c);
+    if view.status == ClusterStatus::Updating {
+        view.access_update = access_update(clients, name).await?;
+    }
+    Ok(Some(view))
 }
 
 pub fn cluster_view(c: &aws_sdk_eks::types::Cluster) -> ClusterView {
@@ -54,5 +58,72 @@ pub fn cluster_view(c: &aws_sdk_eks::types::Cluster) -> ClusterView {
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        access_update: None,
     }
+}
+
+/// How many updates at each end of a cluster's list are looked at for the
+/// one in progress (EKS runs one at a time, and it is the newest; the API
+/// reference does not say which end of the list that is).
+const UPDATES_LOOKED_AT: usize = 3;
+
+/// The endpoint access that the update in progress of an UPDATING cluster
+/// sets (ListUpdates, then DescribeUpdate from either end), or None. Without
+/// the permission (a role from before it was asked for) it is None: the
+/// cluster then waits for its update like any other.
+pub async fn access_update(
+    clients: &Clients,
+    name: &str,
+) -> Result<Option<AccessUpdate>, AwsError> {
+    let listed = clients
+        .eks
+        .list_updates()
+        .name(name)
+        .send()
+        .await
+        .map_err(aws("EKS.ListUpdates"));
+    let ids = match listed {
+        Ok(out) => out.update_ids().to_vec(),
+        Err(e) if e.is_access_denied() => {
+            tracing::warn!(cluster = name, error = %e, "cannot read the cluster's update");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut candidates: Vec<&String> = ids.iter().rev().take(UPDATES_LOOKED_AT).collect();
+    for id in ids.iter().take(UPDATES_LOOKED_AT) {
+        if !candidates.contains(&id) {
+            candidates.push(id);
+        }
+    }
+    for id in candidates {
+        let out = clients
+            .eks
+            .describe_update()
+            .name(name)
+            .update_id(id)
+            .send()
+            .await
+            .map_err(aws("EKS.DescribeUpdate"))?;
+        let Some(update) = out.update() else {
+            continue;
+        };
+        if update.status().map(|s| s.as_str()) != Some("InProgress") {
+            continue;
+        }
+        let flag = |kind: &str| {
+            update
+                .params()
+                .iter()
+                .find(|p| p.r#type().map(|t| t.as_str()) == Some(kind))
+                .and_then(|p| p.value())
+                .and_then(|v| v.parse::<bool>().ok())
+        };
+        let access = AccessUpdate {
+            private: flag("EndpointPrivateAccess"),
+            public: flag("EndpointPublicAccess"),
+        };
+        return Ok((access != AccessUpdate::default()).then_some(access));
+    }
+    Ok(None)
 }

@@ -120,6 +120,7 @@ pub(super) fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desir
     })
 }
 
+/// The cluster VPC's CIDR blocks outside the private ranges, as observed,
 /// or as the state records them when the VPC was not read this time.
 pub(super) fn recorded_vpc_cidrs(config: &Config, obs: &Observation, vpc_id: &str) -> Vec<String> {
     match obs.vpcs.iter().find(|v| v.id == vpc_id) {

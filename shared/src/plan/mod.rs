@@ -204,8 +204,6 @@ impl Plan {
     }
 }
 
-/// What the sweep's last step sees: every shared resource of ours, and the
-/// VPCs that still need an inbound endpoint.
 /// Plan one cluster.
 pub fn plan(config: &Config, owner: &Owner, obs: &Observation) -> Plan {
     let decision = decide(config, obs);
@@ -274,6 +272,9 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
                 reason: "the cluster is FAILED".into(),
             }
         }
+        // An endpoint access update in progress: decided on the access it
+        // sets, so that the plumbing is ready when the update ends.
+        ClusterStatus::Updating if cluster.access_update.is_some() => {}
         ref s if s.is_in_progress() => {
             return Decision::Pending {
                 status: s.as_str().to_string(),
@@ -281,6 +282,11 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
         }
         _ => {}
     }
+    let pending = || Decision::Pending {
+        status: cluster.status.as_str().to_string(),
+    };
+    let updating = cluster.status == ClusterStatus::Updating;
+    let (private_access, public_access) = cluster.target_access();
     let tags = match ClusterTags::parse(&cluster.name, &cluster.tags, config) {
         Ok(tags) => tags,
         Err(e) => {
@@ -294,13 +300,18 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
             reason: "opted out by its eks-private-dns/enabled=false tag".into(),
         };
     }
-    if !cluster.private_access {
+    if !private_access {
+        if updating {
+            return pending();
+        }
         return Decision::NotManaged {
             reason: "its private endpoint access is off".into(),
         };
     }
-    if tags.enabled != Some(true) && config.trigger == Trigger::PrivateOnly && cluster.public_access
-    {
+    if tags.enabled != Some(true) && config.trigger == Trigger::PrivateOnly && public_access {
+        if updating {
+            return pending();
+        }
         return Decision::NotManaged {
             reason: "its public endpoint access is on (trigger private-only)".into(),
         };
@@ -319,6 +330,7 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
     Decision::Managed
 }
 
+/// Whether building or resizing is ahead, so that the observer must read
 /// the prerequisites and subnets: no live inbound endpoint of ours in the
 /// cluster VPC, one with another number of IPs than configured, or client
 /// VPCs and no outbound endpoint to serve them. Read after the endpoints
@@ -341,7 +353,7 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
     !(sized && outbound_served)
 }
 
-/// The cluster VPC's CIDR blocks outside the private ranges, as observed,
+/// The client VPC ids the observe step should describe for this cluster.
 pub fn client_vpc_hint(config: &Config, obs: &Observation) -> Vec<String> {
     let Some(cluster) = obs.cluster.as_ref() else {
         return Vec::new();

@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 
+/// What the sweep's last step sees: every shared resource of ours, and the
+/// VPCs that still need an inbound endpoint.
 #[derive(Clone, Debug, Default)]
 pub struct SharedView {
     /// Every Resolver endpoint in the region (ours and not).

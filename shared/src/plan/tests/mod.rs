@@ -81,6 +81,7 @@ fn sg_rule(
 
 fn cluster() -> ClusterView {
     ClusterView {
+        access_update: None,
         name: "prod".into(),
         arn: ARN.into(),
         status: ClusterStatus::Active,

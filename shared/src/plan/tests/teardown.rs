@@ -114,3 +114,33 @@ fn pending_clusters_get_nothing() {
         assert!(p.actions.is_empty());
     }
 }
+
+/// An endpoint access update in progress is decided on the access it sets:
+/// one that makes the cluster private builds now, while EKS updates; one
+/// that would end the plumbing waits for the update to end.
+#[test]
+fn an_access_update_in_progress_is_decided_on_what_it_sets() {
+    let mut obs = complete();
+    obs.rules.clear();
+    let cluster = obs.cluster.as_mut().unwrap();
+    cluster.status = ClusterStatus::Updating;
+    cluster.public_access = true;
+    cluster.access_update = Some(AccessUpdate {
+        private: None,
+        public: Some(false),
+    });
+    let p = plan_of(&obs);
+    assert_eq!(p.decision, Decision::Managed);
+    assert!(kinds(&p).contains(&"create-rule"), "{:?}", kinds(&p));
+
+    let mut obs = complete();
+    let cluster = obs.cluster.as_mut().unwrap();
+    cluster.status = ClusterStatus::Updating;
+    cluster.access_update = Some(AccessUpdate {
+        private: None,
+        public: Some(true),
+    });
+    let p = plan_of(&obs);
+    assert!(matches!(p.decision, Decision::Pending { .. }), "{p:?}");
+    assert!(p.actions.is_empty(), "nothing taken away before it ends");
+}

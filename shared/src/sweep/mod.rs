@@ -20,6 +20,10 @@ use crate::reconcile::{held_back_reason, Outcome, Reconciler, Report};
 use crate::settings::Published;
 use crate::wait::Patience;
 
+mod passes;
+
+use passes::*;
+
 /// One cluster the sweep could not reconcile, and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
@@ -229,10 +233,12 @@ pub async fn sweep(
     let mut summary = SweepReport::default();
     let concurrency = reconciler.config.sweep_concurrency.max(1);
 
-    let (names, fleet) = tokio::try_join!(
+    let (names, mut fleet) = tokio::try_join!(
         list_clusters(reconciler),
         observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
     )?;
+    fleet.prefetched =
+        Some(observe::prefetch(reconciler.scope(), &fleet, &names, concurrency * 2).await?);
     summary.clusters_seen = names.len();
     if reconciler.publishes_settings && mode == crate::config::Mode::Apply {
         match publish_settings(reconciler, &fleet).await {
@@ -243,21 +249,10 @@ pub async fn sweep(
         }
     }
 
-    // Every cluster, a few at a time, sharing what was read once.
     let total = names.len();
     let mut done = 0;
-    let mut reports: Vec<Report> = Vec::new();
-    let mut first = stream::iter(names.iter())
-        .map(|name| reconciler.reconcile_with(name, None, mode, Some(&fleet), Patience::none()))
-        .buffer_unordered(concurrency);
-    while let Some(report) = first.next().await {
-        if report.outcome != Outcome::Converging {
-            done += 1;
-            progress(done, total, &report);
-        }
-        reports.push(report);
-    }
-    drop(first);
+    let (reports, fleet) =
+        first_pass(reconciler, &names, fleet, &mut done, total, &mut progress).await?;
 
     let (orphans, orphan_arns) = reconcile_orphans(reconciler, &names, &fleet).await;
 
@@ -297,7 +292,17 @@ pub async fn sweep(
         summary.reports.push(report);
     }
 
-    remove_shared_orphans(reconciler, patience, &mut summary).await?;
+    // A sweep that has written nothing looks at the shared leftovers with
+    // what it read at its start (nothing of ours changed since); one that
+    // wrote looks again.
+    let quiet = reconciler
+        .clients
+        .counter
+        .snapshot()
+        .since(&before)
+        .writes()
+        == 0;
+    remove_shared_orphans(reconciler, quiet.then_some(&fleet), patience, &mut summary).await?;
 
     let counts: Counts = reconciler.clients.counter.snapshot().since(&before);
     summary.api_calls = counts.total();
@@ -312,88 +317,25 @@ pub async fn sweep(
     Ok(summary)
 }
 
-/// Clusters that are gone but still named by something of ours, each
-/// reconciled once (their plumbing goes), with the ARN that names them.
-async fn reconcile_orphans(
-    reconciler: &Reconciler,
-    names: &[String],
-    fleet: &Fleet,
-) -> (Vec<Report>, BTreeMap<String, Option<String>>) {
-    let existing: BTreeSet<&String> = names.iter().collect();
-    let mut orphans: Vec<Report> = Vec::new();
-    let mut orphan_arns: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (name, arn) in named_by_leftovers(reconciler, fleet) {
-        if existing.contains(&name) {
-            continue;
-        }
-        let report = reconciler
-            .reconcile_with(
-                &name,
-                arn.clone(),
-                reconciler.config.mode,
-                None,
-                Patience::none(),
-            )
-            .await;
-        orphan_arns.insert(name, arn);
-        orphans.push(report);
-    }
-    (orphans, orphan_arns)
-}
-
-/// A cluster's report from the first pass, with the second pass's (when
-/// it was reconciled again): what the first pass did stays in the record.
-fn merge(earlier: Report, later: Option<&Report>) -> Report {
-    match later {
-        Some(later) => {
-            let mut merged = later.clone();
-            merged.applied |= earlier.applied;
-            let mut actions = earlier.actions;
-            actions.extend(merged.actions);
-            merged.actions = actions;
-            merged.outcome = match merged.outcome {
-                Outcome::NothingToDo if earlier.applied => Outcome::Applied,
-                other => other,
-            };
-            merged
-        }
-        None => earlier,
-    }
-}
-
-impl SweepReport {
-    /// A gone cluster's leftovers: removed, converging or failed.
-    fn count_orphan(&mut self, report: &Report) {
-        if report.applied {
-            self.orphans_removed += 1;
-        }
-        if report.outcome == Outcome::Converging {
-            self.converging += 1;
-            self.in_progress.push(InProgress {
-                cluster: report.cluster.clone(),
-                waiting_for: report.in_progress.clone(),
-            });
-        }
-        if let Some(error) = &report.error {
-            self.fail(
-                &report.cluster,
-                error.clone(),
-                report.transient.unwrap_or(true),
-            );
-        }
-    }
-}
-
 /// Shared pieces that nothing needs any more, from a fresh look: removed,
 /// or held back when this run's settings are not the deployment's.
 async fn remove_shared_orphans(
     reconciler: &Reconciler,
+    unchanged: Option<&Fleet>,
     patience: Patience,
     summary: &mut SweepReport,
 ) -> Result<(), AwsError> {
     let mode = reconciler.config.mode;
-    let fresh =
-        observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner).await?;
+    let read;
+    let fresh = match unchanged {
+        Some(fleet) => fleet,
+        None => {
+            read =
+                observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
+                    .await?;
+            &read
+        }
+    };
     let mut needed_vpcs: BTreeSet<String> = observe::recorded_states(&fresh.parameters)
         .into_iter()
         .map(|doc| doc.vpc_id)
