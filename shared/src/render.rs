@@ -42,17 +42,19 @@ pub enum Format {
     Unbound,
     Coredns,
     Powerdns,
+    PowerdnsLua,
     Windows,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Bind,
         Format::BindOptions,
         Format::Dnsmasq,
         Format::Unbound,
         Format::Coredns,
         Format::Powerdns,
+        Format::PowerdnsLua,
         Format::Windows,
     ];
 
@@ -64,6 +66,7 @@ impl Format {
             Format::Unbound => "unbound",
             Format::Coredns => "coredns",
             Format::Powerdns => "powerdns",
+            Format::PowerdnsLua => "powerdns-lua",
             Format::Windows => "windows",
         }
     }
@@ -80,6 +83,7 @@ impl Format {
             | Format::Unbound
             | Format::Coredns
             | Format::Powerdns => "#",
+            Format::PowerdnsLua => "--",
         }
     }
 }
@@ -276,7 +280,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
         Format::Bind | Format::BindOptions | Format::Dnsmasq => {
             render_bind_or_dnsmasq(format, &clusters, &mut out)
         }
-        Format::Unbound | Format::Coredns | Format::Powerdns => {
+        Format::Unbound | Format::Coredns | Format::Powerdns | Format::PowerdnsLua => {
             render_forwarders(format, &clusters, &mut out)
         }
         Format::Windows => out.push_str(&windows_script(&clusters)),
@@ -370,16 +374,33 @@ fn render_forwarders(format: Format, clusters: &[Published], out: &mut String) {
                 ));
             }
         }
+        // A forward-zones-file: recursor.conf names it (an include-dir file
+        // may not add to forward-zones without a parent setting).
         Format::Powerdns => {
             out.push_str(&format!(
-                "{c} Include from recursor.conf (include-dir), PowerDNS Recursor 4.x syntax.\n"
+                "{c} Name it in recursor.conf: forward-zones-file=<this file> (PowerDNS Recursor\n\
+                 {c} 4.x); with dnssec=validate, load the powerdns-lua file too.\n"
             ));
             for p in clusters {
                 out.push_str(&format!(
-                    "\n{c} cluster {}\nforward-zones+={}={}\n",
+                    "\n{c} cluster {}\n{}={}\n",
                     p.cluster,
                     p.name,
                     p.servers().join(";")
+                ));
+            }
+        }
+        // Negative trust anchors: the private names have no DNSSEC chain
+        // from the root, and a validating recursor refuses them without.
+        Format::PowerdnsLua => {
+            out.push_str(&format!(
+                "{c} Name it in recursor.conf: lua-config-file=<this file> (PowerDNS Recursor\n\
+                 {c} 4.x), so that validation skips the forwarded names.\n"
+            ));
+            for p in clusters {
+                out.push_str(&format!(
+                    "\n{c} cluster {}\naddNTA(\"{}\", \"eks-private-dns: private EKS endpoint\")\n",
+                    p.cluster, p.name
                 ));
             }
         }

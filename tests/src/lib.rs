@@ -1292,7 +1292,7 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!(
-        "{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base and \
+        "{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base, pdns-recursor and \
          dnsutils (.ci/run does)"
     );
 }

@@ -1,6 +1,7 @@
 //! The on-premises side with real DNS servers on loopback: a cluster is
 //! published in the emulator's SSM with loopback "inbound IPs" served by a
-//! stub authoritative server; each server (BIND, Unbound, dnsmasq) runs
+//! stub authoritative server; each server (BIND, Unbound, dnsmasq, PowerDNS
+//! Recursor) runs
 //! with the rendered file and DNSSEC validation on, and `dig` through it
 //! gets the stub's answer. `verify` passes against the stub and fails
 //! clearly against a dead address.
@@ -289,6 +290,43 @@ async fn dnsmasq_forwards_the_name_with_rebind_protection_on() {
             .arg("--pid-file")
             .arg(format!("--conf-file={}", file.display())),
     );
+    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+}
+
+/// PowerDNS Recursor, as an air-gapped site runs it: DNSSEC validation on,
+/// root hints that name only the loopback upstream (so that priming never
+/// leaves this machine), the rendered forward-zones-file and the rendered
+/// Lua file whose negative trust anchors let the private names through.
+#[tokio::test(flavor = "multi_thread")]
+async fn powerdns_forwards_the_name_with_validation_on() {
+    let _turn = PORT_53.lock().await;
+    let emulator = Emulator::start().unwrap();
+    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let _upstream = stub(&[UPSTREAM], Vec::new()).await;
+    let dir = scratch("onprem-powerdns");
+    render(&emulator, "powerdns", &dir.join("eks-forward-zones"));
+    render(&emulator, "powerdns-lua", &dir.join("eks-nta.lua"));
+    let hints = dir.join("root.hints");
+    std::fs::write(
+        &hints,
+        format!(".\t3600000\tIN\tNS\tlocal-root.\nlocal-root.\t3600000\tIN\tA\t{UPSTREAM}\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("recursor.conf"),
+        format!(
+            "local-address=127.0.0.1\nlocal-port={port}\nallow-from=127.0.0.0/8\n\
+             dont-query=\nquery-local-address=127.0.0.1\nhint-file={d}/root.hints\n\
+             dnssec=validate\nforward-zones-file={d}/eks-forward-zones\n\
+             lua-config-file={d}/eks-nta.lua\nsocket-dir={d}\ndaemon=no\nwrite-pid=no\n\
+             disable-syslog=yes\nquiet=yes\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let _recursor =
+        spawn(Command::new(tool("pdns_recursor")).arg(format!("--config-dir={}", dir.display())));
     assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
 }
 
