@@ -700,7 +700,8 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
         );
     }
     // Resolver lists are paged at 100 items, and a sweep reads the region
-    // twice (at the start, and again before it removes shared orphans).
+    // at the start, and again before it removes shared orphans unless it
+    // wrote nothing (a no-op sweep reads it once).
     // With one rule and one association per cluster, going from `small`
     // to `large` clusters may add two pages of rules and two of
     // associations per 100 clusters, per read; endpoint lists stay as they
