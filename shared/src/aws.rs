@@ -381,6 +381,10 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The request never got an answer (a connection, a timeout).
     Network,
+    /// What a step needs is not there yet (an endpoint without addresses,
+    /// a resource an earlier action of the plan makes): a later run
+    /// finishes. Ours, never an AWS code.
+    NotYet,
     /// Anything else: the request is wrong as it stands.
     Other,
 }
@@ -390,7 +394,11 @@ impl ErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::InUse | ErrorKind::Network
+            ErrorKind::Throttled
+                | ErrorKind::Unavailable
+                | ErrorKind::InUse
+                | ErrorKind::Network
+                | ErrorKind::NotYet
         )
     }
 }

@@ -581,6 +581,10 @@ async fn a_sweep_makes_each_shared_thing_once_and_reads_a_quiet_fleet_per_cluste
     assert_eq!(snap.inbound_endpoints().len(), 3);
     assert_eq!(snap.outbound_endpoints().len(), 1);
     assert_eq!(snap.rules.len(), CLUSTERS);
+    // Made once, and it serves: every hop of a cluster of each VPC passes.
+    for name in ["s00", "s01", "s02"] {
+        assert_paths(&rec, name).await;
+    }
 
     let before = rec.clients.counter.snapshot();
     let quiet = run(&rec).await;

@@ -84,7 +84,8 @@ impl Applier<'_> {
         .await?;
         match waited {
             Waited::Ready(Some(direction)) => Ok(direction),
-            // Gone: the next run makes a new one.
+            // Gone (not found), and no failure of the run: the next one makes
+            // a new endpoint.
             Waited::Ready(None) => Err(ApplyError::Aws(AwsError {
                 transient: true,
                 ..AwsError::new(
@@ -324,7 +325,7 @@ impl Applier<'_> {
                 )
                 .await;
             match result {
-                Err(ApplyError::Aws(e)) if is_gone(&e) => {}
+                Err(ApplyError::Aws(e)) if e.is_not_found() => {}
                 other => other?,
             }
             ready = false;

@@ -268,15 +268,12 @@ impl<'a> Applier<'a> {
         addresses.sort_by_key(|ip| crate::model::ip_sort_key(ip));
         addresses.dedup();
         if addresses.is_empty() {
-            return Err(ApplyError::Aws(AwsError {
-                transient: true,
-                ..AwsError::new(
-                    "Route53Resolver.ListResolverEndpointIpAddresses",
-                    Some("NoAddressesYet".into()),
-                    format!("inbound endpoint {id} has no IP addresses yet"),
-                    ErrorKind::NotFound,
-                )
-            }));
+            return Err(ApplyError::Aws(AwsError::new(
+                "Route53Resolver.ListResolverEndpointIpAddresses",
+                Some("NoAddressesYet".into()),
+                format!("inbound endpoint {id} has no IP addresses yet"),
+                ErrorKind::NotYet,
+            )));
         }
         resolved.inbound_ips = Some(addresses);
         Ok(())
@@ -310,15 +307,12 @@ impl<'a> Applier<'a> {
 }
 
 pub(super) fn missing(what: &str) -> ApplyError {
-    ApplyError::Aws(AwsError {
-        transient: true,
-        ..AwsError::new(
-            "apply",
-            Some("Incomplete".into()),
-            format!("{what} is not known yet; a later run finishes"),
-            ErrorKind::NotFound,
-        )
-    })
+    ApplyError::Aws(AwsError::new(
+        "apply",
+        Some("Incomplete".into()),
+        format!("{what} is not known yet; a later run finishes"),
+        ErrorKind::NotYet,
+    ))
 }
 
 pub(super) fn group_id(group: &GroupRef, resolved: &Resolved) -> Result<String, ApplyError> {
@@ -368,13 +362,9 @@ pub(super) fn targets_of(
 /// "Not found" on a delete means it is already done.
 pub(super) fn ok_if_gone(result: Result<(), AwsError>) -> Result<(), AwsError> {
     match result {
-        Err(e) if is_gone(&e) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         other => other,
     }
-}
-
-pub(super) fn is_gone(e: &AwsError) -> bool {
-    e.is_not_found()
 }
 
 pub(super) fn resolver_tags(tags: &Tags) -> Vec<aws_sdk_route53resolver::types::Tag> {

@@ -213,7 +213,11 @@ async fn second_round(
     let rules = rules_on(clients, fleet, &rule_group_ids);
     let registry = async {
         match (vpc_id, fleet) {
-            (Some(vpc), Some(fleet)) => Ok(registered_in(&fleet.parameters, vpc, cluster_name)),
+            (Some(vpc), Some(fleet)) => Ok(registrations_in(
+                recorded_states(&fleet.parameters),
+                vpc,
+                cluster_name,
+            )),
             (Some(vpc), None) => registrations(clients, config, owner, vpc, cluster_name).await,
             (None, _) => Ok(Vec::new()),
         }
@@ -316,22 +320,6 @@ async fn vpcs_of(
         vpcs.extend(ids.iter().filter_map(|id| known.get(id)).cloned());
     }
     Ok(vpcs)
-}
-
-/// The other clusters that the fleet's state parameters record in `vpc`.
-fn registered_in(parameters: &[ParameterView], vpc: &str, cluster: &str) -> Vec<Registration> {
-    recorded_states(parameters)
-        .into_iter()
-        .filter(|doc| doc.vpc_id == vpc && doc.cluster != cluster)
-        .map(|doc| Registration {
-            cluster: doc.cluster.clone(),
-            allowed_cidrs: doc
-                .allowed_cidrs
-                .iter()
-                .filter_map(|c| c.parse().ok())
-                .collect(),
-        })
-        .collect()
 }
 
 /// Client and outbound VPCs, the outbound endpoints' addresses, and unless

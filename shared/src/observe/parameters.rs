@@ -35,7 +35,7 @@ pub async fn registrations(
         .into_iter()
         .filter(|name| name.ends_with(&format!("/{PARAM_STATE}")) && *name != own_state)
         .collect();
-    let mut found = Vec::new();
+    let mut docs = Vec::new();
     for chunk in names.chunks(10) {
         let out = clients
             .ssm
@@ -44,28 +44,36 @@ pub async fn registrations(
             .send()
             .await
             .map_err(aws("SSM.GetParameters"))?;
-        for p in out.parameters() {
-            let Some(doc) = p
-                .value()
-                .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
-            else {
-                continue;
-            };
-            if doc.vpc_id != vpc_id {
-                continue;
-            }
-            found.push(Registration {
-                cluster: doc.cluster.clone(),
-                allowed_cidrs: doc
-                    .allowed_cidrs
-                    .iter()
-                    .filter_map(|c| c.parse().ok())
-                    .collect(),
-            });
-        }
+        docs.extend(
+            out.parameters()
+                .iter()
+                .filter_map(|p| p.value())
+                .filter_map(|v| serde_json::from_str::<StateDoc>(v).ok()),
+        );
     }
+    Ok(registrations_in(docs, vpc_id, except_cluster))
+}
+
+/// The clusters other than `except` that `docs` record in `vpc`, by name.
+pub(super) fn registrations_in(
+    docs: impl IntoIterator<Item = StateDoc>,
+    vpc: &str,
+    except: &str,
+) -> Vec<Registration> {
+    let mut found: Vec<Registration> = docs
+        .into_iter()
+        .filter(|doc| doc.vpc_id == vpc && doc.cluster != except)
+        .map(|doc| Registration {
+            allowed_cidrs: doc
+                .allowed_cidrs
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            cluster: doc.cluster,
+        })
+        .collect();
     found.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-    Ok(found)
+    found
 }
 
 /// A DescribeParameters filter.

@@ -42,7 +42,7 @@ pub use access::api_group;
 pub use action::*;
 pub use inbound::pick_subnets;
 pub use invalid::Invalid;
-pub use orphans::{plan_shared_orphans, SharedView};
+pub use orphans::{plan_shared_orphans, shared_leaders, SharedView};
 pub use outbound::outbound_vpc_hint;
 
 use access::*;

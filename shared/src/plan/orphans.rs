@@ -1,6 +1,7 @@
-//! The sweep's last step: shared resources nothing uses any more.
+//! The sweep's shared pieces: which clusters make them first, and at the
+//! end the ones nothing uses any more.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -65,4 +66,43 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
     }
     actions.sort_by_key(Action::phase);
     actions
+}
+
+/// For each VPC whose clusters need an inbound endpoint and where none of
+/// ours is live, the first such cluster by name: the ones a sweep runs
+/// before the others, so that the others find the shared pieces instead of
+/// racing to make them. Decided on the clusters alone (peering is not read
+/// here: a cluster that only its peers make managed is no leader).
+pub fn shared_leaders(
+    config: &Config,
+    owner: &Owner,
+    endpoints: &[EndpointView],
+    clusters: &[&ClusterView],
+) -> Vec<String> {
+    let region = Observation {
+        endpoints: endpoints.to_vec(),
+        ..Observation::default()
+    };
+    let mut leaders: BTreeMap<&str, &str> = BTreeMap::new();
+    for cluster in clusters {
+        let Some(vpc) = cluster.vpc_id.as_deref() else {
+            continue;
+        };
+        let look = Observation {
+            cluster_name: cluster.name.clone(),
+            cluster: Some((*cluster).clone()),
+            ..Observation::default()
+        };
+        if live_endpoints(owner, &region, Direction::Inbound, Some(vpc)).is_empty()
+            && decide(config, &look) == Decision::Managed
+        {
+            let first = leaders.entry(vpc).or_insert(cluster.name.as_str());
+            if cluster.name.as_str() < *first {
+                *first = cluster.name.as_str();
+            }
+        }
+    }
+    let mut names: Vec<String> = leaders.into_values().map(str::to_string).collect();
+    names.sort();
+    names
 }

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
 
+use crate::model::ClusterView;
+
 use super::*;
 
 /// The first pass over every cluster (no waiting): the shared things first
@@ -90,42 +92,16 @@ pub(super) fn leaders(reconciler: &Reconciler, fleet: &Fleet, names: &[String]) 
     let Some(prefetched) = &fleet.prefetched else {
         return Vec::new();
     };
-    let served: BTreeSet<&str> = fleet
-        .resolver
-        .endpoints
+    let clusters: Vec<&ClusterView> = names
         .iter()
-        .filter(|e| {
-            e.direction == crate::model::Direction::Inbound
-                && !e.is_going_away()
-                && reconciler
-                    .owner
-                    .parse_creator_id(&e.creator_request_id)
-                    .is_some()
-        })
-        .map(|e| e.vpc_id.as_str())
+        .filter_map(|name| prefetched.clusters.get(name).and_then(Option::as_ref))
         .collect();
-    let mut leaders: BTreeMap<String, String> = BTreeMap::new();
-    for name in names {
-        let Some(Some(cluster)) = prefetched.clusters.get(name) else {
-            continue;
-        };
-        let Some(vpc) = cluster.vpc_id.clone() else {
-            continue;
-        };
-        let look = plan::Observation {
-            cluster_name: name.clone(),
-            cluster: Some(cluster.clone()),
-            ..plan::Observation::default()
-        };
-        if !served.contains(vpc.as_str())
-            && plan::decide(&reconciler.config, &look) == Decision::Managed
-        {
-            leaders.entry(vpc).or_insert_with(|| name.clone());
-        }
-    }
-    let mut names: Vec<String> = leaders.into_values().collect();
-    names.sort();
-    names
+    plan::shared_leaders(
+        &reconciler.config,
+        &reconciler.owner,
+        &fleet.resolver.endpoints,
+        &clusters,
+    )
 }
 
 /// The fleet read again after the shared pass, with the clusters as

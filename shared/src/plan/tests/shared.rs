@@ -229,3 +229,31 @@ fn state_is_not_rewritten_for_a_new_time_stamp_only() {
     let changed: Vec<&String> = rendered.changed(&current).map(|(n, _, _)| n).collect();
     assert!(changed.is_empty(), "{changed:?}");
 }
+
+/// A sweep's leaders: the first cluster by name of each VPC that needs an
+/// inbound endpoint and has none of ours live; none where one serves.
+#[test]
+fn one_leader_per_vpc_that_needs_its_inbound_endpoint() {
+    let obs = complete();
+    let prod = obs.cluster.clone().unwrap();
+    let leaders = |endpoints: &[EndpointView], clusters: &[&ClusterView]| {
+        shared_leaders(&config(), &owner(), endpoints, clusters)
+    };
+    assert!(
+        leaders(&obs.endpoints, &[&prod]).is_empty(),
+        "the VPC's endpoint is live"
+    );
+    let mut alpha = prod.clone();
+    alpha.name = "alpha".into();
+    let mut public = prod.clone();
+    public.name = "aaa-public".into();
+    public.public_access = true;
+    let mut other_vpc = prod.clone();
+    other_vpc.name = "zeta".into();
+    other_vpc.vpc_id = Some("vpc-0000000f".into());
+    assert_eq!(
+        leaders(&[], &[&prod, &public, &alpha, &other_vpc]),
+        ["alpha", "zeta"],
+        "the first managed cluster of each VPC"
+    );
+}
