@@ -77,7 +77,9 @@ pub(crate) async fn reconciler_and_settings(
     mode: Mode,
 ) -> Result<(Reconciler, Vec<shared::settings::Setting>)> {
     let given = cli.settings.config()?;
-    let mut clients = Clients::from_env(cli.region.clone(), given.resolver_rate)
+    // The roots are this machine's choice (flag, environment or auto),
+    // never the deployment's: its Lambdas run elsewhere.
+    let mut clients = Clients::from_env(cli.region.clone(), given.resolver_rate, given.tls_roots)
         .await
         .map_err(|e| anyhow!("{}", e.message))?;
     let owner = shared::owner::Owner::new(&given.owner);
@@ -95,8 +97,9 @@ pub(crate) async fn reconciler_and_settings(
     if mode == Mode::Plan {
         config.mode = Mode::Plan;
     }
+    config.tls_roots = given.tls_roots;
     if config.resolver_rate != given.resolver_rate {
-        clients = Clients::from_env(cli.region.clone(), config.resolver_rate)
+        clients = Clients::from_env(cli.region.clone(), config.resolver_rate, given.tls_roots)
             .await
             .map_err(|e| anyhow!("{}", e.message))?;
     }

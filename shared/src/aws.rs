@@ -32,6 +32,9 @@ pub struct Counts {
     pub calls: BTreeMap<String, u64>,
     /// Attempts answered with a throttling error.
     pub throttles: u64,
+    /// Creates that found what they were making already made (by a
+    /// concurrent run, or by an attempt whose answer was lost) and adopted it.
+    pub lost_races: u64,
     /// Looks taken while waiting for AWS to finish something, by service
     /// (each is one of the calls above).
     pub polls: BTreeMap<String, u64>,
@@ -70,6 +73,7 @@ impl Counts {
         Counts {
             calls,
             throttles: self.throttles.saturating_sub(earlier.throttles),
+            lost_races: self.lost_races.saturating_sub(earlier.lost_races),
             polls,
         }
     }
@@ -89,6 +93,11 @@ pub fn is_write_operation(name: &str) -> bool {
 impl CallCounter {
     pub fn snapshot(&self) -> Counts {
         self.inner.lock().expect("counter lock").clone()
+    }
+
+    /// Note a create that found its resource made already, and adopted it.
+    pub fn add_lost_race(&self) {
+        self.inner.lock().expect("counter lock").lost_races += 1;
     }
 
     /// Note one look taken while waiting (`service`: "Route53Resolver", "EC2").
@@ -216,15 +225,23 @@ impl Clients {
     /// figures are in the README, Performance), for providers that would
     /// never be asked. Where the environment has no answer, the default
     /// chains are built as before.
-    pub async fn from_env(region: Option<String>, resolver_rate: f64) -> Result<Clients, AwsError> {
+    ///
+    /// `roots` says which root certificates verify the endpoints (`auto`
+    /// is resolved here, from this process's environment).
+    pub async fn from_env(
+        region: Option<String>,
+        resolver_rate: f64,
+        roots: crate::tls::TlsRoots,
+    ) -> Result<Clients, AwsError> {
         use aws_config::environment::{
             EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
         };
         use aws_config::meta::region::ProvideRegion;
         use aws_sdk_ssm::config::ProvideCredentials;
 
+        let roots = roots.resolve(|name| std::env::var(name).ok());
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(crate::limit::default_http_client());
+            .http_client(crate::limit::default_http_client(roots));
         let region = match region {
             Some(region) => Some(aws_config::Region::new(region)),
             None => EnvironmentVariableRegionProvider::new().region().await,
@@ -278,7 +295,7 @@ impl Clients {
         let resolver_limiter = Arc::new(crate::limit::RateLimiter::per_second(resolver_rate));
         let http = sdk
             .http_client()
-            .unwrap_or_else(crate::limit::default_http_client);
+            .unwrap_or_else(|| crate::limit::default_http_client(crate::tls::TlsRoots::System));
         // The Resolver client's attempt timeout is applied by the rate
         // limited connector once the attempt's turn has come: the SDK's
         // would count the wait for the turn as part of the attempt.

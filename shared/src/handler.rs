@@ -102,6 +102,34 @@ pub fn lambda_deadline(deadline_ms: u64) -> Instant {
     Instant::now() + remaining.saturating_sub((remaining / 10).min(LAMBDA_MARGIN))
 }
 
+/// Learn this function's account from its own ARN (the invocation's
+/// context carries it; no call is made), once.
+pub fn learn_account(reconciler: &Reconciler, invoked_function_arn: &str) {
+    let (_, account) = crate::event::arn_region_and_account(invoked_function_arn);
+    if let Some(account) = account {
+        let _ = reconciler.account.set(account.to_string());
+    }
+}
+
+/// The dimensions of `function`'s metrics: the deployment's owner, and the
+/// account and region its clusters are in ("unknown" before the account is
+/// learnt).
+pub fn metric_dimensions<'a>(
+    reconciler: &'a Reconciler,
+    function: &'a str,
+) -> crate::metrics::Dimensions<'a> {
+    crate::metrics::Dimensions {
+        function,
+        owner: &reconciler.owner.id,
+        account: reconciler
+            .account
+            .get()
+            .map(String::as_str)
+            .unwrap_or("unknown"),
+        region: &reconciler.clients.region,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

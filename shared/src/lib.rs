@@ -27,6 +27,7 @@ pub mod settings;
 pub mod ssm;
 pub mod status;
 pub mod sweep;
+pub mod tls;
 pub mod verify;
 pub mod wait;
 

@@ -17,10 +17,18 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// At most `burst` starts in any window of `burst / rate` seconds (with a
-/// rate of 4: 4 in any second). A burst of that size goes at once, so a
-/// reconcile's few concurrent Resolver reads are not spread over a second;
-/// past it, each start waits until the oldest of the last `burst` starts
-/// has left the window.
+/// rate of 4: 4 in any second), and the window is ARRIVAL_GUARD longer: what
+/// AWS counts is arrivals, and a start that needs a new connection reaches
+/// AWS later than one on a pooled connection, so starts exactly a window
+/// apart could arrive less than a window apart. A burst of that size goes
+/// at once, so a reconcile's few concurrent Resolver reads are not spread
+/// over a second; past it, each start waits until the oldest of the last
+/// `burst` starts has left the window.
+/// How much later one request may reach AWS than another sent after it
+/// (a connection to set up, a TLS handshake) without the two arriving
+/// closer than the rate allows: 5% of a 4-a-second rate's window.
+pub const ARRIVAL_GUARD: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 pub struct RateLimiter {
     burst: usize,
@@ -36,7 +44,7 @@ impl RateLimiter {
         let burst = (rate.floor() as usize).max(1);
         RateLimiter {
             burst,
-            window: Duration::from_secs_f64(burst as f64 / rate),
+            window: Duration::from_secs_f64(burst as f64 / rate) + ARRIVAL_GUARD,
             starts: Mutex::new(VecDeque::with_capacity(burst)),
         }
     }
@@ -125,22 +133,25 @@ impl HttpClient for RateLimitedClient {
 }
 
 /// The HTTPS client every AWS client of a process shares: the SDK's default
-/// (rustls with aws-lc, the system's root certificates, HTTP(S)_PROXY and
-/// NO_PROXY from the environment), built once.
+/// (rustls with aws-lc, HTTP(S)_PROXY and NO_PROXY from the environment)
+/// with the roots `roots` says (crate::tls), built once.
 ///
-/// Each connector the SDK builds parses every system root certificate (about
-/// 150 on Amazon Linux 2023, 290 on Debian). The SDK's own default builds one
+/// With the system's roots, each connector the SDK builds parses every
+/// system root certificate (about 150 on Amazon Linux 2023, 290 on Debian). The SDK's own default builds one
 /// per service client when the client is made, to warm up, and another on
 /// its first request; one client per service and four services made that
 /// eight parses per cold start. Shared, and with the warm-up left to the
 /// first request (which needs the connector anyway), it is one.
-pub fn default_http_client() -> SharedHttpClient {
+pub fn default_http_client(roots: crate::tls::TlsRoots) -> SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, ConnectorBuilder};
+    let context = roots.context();
     let sdk_default = aws_smithy_http_client::Builder::new().build_with_connector_fn(
-        |settings, runtime_components| {
-            let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ));
+        move |settings, runtime_components| {
+            let mut builder = ConnectorBuilder::default()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context.clone());
             builder.set_connector_settings(settings.cloned());
             if let Some(components) = runtime_components {
                 builder.set_sleep_impl(components.sleep_impl());
@@ -196,8 +207,9 @@ mod tests {
         }
         times.sort();
         let ms: Vec<u128> = times.iter().map(|t| t.as_millis()).collect();
-        // 4 at once, 4 a second later, then the last 2.
-        assert_eq!(ms, vec![0, 0, 0, 0, 1000, 1000, 1000, 1000, 2000, 2000]);
+        // 4 at once, 4 a window (a second and the guard) later, then the
+        // last 2.
+        assert_eq!(ms, vec![0, 0, 0, 0, 1050, 1050, 1050, 1050, 2100, 2100]);
         for (i, t) in times.iter().enumerate() {
             let in_window = times[i..]
                 .iter()
@@ -213,6 +225,9 @@ mod tests {
         let start = Instant::now();
         limiter.acquire().await;
         limiter.acquire().await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+        assert_eq!(
+            Instant::now() - start,
+            Duration::from_secs(2) + ARRIVAL_GUARD
+        );
     }
 }

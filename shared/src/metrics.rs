@@ -26,6 +26,10 @@ pub const METRIC_API_CALLS: &str = "ApiCalls";
 pub const METRIC_WRITE_CALLS: &str = "WriteCalls";
 /// Answers that said "slow down" (each retried).
 pub const METRIC_THROTTLES: &str = "Throttles";
+/// Creates that found what they were making already made (by a concurrent
+/// run, or by an attempt whose answer was lost) and adopted it: the cost of
+/// a race, in calls that spent the rate for nothing.
+pub const METRIC_LOST_RACES: &str = "LostRaces";
 pub const METRIC_DURATION: &str = "Duration";
 
 /// The figures of one invocation.
@@ -39,6 +43,7 @@ pub struct Counts {
     pub api_calls: u64,
     pub write_calls: u64,
     pub throttles: u64,
+    pub lost_races: u64,
     pub duration_ms: u64,
 }
 
@@ -55,6 +60,7 @@ const METRICS: &[Metric] = &[
     (METRIC_API_CALLS, "Count", |c| c.api_calls),
     (METRIC_WRITE_CALLS, "Count", |c| c.write_calls),
     (METRIC_THROTTLES, "Count", |c| c.throttles),
+    (METRIC_LOST_RACES, "Count", |c| c.lost_races),
     (METRIC_DURATION, "Milliseconds", |c| c.duration_ms),
 ];
 
@@ -69,6 +75,7 @@ impl Counts {
             api_calls: report.api_calls,
             write_calls: report.write_calls,
             throttles: report.throttles,
+            lost_races: report.lost_races,
             duration_ms: report.duration_ms,
         }
     }
@@ -87,6 +94,7 @@ impl Counts {
             api_calls: summary.api_calls,
             write_calls: summary.write_calls,
             throttles: summary.throttles,
+            lost_races: summary.lost_races,
             duration_ms: summary.duration_ms,
         }
     }
@@ -100,10 +108,31 @@ impl Counts {
     }
 }
 
-/// The EMF document for `counts`, with the dimensions Function (which
-/// Lambda) and Owner (which deployment: two in one account are counted
-/// apart). `extra` adds searchable fields (the cluster, the errors).
-pub fn emf(function: &str, owner: &str, counts: &Counts, now_ms: u64, extra: Value) -> Value {
+/// Whose figures these are: the dimensions of every metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dimensions<'a> {
+    /// Which Lambda: cluster-event or sweep.
+    pub function: &'a str,
+    /// Which deployment: two in one account are counted apart.
+    pub owner: &'a str,
+    /// The account and region of the clusters the figures are about (today
+    /// the function's own; a hub serving several accounts counts each apart).
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+/// The dimension names, in the order of the metadata.
+pub const DIMENSIONS: [&str; 4] = ["Function", "Owner", "Account", "Region"];
+
+impl Dimensions<'_> {
+    fn values(&self) -> [&str; 4] {
+        [self.function, self.owner, self.account, self.region]
+    }
+}
+
+/// The EMF document for `counts`, with the dimensions `dims`. `extra` adds
+/// searchable fields (the cluster, the errors), never replacing ours.
+pub fn emf(dims: &Dimensions, counts: &Counts, now_ms: u64, extra: Value) -> Value {
     let metrics: Vec<Value> = METRICS
         .iter()
         .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
@@ -113,14 +142,15 @@ pub fn emf(function: &str, owner: &str, counts: &Counts, now_ms: u64, extra: Val
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function", "Owner"]],
+                "Dimensions": [DIMENSIONS],
                 "Metrics": metrics,
             }],
         },
-        "Function": function,
-        "Owner": owner,
     });
     if let Some(doc) = doc.as_object_mut() {
+        for (name, value) in DIMENSIONS.iter().zip(dims.values()) {
+            doc.insert(name.to_string(), json!(value));
+        }
         for (name, _, figure) in METRICS {
             doc.insert(name.to_string(), json!(figure(counts)));
         }
@@ -135,12 +165,12 @@ pub fn emf(function: &str, owner: &str, counts: &Counts, now_ms: u64, extra: Val
 
 /// Print the EMF line for `counts` (stdout, where Lambda takes the logs),
 /// and return it.
-pub fn emit(function: &str, owner: &str, counts: &Counts, extra: Value) -> Value {
+pub fn emit(dims: &Dimensions, counts: &Counts, extra: Value) -> Value {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let doc = emf(function, owner, counts, now_ms, extra);
+    let doc = emf(dims, counts, now_ms, extra);
     println!("{doc}");
     doc
 }
@@ -158,9 +188,14 @@ mod tests {
             throttles: 2,
             ..Counts::default()
         };
+        let dims = Dimensions {
+            function: "sweep",
+            owner: "team-a",
+            account: "123456789012",
+            region: "eu-west-1",
+        };
         let doc = emf(
-            "sweep",
-            "team-a",
+            &dims,
             &counts,
             1_700_000_000_000,
             json!({"failed": ["prod"], "Owner": "not this"}),
@@ -170,9 +205,18 @@ mod tests {
         assert_eq!(meta["Namespace"], NAMESPACE);
         // Every dimension and metric named in the metadata is a top-level
         // member, as the format requires.
-        for dim in meta["Dimensions"][0].as_array().unwrap() {
-            assert!(doc[dim.as_str().unwrap()].is_string(), "{dim}");
+        let named: Vec<&str> = meta["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert_eq!(named, ["Function", "Owner", "Account", "Region"]);
+        for dim in named {
+            assert!(doc[dim].is_string(), "{dim}");
         }
+        assert_eq!(doc["Account"], "123456789012");
+        assert_eq!(doc["Region"], "eu-west-1");
         for metric in meta["Metrics"].as_array().unwrap() {
             let name = metric["Name"].as_str().unwrap();
             assert!(doc[name].is_u64(), "{name}");

@@ -5,6 +5,7 @@
 //! asked for work (the end of its init) and when each response came.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,6 +27,9 @@ enum Call {
 pub struct ColdStart {
     /// From spawning the process to its first request for work.
     pub init: Duration,
+    /// From spawning the process to its first connection to AWS (the
+    /// command's AWS_ENDPOINT_URL), when it made one.
+    pub first_aws_request: Option<Duration>,
     /// Each invocation: from handing out the event to the response.
     pub invocations: Vec<Duration>,
     /// The responses (or errors) the function sent.
@@ -144,6 +148,32 @@ impl Drop for Killed {
     }
 }
 
+/// Stands between a function and its AWS endpoint (loopback) and notes when
+/// the first connection came: the first AWS request, with the connector and
+/// its TLS setup built, whatever the endpoint's scheme.
+async fn witness(upstream: &str) -> Result<(String, Arc<OnceLock<Instant>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let first = Arc::new(OnceLock::new());
+    let noted = first.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let _ = noted.set(Instant::now());
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok((url, first))
+}
+
 /// Start `command` as a Lambda function against a fresh runtime API on
 /// loopback, hand it `events` one by one, and measure.
 pub async fn cold_start(
@@ -167,6 +197,16 @@ pub async fn cold_start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    let endpoint = command
+        .get_envs()
+        .find(|(k, _)| *k == "AWS_ENDPOINT_URL")
+        .and_then(|(_, v)| v.map(|v| v.to_string_lossy().to_string()));
+    let mut first_contact = None;
+    if let Some(endpoint) = endpoint {
+        let (url, first) = witness(&endpoint).await?;
+        command.env("AWS_ENDPOINT_URL", url);
+        first_contact = Some(first);
+    }
     let started = Instant::now();
     let mut child = Killed(command.spawn().context("the function starts")?);
     // Read on a thread of its own, so that a full pipe never stops the
@@ -224,8 +264,12 @@ pub async fn cold_start(
     drop(child);
     accept.abort();
     let stdout = reader.join().unwrap_or_default();
+    let first_aws_request = first_contact
+        .and_then(|first| first.get().copied())
+        .map(|at| at.saturating_duration_since(started));
     Ok(ColdStart {
         init,
+        first_aws_request,
         invocations,
         responses,
         peak_rss_kib,

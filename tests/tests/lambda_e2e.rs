@@ -81,6 +81,13 @@ fn check_metrics(logical_id: &str, stdout: &str, result: &serde_json::Value) {
     for dim in meta["Dimensions"][0].as_array().unwrap() {
         assert!(doc[dim.as_str().unwrap()].is_string(), "{doc}");
     }
+    // The account comes from the function's own ARN (the runtime API's
+    // invocation header), the region from its environment: no call made.
+    assert_eq!(doc["Account"], "123456789012", "{doc}");
+    assert_eq!(doc["Region"], REGION, "{doc}");
+    if let Some(races) = result.get("lost_races") {
+        assert_eq!(&doc["LostRaces"], races, "{logical_id}: {doc} vs {result}");
+    }
     if let Some(calls) = result.get("api_calls") {
         assert_eq!(&doc["ApiCalls"], calls, "{logical_id}: {doc} vs {result}");
     }

@@ -45,10 +45,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, Transient> {
-    let (_, account) = shared::event::arn_region_and_account(&event.context.invoked_function_arn);
-    if let Some(account) = account {
-        let _ = reconciler.account.set(account.to_string());
-    }
+    shared::handler::learn_account(reconciler, &event.context.invoked_function_arn);
     let deadline = shared::handler::lambda_deadline(event.context.deadline);
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
     match handle_event(reconciler, &bytes, deadline, FIRST_POLL).await {
@@ -75,6 +72,7 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
                 api_calls = report.api_calls,
                 write_calls = report.write_calls,
                 throttles = report.throttles,
+                lost_races = report.lost_races,
                 poll_calls = report.poll_calls,
                 duration_ms = report.duration_ms,
                 error = report.error.as_deref().unwrap_or(""),
@@ -86,8 +84,7 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
             // succeeds, as a retry would not fix it, and the alarm on this
             // metric is what tells a person.
             let metrics = shared::metrics::emit(
-                "cluster-event",
-                &reconciler.owner.id,
+                &shared::handler::metric_dimensions(reconciler, "cluster-event"),
                 &shared::metrics::Counts::of_report(&report),
                 json!({"cluster": report.cluster, "outcome": report.outcome.as_str(),
                        "error": report.error, "transient": report.transient}),

@@ -43,6 +43,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, SweepFailed> {
+    shared::handler::learn_account(reconciler, &event.context.invoked_function_arn);
     let deadline = shared::handler::lambda_deadline(event.context.deadline);
     let patience = reconciler
         .waiting
@@ -65,16 +66,14 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         // The sweep as a whole failed: counted as one failure.
         let counts = shared::metrics::Counts::failed();
         let _ = shared::metrics::emit(
-            "sweep",
-            &reconciler.owner.id,
+            &shared::handler::metric_dimensions(reconciler, "sweep"),
             &counts,
             serde_json::json!({"error": e.to_string()}),
         );
         SweepFailed(format!("sweep could not observe the region: {e}"))
     })?;
     let _ = shared::metrics::emit(
-        "sweep",
-        &reconciler.owner.id,
+        &shared::handler::metric_dimensions(reconciler, "sweep"),
         &shared::metrics::Counts::of_sweep(&summary),
         serde_json::json!({"failed": summary.failures.iter().map(|f| &f.cluster).collect::<Vec<_>>()}),
     );
@@ -96,6 +95,7 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         write_calls = summary.write_calls,
         api_calls_by_service = ?summary.api_calls_by_service,
         throttles = summary.throttles,
+        lost_races = summary.lost_races,
         poll_calls = summary.poll_calls,
         duration_ms = summary.duration_ms,
         "sweep"

@@ -242,6 +242,7 @@ impl Applier<'_> {
                         .iter()
                         .find(|x| x.creator_request_id == creator_id && !x.is_going_away())
                     {
+                        self.clients.counter.add_lost_race();
                         return Ok(found.id.clone());
                     }
                     // AWS still remembers a deleted endpoint under this id.

@@ -93,6 +93,7 @@ impl Applier<'_> {
                     return Err(e.into());
                 }
                 // A twin made it first, or a crash left it: adopt it if it is ours.
+                self.clients.counter.add_lost_race();
                 let out = self
                     .clients
                     .ec2
@@ -159,6 +160,7 @@ impl Applier<'_> {
                             if !e.is_code("InvalidPermission.Duplicate") {
                                 return Err(e.into());
                             }
+                            self.clients.counter.add_lost_race();
                             existing.push(permission);
                         }
                     }

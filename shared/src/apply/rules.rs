@@ -142,6 +142,7 @@ impl Applier<'_> {
                         .iter()
                         .find(|x| x.creator_request_id == creator_id && !x.status.is_going_away())
                     {
+                        self.clients.counter.add_lost_race();
                         return Ok(found.id.clone());
                     }
                 }
@@ -190,6 +191,7 @@ impl Applier<'_> {
                 .iter()
                 .any(|a| a.rule_id == rule_id && !a.is_going_away())
             {
+                self.clients.counter.add_lost_race();
                 return Ok(());
             }
             let leaving: Vec<String> = in_vpc

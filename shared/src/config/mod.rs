@@ -30,6 +30,7 @@ pub const ENV_TAG_CIDR_ENVELOPE: &str = "EKS_PRIVATE_DNS_TAG_CIDR_ENVELOPE";
 pub const ENV_API_RULES_GROUP: &str = "EKS_PRIVATE_DNS_API_RULES_GROUP";
 pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
 pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
+pub const ENV_TLS_ROOTS: &str = "EKS_PRIVATE_DNS_TLS_ROOTS";
 
 /// Cluster tags that refine the configuration for one cluster.
 pub const TAG_ENABLED: &str = "eks-private-dns/enabled";
@@ -140,6 +141,8 @@ pub struct Config {
     pub resolver_rate: f64,
     /// Clusters a sweep reconciles at once.
     pub sweep_concurrency: usize,
+    /// The root certificates AWS endpoints are verified against.
+    pub tls_roots: crate::tls::TlsRoots,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Default for Config {
             api_rules_group: ApiRulesGroup::Cluster,
             resolver_rate: DEFAULT_RESOLVER_RATE,
             sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
+            tls_roots: crate::tls::TlsRoots::Auto,
         }
     }
 }
@@ -268,6 +272,19 @@ impl Config {
                 )
             })?
             .unwrap_or(defaults.sweep_concurrency),
+            tls_roots: {
+                use crate::tls::TlsRoots;
+                choice(
+                    get(ENV_TLS_ROOTS),
+                    ENV_TLS_ROOTS,
+                    "a set of root certificates",
+                    &[
+                        ("auto", TlsRoots::Auto),
+                        ("amazon", TlsRoots::Amazon),
+                        ("system", TlsRoots::System),
+                    ],
+                )?
+            },
         })
     }
 }
@@ -378,6 +395,7 @@ impl Config {
         );
         put(ENV_RESOLVER_RATE, self.resolver_rate.to_string());
         put(ENV_SWEEP_CONCURRENCY, self.sweep_concurrency.to_string());
+        put(ENV_TLS_ROOTS, self.tls_roots.as_str().to_string());
         s
     }
 

@@ -139,6 +139,14 @@ pub const VARIABLES: &[Variable] = &[
         "Clusters a sweep reconciles at once (default 4).",
         "4",
     )),
+    how(var(
+        ENV_TLS_ROOTS,
+        "tls-roots",
+        "Roots AWS endpoints are verified against: amazon (the Amazon Trust Services roots, \
+         compiled in), system (the operating system's store), or auto (amazon in Lambda outside \
+         the China regions with no HTTPS proxy, system elsewhere).",
+        "auto",
+    )),
 ];
 
 /// Every variable's name, in the table's order.

@@ -168,7 +168,7 @@ impl Reconciler {
     /// Lambdas build once per cold start.
     pub async fn from_env(region: Option<String>) -> Result<Reconciler, String> {
         let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
-        let clients = Clients::from_env(region, config.resolver_rate)
+        let clients = Clients::from_env(region, config.resolver_rate, config.tls_roots)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Reconciler::new(clients, config))
@@ -301,6 +301,7 @@ impl Reconciler {
         report.api_calls = counts.total();
         report.write_calls = counts.writes();
         report.throttles = counts.throttles;
+        report.lost_races = counts.lost_races;
         report.poll_calls = counts.total_polls();
         report.poll_calls_by_service = counts.polls.clone();
         report.calls_by_operation = counts.calls;

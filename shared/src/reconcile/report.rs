@@ -85,6 +85,9 @@ pub struct Report {
     pub api_calls: u64,
     pub write_calls: u64,
     pub throttles: u64,
+    /// Creates that found what they were making already made (a concurrent
+    /// run's, or an attempt's whose answer was lost) and adopted it.
+    pub lost_races: u64,
     /// Calls spent waiting for AWS to finish something.
     pub poll_calls: u64,
     pub poll_calls_by_service: std::collections::BTreeMap<String, u64>,
@@ -121,6 +124,7 @@ impl Report {
             api_calls: 0,
             write_calls: 0,
             throttles: 0,
+            lost_races: 0,
             poll_calls: 0,
             poll_calls_by_service: Default::default(),
             calls_by_operation: Default::default(),

@@ -62,6 +62,8 @@ pub struct SweepReport {
     pub write_calls: u64,
     pub api_calls_by_service: BTreeMap<String, u64>,
     pub throttles: u64,
+    /// Creates that found their resource made already, and adopted it.
+    pub lost_races: u64,
     /// Calls spent waiting for AWS to finish something.
     pub poll_calls: u64,
     pub duration_ms: u64,
@@ -308,6 +310,7 @@ pub async fn sweep(
     summary.api_calls = counts.total();
     summary.write_calls = counts.writes();
     summary.throttles = counts.throttles;
+    summary.lost_races = counts.lost_races;
     summary.poll_calls = counts.total_polls();
     for (operation, n) in &counts.calls {
         let service = operation.split('.').next().unwrap_or(operation).to_string();

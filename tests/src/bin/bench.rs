@@ -25,7 +25,7 @@ use shared::config::*;
 
 struct Options {
     short: bool,
-    /// Run only these parts (sizes, api, waits, cold, sweep); all when empty.
+    /// Run only these parts (sizes, api, waits, cold, sweep, ready); all when empty.
     only: Vec<String>,
     artifacts: PathBuf,
     hello: PathBuf,
@@ -70,7 +70,7 @@ fn options() -> Result<Options> {
                 o.variants.push((label.to_string(), dir.into()));
             }
             other => bail!(
-                "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep, \
+                "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep|ready, \
                  --artifacts DIR, --hello FILE, --hello-current-thread FILE, \
                  --python FILE, --out FILE, \
                  --variant LABEL=DIR)"
@@ -204,6 +204,7 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
     let mut inits: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let mut invokes: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_requests: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let variants: Vec<(String, PathBuf)> = o
         .variants
         .iter()
@@ -273,6 +274,12 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
                 }
             }
             inits.entry(name.to_string()).or_default().push(cs.init);
+            if let Some(first) = cs.first_aws_request {
+                first_requests
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(first);
+            }
             invokes
                 .entry(name.to_string())
                 .or_default()
@@ -321,7 +328,36 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
             f.note("cold start", label, ms(init), "ms");
         }
     }
+    // The part of a cold start beyond init: the first AWS request needs the
+    // HTTPS connector, and with it the trust store.
+    for name in ["cluster-event", "sweep"] {
+        let Some(firsts) = first_requests.get(name) else {
+            bail!("{name} made no AWS request in its first invocation");
+        };
+        let first = median(firsts.clone());
+        let ratio = first.as_secs_f64() / floor.as_secs_f64();
+        f.budget(
+            "cold start",
+            format!("{name}: process start to first AWS request, median of {runs}"),
+            ms(first),
+            "ms",
+            (format!("<= 2x floor's init ({ratio:.2}x)"), ratio <= 2.0),
+            false,
+        );
+    }
     for (name, _) in &variants {
+        if let Some(firsts) = first_requests.get(name) {
+            let first = median(firsts.clone());
+            f.note(
+                "variants",
+                format!(
+                    "{name}: process start to first AWS request, median of {runs} ({:.2}x floor)",
+                    first.as_secs_f64() / floor.as_secs_f64()
+                ),
+                ms(first),
+                "ms",
+            );
+        }
         let init = median(inits[name].clone());
         let ratio = init.as_secs_f64() / floor.as_secs_f64();
         f.note(
@@ -619,10 +655,23 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
 
 /// A sweep over `n` clusters in three VPCs: converge, then a no-op sweep.
 /// (converge time, no-op time, no-op calls by operation).
-async fn sweep_of(
-    n: usize,
-    latency: Duration,
-) -> Result<(Duration, Duration, BTreeMap<String, usize>, usize)> {
+/// One fleet's sweeps: the converging one and the no-op one after it.
+struct SweepRun {
+    converge: Duration,
+    noop: Duration,
+    /// Requests of the converging sweep, by operation (at the proxy).
+    converging_calls: BTreeMap<String, usize>,
+    /// The most Route 53 Resolver requests that arrived in any second.
+    peak_resolver_per_second: usize,
+    lost_races: u64,
+    noop_calls: BTreeMap<String, usize>,
+    noop_writes: usize,
+}
+
+/// A fleet of `n` private clusters in three VPCs, one client VPC, swept
+/// at `rate` Resolver requests a second through the proxy (`latency` added
+/// to every request).
+async fn sweep_of(n: usize, latency: Duration, rate: f64) -> Result<SweepRun> {
     let emulator = Emulator::start()?;
     let aws = emulator.aws();
     let mut vpcs = Vec::new();
@@ -639,9 +688,14 @@ async fn sweep_of(
     }
     let proxy = Proxy::start(&emulator.url).await?;
     proxy.set_latency(latency);
+    let rate = rate.to_string();
     let rec = emulator.reconciler_via(
         &proxy.url,
-        config(&[(ENV_CLIENT_VPC_IDS, &client.id), (ENV_ONPREM_CIDRS, ONPREM)]),
+        config(&[
+            (ENV_CLIENT_VPC_IDS, &client.id),
+            (ENV_ONPREM_CIDRS, ONPREM),
+            (ENV_RESOLVER_RATE, &rate),
+        ]),
     );
     let started = Instant::now();
     let first = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
@@ -649,6 +703,8 @@ async fn sweep_of(
     if !first.failures.is_empty() || first.managed != n {
         bail!("the sweep of {n} did not converge: {:?}", first.failures);
     }
+    let (_, _, converging_calls) = counted(&proxy);
+    let peak_resolver_per_second = proxy.max_in_window("Route53Resolver", Duration::from_secs(1));
     proxy.reset();
     let started = Instant::now();
     let second = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
@@ -656,8 +712,24 @@ async fn sweep_of(
     if second.write_calls != 0 {
         bail!("the second sweep of {n} wrote {} times", second.write_calls);
     }
-    let (_, writes, by_op) = counted(&proxy);
-    Ok((converge, noop, by_op, writes))
+    let (_, noop_writes, noop_calls) = counted(&proxy);
+    Ok(SweepRun {
+        converge,
+        noop,
+        converging_calls,
+        peak_resolver_per_second,
+        lost_races: first.lost_races,
+        noop_calls,
+        noop_writes,
+    })
+}
+
+fn resolver_calls(by_op: &BTreeMap<String, usize>) -> usize {
+    by_op
+        .iter()
+        .filter(|(op, _)| op.starts_with("Route53Resolver."))
+        .map(|(_, c)| *c)
+        .sum()
 }
 
 async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
@@ -666,38 +738,112 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     } else {
         (50, 200, Duration::from_millis(50))
     };
+    let rate = DEFAULT_RESOLVER_RATE;
     let mut list_calls = Vec::new();
     for n in [small, large] {
-        let (converge, noop, by_op, writes) = sweep_of(n, latency).await?;
-        let lists: usize = by_op
+        let run = sweep_of(n, latency, rate).await?;
+        let lists: usize = run
+            .noop_calls
             .iter()
             .filter(|(op, _)| op.starts_with("Route53Resolver.List"))
             .map(|(_, c)| *c)
             .sum();
-        let total: usize = by_op.values().sum();
+        let total: usize = run.noop_calls.values().sum();
+        let converging_total: usize = run.converging_calls.values().sum();
+        let resolver = resolver_calls(&run.converging_calls);
         list_calls.push((n, lists));
-        calls[format!("no-op sweep of {n}")] =
-            json!({"calls": total, "writes": writes, "by_operation": by_op});
-        if !o.short {
-            f.note(
-                "sweep",
-                format!("{n} clusters: converge"),
-                secs(converge),
-                "s",
-            );
-            f.note(
-                "sweep",
-                format!("{n} clusters: no-op sweep"),
-                secs(noop),
-                "s",
-            );
-        }
+        calls[format!("no-op sweep of {n}")] = json!({"calls": total, "writes": run.noop_writes,
+            "by_operation": run.noop_calls});
+        calls[format!("converging sweep of {n}")] =
+            json!({"calls": converging_total, "by_operation": run.converging_calls});
+        let per = |x: usize| (x as f64 / n as f64 * 100.0).round() / 100.0;
         f.note(
             "sweep",
             format!("{n} clusters: no-op calls"),
             total as f64,
             "",
         );
+        f.note(
+            "sweep",
+            format!("{n} clusters: no-op calls per cluster"),
+            per(total),
+            "",
+        );
+        f.note(
+            "sweep",
+            format!("{n} clusters: converging calls per cluster"),
+            per(converging_total),
+            "",
+        );
+        f.note(
+            "sweep",
+            format!("{n} clusters: converging Route 53 Resolver calls"),
+            resolver as f64,
+            "",
+        );
+        f.budget(
+            "sweep",
+            format!("{n} clusters: converging lost races"),
+            run.lost_races as f64,
+            "",
+            (
+                "0 (each shared thing made once)".into(),
+                run.lost_races == 0,
+            ),
+            false,
+        );
+        f.budget(
+            "sweep",
+            format!("{n} clusters: peak Route 53 Resolver requests in any second"),
+            run.peak_resolver_per_second as f64,
+            "",
+            (
+                format!("<= the rate ({rate})"),
+                run.peak_resolver_per_second as f64 <= rate,
+            ),
+            false,
+        );
+        if !o.short {
+            // The bound: the Resolver calls the sweep made, at the rate.
+            // The emulator's own speed: the same sweep of a fresh fleet
+            // with the rate out of the way (100 a second).
+            let bound = resolver as f64 / rate;
+            let alone = sweep_of(n, latency, 100.0).await?.converge;
+            let floor = bound.max(alone.as_secs_f64());
+            let ratio = run.converge.as_secs_f64() / floor;
+            f.note(
+                "sweep",
+                format!("{n} clusters: converge"),
+                secs(run.converge),
+                "s",
+            );
+            f.note(
+                "sweep",
+                format!("{n} clusters: rate bound ({resolver} Resolver calls / {rate} a second)"),
+                (bound * 10.0).round() / 10.0,
+                "s",
+            );
+            f.note(
+                "sweep",
+                format!("{n} clusters: the same sweep with the rate at 100 (the emulator's speed)"),
+                secs(alone),
+                "s",
+            );
+            f.budget(
+                "sweep",
+                format!("{n} clusters: converge / max(bound, emulator's speed)"),
+                (ratio * 100.0).round() / 100.0,
+                "x",
+                ("<= 1.3".into(), ratio <= 1.3),
+                false,
+            );
+            f.note(
+                "sweep",
+                format!("{n} clusters: no-op sweep"),
+                secs(run.noop),
+                "s",
+            );
+        }
     }
     // Resolver lists are paged at 100 items, and a sweep reads the region
     // at the start, and again before it removes shared orphans unless it
@@ -720,6 +866,108 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
         ),
         true,
     );
+    Ok(())
+}
+
+/// Time from an UpdateClusterConfig that makes a cluster private to a
+/// passing `verify --path`, with EKS's update and Resolver's changes
+/// taking their time: built while EKS updates (now), beside waiting for
+/// the update to end and building then (the order before); and built while
+/// EKS updates with the Resolver rate out of the way (100 a second), which
+/// leaves the waiting alone.
+async fn dns_ready(o: &Options, f: &mut Figures) -> Result<()> {
+    let (update, resolver) = if o.short { (2.0, 1.0) } else { (6.0, 3.0) };
+    let default_rate = DEFAULT_RESOLVER_RATE.to_string();
+    let runs = [
+        ("built while EKS updates", false, default_rate.as_str()),
+        ("built while EKS updates, Resolver rate 100", false, "100"),
+        ("after the update (sequential)", true, default_rate.as_str()),
+    ];
+    let mut ready = BTreeMap::new();
+    for (strategy, sequential, rate) in runs {
+        let w = World::new(
+            EmulatorOptions {
+                update_seconds: update,
+                resolver_seconds: resolver,
+                ..EmulatorOptions::default()
+            },
+            &[],
+        )
+        .await;
+        w.aws
+            .cluster("demo", &w.cluster_vpc, true, true, &[])
+            .await?;
+        let mut config = w.config();
+        config.resolver_rate = rate.parse()?;
+        let rec = w.emulator.reconciler(config);
+        rec.reconcile("demo", None).await;
+        w.aws.set_access("demo", true, false).await?;
+        let before = rec.clients.counter.snapshot();
+        let started = Instant::now();
+        if sequential {
+            while w.aws.describe("demo").await?.status().map(|s| s.as_str()) != Some("ACTIVE") {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let bytes = event("update-cluster-config-private.json")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        match shared::handler::handle_event(&rec, &bytes, deadline, Duration::from_millis(200))
+            .await
+        {
+            Ok(shared::handler::EventResult::Reconciled { report, .. })
+                if report.error.is_none() => {}
+            other => bail!("{strategy}: the event did not build the plumbing: {other:?}"),
+        }
+        let built = started.elapsed();
+        let calls = rec.clients.counter.snapshot().since(&before);
+        let resolver_calls: u64 = calls
+            .calls
+            .iter()
+            .filter(|(op, _)| op.starts_with("Route53Resolver."))
+            .map(|(_, n)| n)
+            .sum();
+        loop {
+            if rec.paths("demo").await.map(|p| p.ok()).unwrap_or(false) {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("{strategy}: verify --path never passed");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ready.insert(strategy, started.elapsed());
+        f.note(
+            "dns ready",
+            format!(
+                "{strategy}: event to the plumbing built ({resolver_calls} Resolver calls, \
+                 {rate} a second)"
+            ),
+            secs(built),
+            "s",
+        );
+    }
+    let bound = update.max(resolver) + 1.0;
+    for (strategy, _, _) in runs {
+        let at = ready[strategy];
+        let name = format!(
+            "{strategy}: event to passing verify --path (update {update} s, Resolver {resolver} s)"
+        );
+        if strategy.ends_with("rate 100") {
+            f.budget(
+                "dns ready",
+                name,
+                secs(at),
+                "s",
+                (
+                    format!("<= max(update, Resolver) + 1 s = {bound} s"),
+                    at.as_secs_f64() <= bound,
+                ),
+                false,
+            );
+        } else {
+            f.note("dns ready", name, secs(at), "s");
+        }
+    }
     Ok(())
 }
 
@@ -773,6 +1021,10 @@ async fn main() -> Result<()> {
     if run("sweep") {
         eprintln!("bench: sweeps");
         sweeps(&o, &mut f, &mut calls).await?;
+    }
+    if run("ready") {
+        eprintln!("bench: DNS ready during an access update");
+        dns_ready(&o, &mut f).await?;
     }
     print(&f);
     let figures: Vec<Value> =
