@@ -90,7 +90,7 @@ enum Command {
     /// atomically and only when its content changes; exit 0: unchanged,
     /// 2: changed (reload the DNS server), 1: error.
     Render {
-        /// bind, bind-options, dnsmasq, unbound, coredns, powerdns, powerdns-lua or windows.
+        /// bind, bind-options, dnsmasq, unbound, coredns, powerdns, powerdns-lua, knot or windows.
         #[arg(long)]
         format: String,
         #[arg(long)]

@@ -43,11 +43,12 @@ pub enum Format {
     Coredns,
     Powerdns,
     PowerdnsLua,
+    Knot,
     Windows,
 }
 
 impl Format {
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Bind,
         Format::BindOptions,
         Format::Dnsmasq,
@@ -55,6 +56,7 @@ impl Format {
         Format::Coredns,
         Format::Powerdns,
         Format::PowerdnsLua,
+        Format::Knot,
         Format::Windows,
     ];
 
@@ -67,6 +69,7 @@ impl Format {
             Format::Coredns => "coredns",
             Format::Powerdns => "powerdns",
             Format::PowerdnsLua => "powerdns-lua",
+            Format::Knot => "knot",
             Format::Windows => "windows",
         }
     }
@@ -83,7 +86,7 @@ impl Format {
             | Format::Unbound
             | Format::Coredns
             | Format::Powerdns => "#",
-            Format::PowerdnsLua => "--",
+            Format::PowerdnsLua | Format::Knot => "--",
         }
     }
 }
@@ -280,9 +283,11 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
         Format::Bind | Format::BindOptions | Format::Dnsmasq => {
             render_bind_or_dnsmasq(format, &clusters, &mut out)
         }
-        Format::Unbound | Format::Coredns | Format::Powerdns | Format::PowerdnsLua => {
-            render_forwarders(format, &clusters, &mut out)
-        }
+        Format::Unbound
+        | Format::Coredns
+        | Format::Powerdns
+        | Format::PowerdnsLua
+        | Format::Knot => render_forwarders(format, &clusters, &mut out),
         Format::Windows => out.push_str(&windows_script(&clusters)),
     }
     out
@@ -334,7 +339,7 @@ fn render_bind_or_dnsmasq(format: Format, clusters: &[Published], out: &mut Stri
     }
 }
 
-/// Unbound, CoreDNS and the PowerDNS Recursor: forward zones.
+/// Unbound, CoreDNS, the PowerDNS Recursor and Knot Resolver: forward zones.
 fn render_forwarders(format: Format, clusters: &[Published], out: &mut String) {
     let c = format.comment();
     match format {
@@ -401,6 +406,25 @@ fn render_forwarders(format: Format, clusters: &[Published], out: &mut String) {
                 out.push_str(&format!(
                     "\n{c} cluster {}\naddNTA(\"{}\", \"eks-private-dns: private EKS endpoint\")\n",
                     p.cluster, p.name
+                ));
+            }
+        }
+        // Knot Resolver 5: a stub policy per name, as its documentation
+        // replaces part of the tree with an internal server: the query goes
+        // to the inbound endpoint (which recurses) with validation off for
+        // that name only, since it has no DNSSEC chain from the root.
+        Format::Knot => {
+            out.push_str(&format!(
+                "{c} Load it from kresd.conf with dofile('<this file>') (Knot Resolver 5.x),\n\
+                 {c} before any policy that would send these names elsewhere.\n"
+            ));
+            for p in clusters {
+                let servers: Vec<String> = p.servers().iter().map(|s| format!("'{s}'")).collect();
+                out.push_str(&format!(
+                    "\n{c} cluster {}\npolicy.add(policy.suffix(policy.STUB({{{}}}), {{todname('{}.')}}))\n",
+                    p.cluster,
+                    servers.join(", "),
+                    p.name
                 ));
             }
         }

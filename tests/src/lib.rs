@@ -1292,8 +1292,8 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!(
-        "{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base, pdns-recursor and \
-         dnsutils (.ci/run does)"
+        "{name} is not installed: install the Debian packages bind9, unbound, dnsmasq-base, pdns-recursor, \
+         knot-resolver and dnsutils (.ci/run does)"
     );
 }
 

@@ -330,6 +330,43 @@ async fn powerdns_forwards_the_name_with_validation_on() {
     assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
 }
 
+/// Knot Resolver, as an air-gapped site runs it: validating with the root's
+/// trust anchor, root hints that name only the loopback upstream, and the
+/// rendered file loaded with dofile(), whose stub policy is what sends the
+/// private name to the inbound addresses (without it the name goes to the
+/// upstream, which knows nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn knot_resolver_forwards_the_name_with_validation_on() {
+    let _turn = PORT_53.lock().await;
+    let emulator = Emulator::start().unwrap();
+    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let _upstream = stub(&[UPSTREAM], Vec::new()).await;
+    let dir = scratch("onprem-knot");
+    render(&emulator, "knot", &dir.join("eks-forwarders.lua"));
+    let port = free_port();
+    let conf = dir.join("kresd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "net.ipv6 = false\nnet.listen('127.0.0.1', {port}, {{ kind = 'dns' }})\n\
+             modules = {{ 'hints > iterate' }}\n\
+             hints.root({{ ['local-root.'] = '{UPSTREAM}' }})\n\
+             trust_anchors.add_file('/usr/share/dns/root.key', true)\n\
+             cache.open(10 * MB, 'lmdb://{d}/cache')\n\
+             dofile('{d}/eks-forwarders.lua')\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let _kresd = spawn(
+        Command::new(tool("kresd"))
+            .args(["-n", "-c"])
+            .arg(&conf)
+            .arg(&dir),
+    );
+    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_passes_against_the_stub_and_fails_against_a_dead_address() {
     let _turn = PORT_53.lock().await;
