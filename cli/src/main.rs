@@ -104,6 +104,15 @@ enum Command {
         /// deployment with no clusters left).
         #[arg(long, requires = "out")]
         allow_empty: bool,
+        /// Render again every SECONDS, replacing --out only when it changes,
+        /// until stopped; a pass that cannot read SSM, or finds a cluster's
+        /// parameters malformed, keeps the last good forwarders and warns.
+        #[arg(long, value_name = "SECONDS", requires = "out")]
+        watch: Option<u64>,
+        /// Run this shell command after --out changed (and again after a
+        /// pass that follows a failed one), e.g. 'rndc reload'.
+        #[arg(long, value_name = "COMMAND", requires = "out")]
+        reload: Option<String>,
     },
     /// Send DNS queries for a cluster's endpoint name to each inbound IP (or to
     /// --server) over UDP and TCP, and report the answers. Exit 0 only when
@@ -208,15 +217,19 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             cluster,
             out,
             allow_empty,
+            watch,
+            reload,
         } => {
-            render(
-                cli,
-                format,
-                cluster.as_deref(),
-                out.as_deref(),
-                *allow_empty,
-            )
-            .await
+            let target = RenderTarget {
+                cluster: cluster.as_deref(),
+                out: out.as_deref(),
+                allow_empty: *allow_empty,
+                reload: reload.as_deref(),
+            };
+            match watch {
+                Some(seconds) => render_watch(cli, format, &target, *seconds).await,
+                None => render(cli, format, &target).await,
+            }
         }
         Command::Verify {
             cluster,

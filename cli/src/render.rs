@@ -40,81 +40,190 @@ pub(crate) fn rendered_clusters(text: &str) -> Option<usize> {
     })
 }
 
-pub(crate) async fn render(
-    cli: &Cli,
-    format: &str,
-    cluster: Option<&str>,
-    out: Option<&std::path::Path>,
-    allow_empty: bool,
-) -> Result<ExitCode> {
-    use shared::render::{render, Format};
-    let format = Format::parse(format).ok_or_else(|| {
+/// Where and how `render` writes.
+pub(crate) struct RenderTarget<'a> {
+    pub cluster: Option<&'a str>,
+    pub out: Option<&'a std::path::Path>,
+    pub allow_empty: bool,
+    /// A shell command to run after the file changed.
+    pub reload: Option<&'a str>,
+}
+
+fn format_named(format: &str) -> Result<shared::render::Format> {
+    use shared::render::Format;
+    Format::parse(format).ok_or_else(|| {
         anyhow!(
             "'{format}' is not a format; use one of {}",
             Format::ALL.map(|f| f.name()).join(", ")
         )
-    })?;
-    let rec = reconciler(cli, Mode::Plan).await?;
-    let prefix = rec.config.ssm_prefix.clone();
-    let path = match cluster {
+    })
+}
+
+/// One render: the clusters to write (`last` keeps the forwarders of a
+/// cluster whose parameters are malformed now, for a watching render), and
+/// the warnings.
+async fn read_clusters(
+    rec: &Reconciler,
+    target: &RenderTarget<'_>,
+    last: Option<&[shared::render::Published]>,
+) -> Result<(Vec<shared::render::Published>, Vec<String>, usize)> {
+    let prefix = &rec.config.ssm_prefix;
+    let path = match target.cluster {
         Some(name) => format!("{prefix}/{name}"),
         None => prefix.clone(),
     };
-    let (clusters, warnings, parameters) = published_under(&rec, &path).await?;
-    for warning in &warnings {
-        eprintln!("warning: {warning}");
+    let (parameters, owned) = tokio::try_join!(
+        shared::observe::parameters_recursive(&rec.clients, &path),
+        shared::observe::owned_parameter_names(&rec.clients, &path, &rec.owner, None),
+    )
+    .map_err(|e| anyhow!("cannot read the parameters under {path}/: {e}"))?;
+    let trust = shared::render::Trust {
+        owner: rec.owner.id.clone(),
+        owned,
+    };
+    let (mut clusters, mut warnings, skipped) =
+        shared::render::collect_with_skipped(prefix, &parameters, &trust);
+    if let Some(last) = last {
+        let (kept, more) = shared::render::keep_last_good(clusters, &skipped, last);
+        clusters = kept;
+        warnings.extend(more);
     }
-    if let (Some(name), true) = (cluster, clusters.is_empty()) {
+    if let (Some(name), true) = (target.cluster, clusters.is_empty()) {
         return Err(anyhow!(
             "no complete parameters for cluster {name} under {prefix}/{name}/"
         ));
     }
-    let text = render(format, &prefix, &clusters);
-    let Some(out) = out else {
-        print!("{text}");
-        return Ok(ExitCode::SUCCESS);
-    };
+    Ok((clusters, warnings, parameters.len()))
+}
+
+/// Write `text` to `out` when it changed, unless that would empty a file
+/// that has clusters (without --allow-empty); whether it wrote.
+fn write_out(
+    rec: &Reconciler,
+    out: &std::path::Path,
+    text: &str,
+    clusters: usize,
+    (parameters, skipped): (usize, usize),
+    allow_empty: bool,
+) -> Result<bool> {
     let before = std::fs::read_to_string(out).ok();
-    if clusters.is_empty() && !allow_empty {
-        let had =
-            before.as_deref().filter(|t| !t.trim().is_empty()).map(|t| {
-                match rendered_clusters(t) {
-                    Some(0) => None,
-                    Some(n) => Some(format!("its {n} cluster(s)")),
-                    None => Some("its content".to_string()),
-                }
+    if clusters == 0 && !allow_empty {
+        let had = before
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .and_then(|t| match rendered_clusters(t) {
+                Some(0) => None,
+                Some(n) => Some(format!("its {n} cluster(s)")),
+                None => Some("its content".to_string()),
             });
-        if let Some(Some(had)) = had {
+        if let Some(had) = had {
             return Err(anyhow!(
-                "found no published cluster under {prefix}/ in {} ({} parameters, {} skipped), \
-                 so {} keeps {had}; check the region, the profile and \
+                "found no published cluster under {}/ in {} ({parameters} parameters, {skipped} \
+                 skipped), so {} keeps {had}; check the region, the profile and \
                  EKS_PRIVATE_DNS_SSM_PREFIX, or pass --allow-empty if every cluster is gone",
+                rec.config.ssm_prefix,
                 rec.clients.region,
-                parameters,
-                warnings.len(),
                 out.display()
             ));
         }
     }
-    let changed = write_if_changed(out, &text, before.as_deref())?;
-    if !changed {
-        if cli.output == Output::Json {
-            println!(
-                "{}",
-                serde_json::json!({"file": out, "changed": false, "clusters": clusters.len()})
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+    write_if_changed(out, text, before.as_deref())
+}
+
+/// Run the reload command through the shell; an error that says how it
+/// ended.
+fn run_reload(command: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run the reload command '{command}'"))?;
+    if !status.success() {
+        return Err(anyhow!("the reload command '{command}' failed ({status})"));
     }
+    Ok(())
+}
+
+pub(crate) async fn render(cli: &Cli, format: &str, target: &RenderTarget<'_>) -> Result<ExitCode> {
+    use shared::render::render;
+    let format = format_named(format)?;
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let (clusters, warnings, parameters) = read_clusters(&rec, target, None).await?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    let text = render(format, &rec.config.ssm_prefix, &clusters);
+    let Some(out) = target.out else {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let counts = (parameters, warnings.len());
+    let changed = write_out(&rec, out, &text, clusters.len(), counts, target.allow_empty)?;
     if cli.output == Output::Json {
         println!(
             "{}",
-            serde_json::json!({"file": out, "changed": true, "clusters": clusters.len()})
+            serde_json::json!({"file": out, "changed": changed, "clusters": clusters.len()})
         );
-    } else if std::io::stderr().is_terminal() {
+    } else if changed && std::io::stderr().is_terminal() {
         eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
     }
+    if !changed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(command) = target.reload {
+        run_reload(command)?;
+    }
     Ok(ExitCode::from(2))
+}
+
+/// `render --watch`: a pass every `seconds` until the process is stopped
+/// (SIGTERM at any time is safe: the file is replaced by a rename). A pass
+/// that fails (SSM unreachable, no permission, a render that would empty
+/// the file) leaves the file as it is and warns; the reload runs after a
+/// pass that changed the file, and again after each pass until it succeeds.
+pub(crate) async fn render_watch(
+    cli: &Cli,
+    format: &str,
+    target: &RenderTarget<'_>,
+    seconds: u64,
+) -> Result<ExitCode> {
+    use shared::render::render;
+    let format = format_named(format)?;
+    let out = target.out.ok_or_else(|| anyhow!("--watch needs --out"))?;
+    let every = std::time::Duration::from_secs(seconds.max(1));
+    let rec = reconciler(cli, Mode::Plan).await?;
+    let mut last: Vec<shared::render::Published> = Vec::new();
+    let mut reload_owed = false;
+    loop {
+        match read_clusters(&rec, target, Some(&last)).await {
+            Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
+            Ok((clusters, warnings, parameters)) => {
+                for warning in &warnings {
+                    eprintln!("warning: {warning}");
+                }
+                let text = render(format, &rec.config.ssm_prefix, &clusters);
+                let counts = (parameters, warnings.len());
+                match write_out(&rec, out, &text, clusters.len(), counts, target.allow_empty) {
+                    Ok(changed) => {
+                        if changed {
+                            eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
+                        }
+                        reload_owed |= changed;
+                        last = clusters;
+                    }
+                    Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
+                }
+            }
+        }
+        if let (true, Some(command)) = (reload_owed, target.reload) {
+            match run_reload(command) {
+                Ok(()) => reload_owed = false,
+                Err(e) => eprintln!("warning: {e:#}; trying again after the next pass"),
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Replace `out` with `text` unless it holds it already (`before`, as

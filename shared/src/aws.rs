@@ -201,13 +201,17 @@ impl Default for Timeouts {
     }
 }
 
-/// The four service clients, sharing one call counter.
+/// The service clients, sharing one call counter.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub eks: aws_sdk_eks::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub resolver: aws_sdk_route53resolver::Client,
     pub ssm: aws_sdk_ssm::Client,
+    /// EventBridge, built on first use: most runs announce nothing, and a
+    /// client costs its share of a cold start (README, Performance).
+    events: Arc<std::sync::OnceLock<aws_sdk_eventbridge::Client>>,
+    events_config: aws_sdk_eventbridge::config::Builder,
     pub counter: CallCounter,
     pub region: String,
     /// Every Route 53 Resolver request of this process waits for it.
@@ -215,6 +219,13 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The EventBridge client (built the first time it is asked for).
+    pub fn events(&self) -> &aws_sdk_eventbridge::Client {
+        self.events.get_or_init(|| {
+            aws_sdk_eventbridge::Client::from_conf(self.events_config.clone().build())
+        })
+    }
+
     /// Load the standard configuration chain; `region` overrides AWS_REGION.
     ///
     /// The SDK's default chains look at the environment first. When the
@@ -314,14 +325,19 @@ impl Clients {
             .interceptor(counter.clone())
             .build();
         let ssm = aws_sdk_ssm::config::Builder::from(sdk)
-            .timeout_config(timeout)
+            .timeout_config(timeout.clone())
             .interceptor(counter.clone())
             .build();
+        let events_config = aws_sdk_eventbridge::config::Builder::from(sdk)
+            .timeout_config(timeout)
+            .interceptor(counter.clone());
         Ok(Clients {
             eks: aws_sdk_eks::Client::from_conf(eks),
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             resolver: aws_sdk_route53resolver::Client::from_conf(resolver),
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            events: Arc::default(),
+            events_config,
             counter,
             region,
             resolver_limiter,

@@ -111,6 +111,17 @@ pub fn collect(
     parameters: &[ParameterView],
     trust: &Trust,
 ) -> (Vec<Published>, Vec<String>) {
+    let (published, warnings, _) = collect_with_skipped(prefix, parameters, trust);
+    (published, warnings)
+}
+
+/// `collect`, and the names of the clusters left out because a parameter
+/// of theirs was malformed (not those whose parameters are gone).
+pub fn collect_with_skipped(
+    prefix: &str,
+    parameters: &[ParameterView],
+    trust: &Trust,
+) -> (Vec<Published>, Vec<String>, BTreeSet<String>) {
     let mut by_cluster: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut warnings = Vec::new();
     let head = format!("{}/", prefix.trim_end_matches('/'));
@@ -140,15 +151,44 @@ pub fn collect(
             .insert(leaf.to_string(), p.value.clone());
     }
     let mut published = Vec::new();
+    let mut skipped = BTreeSet::new();
     for (cluster, values) in by_cluster {
         match parse_cluster(&cluster, &values) {
             Ok(p) => published.push(p),
-            Err(problem) => warnings.push(format!(
-                "skipping cluster {cluster} ({head}{cluster}/): {problem}"
-            )),
+            Err(problem) => {
+                warnings.push(format!(
+                    "skipping cluster {cluster} ({head}{cluster}/): {problem}"
+                ));
+                skipped.insert(cluster);
+            }
         }
     }
-    (published, warnings)
+    (published, warnings, skipped)
+}
+
+/// What a watching render serves: the clusters read now, and for each
+/// cluster left out now because a parameter of it is malformed, its last
+/// good forwarders (`last`), with a warning that names it. A cluster whose
+/// parameters are gone is gone.
+pub fn keep_last_good(
+    now: Vec<Published>,
+    skipped: &BTreeSet<String>,
+    last: &[Published],
+) -> (Vec<Published>, Vec<String>) {
+    let mut out = now;
+    let mut warnings = Vec::new();
+    for good in last {
+        if skipped.contains(&good.cluster) && !out.iter().any(|p| p.cluster == good.cluster) {
+            warnings.push(format!(
+                "keeping the last good forwarders of cluster {} ({}) until its parameters are \
+                 valid again",
+                good.cluster,
+                good.servers().join(", ")
+            ));
+            out.push(good.clone());
+        }
+    }
+    (out, warnings)
 }
 
 /// Whether `host` has the form of an EKS API server endpoint (AWS-FACTS:
@@ -490,6 +530,38 @@ fn windows_script(clusters: &[Published]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one(cluster: &str, ip: &str) -> Published {
+        Published {
+            cluster: cluster.into(),
+            name: format!("{cluster}.gr7.eu-west-1.eks.amazonaws.com"),
+            ips: vec![ip.into()],
+            ipv6: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_watching_render_keeps_the_last_good_forwarders_of_a_malformed_cluster_only() {
+        let last = vec![
+            one("a", "10.0.0.1"),
+            one("b", "10.0.0.2"),
+            one("c", "10.0.0.3"),
+        ];
+        // b is malformed now, c is gone, a changed, d is new.
+        let now = vec![one("a", "10.0.0.9"), one("d", "10.0.0.4")];
+        let skipped = BTreeSet::from(["b".to_string(), "e".to_string()]);
+        let (serve, warnings) = keep_last_good(now, &skipped, &last);
+        let names: Vec<(&str, &str)> = serve
+            .iter()
+            .map(|p| (p.cluster.as_str(), p.ips[0].as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("a", "10.0.0.9"), ("d", "10.0.0.4"), ("b", "10.0.0.2")]
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("cluster b") && warnings[0].contains("10.0.0.2"));
+    }
 
     fn param(name: &str, value: &str) -> ParameterView {
         ParameterView {

@@ -34,8 +34,72 @@ pub struct StateDoc {
     /// run with other settings takes nothing of it away unless forced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_digest: Option<String>,
+    /// What on-premises forwarders need (the name and the inbound
+    /// addresses), as last announced with a Forwarders Changed event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarders: Option<Forwarders>,
     pub updated_at: String,
 }
+
+/// The published forwarders of a cluster: a digest of its endpoint name
+/// and inbound addresses, and the revision, one more each time they change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Forwarders {
+    pub revision: u64,
+    pub digest: String,
+}
+
+impl Forwarders {
+    /// The digest of a name and its addresses (each list in its order).
+    pub fn digest_of(endpoint: &str, ips: &[String], ipv6: &[String]) -> String {
+        let mut parts = vec![endpoint];
+        parts.push("ipv4");
+        parts.extend(ips.iter().map(String::as_str));
+        parts.push("ipv6");
+        parts.extend(ipv6.iter().map(String::as_str));
+        crate::owner::digest(&parts, 16)
+    }
+
+    /// Where `previous` (the state's) stands, for forwarders whose digest
+    /// is `digest`: the same record when nothing changed, else the next
+    /// revision.
+    pub fn next(previous: Option<&Forwarders>, digest: String) -> Forwarders {
+        match previous {
+            Some(p) if p.digest == digest => p.clone(),
+            Some(p) => Forwarders {
+                revision: p.revision + 1,
+                digest,
+            },
+            None => Forwarders {
+                revision: 1,
+                digest,
+            },
+        }
+    }
+}
+
+/// The detail of a Forwarders Changed event: what on-premises automation
+/// needs to act at once, without reading SSM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ForwardersChanged {
+    pub account: String,
+    pub region: String,
+    pub cluster: String,
+    pub endpoint: String,
+    /// Empty when the cluster's forwarders were removed.
+    pub inbound_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inbound_ipv6: Vec<String>,
+    pub revision: u64,
+    /// The cluster's plumbing is gone: remove its forwarder.
+    pub removed: bool,
+}
+
+/// The event's source and detail-type (CONTRACTS: the default bus).
+pub const EVENT_SOURCE: &str = "eks-private-dns";
+pub const EVENT_DETAIL_TYPE: &str = "Forwarders Changed";
 
 pub const STATE_SCHEMA: u32 = 1;
 
@@ -99,6 +163,44 @@ pub struct RenderedParameters {
     /// Parameters of ours that should not exist (inbound-ipv6 when the
     /// endpoint has none).
     pub obsolete: Vec<String>,
+    /// The inbound addresses published, in order.
+    pub ips: Vec<String>,
+    pub ipv6: Vec<String>,
+}
+
+impl RenderedParameters {
+    /// The name of the state parameter among `values`.
+    pub fn state_name(&self) -> &str {
+        self.values
+            .last()
+            .map(|(name, _, _)| name.as_str())
+            .unwrap_or_default()
+    }
+
+    /// The Forwarders Changed event these parameters call for, against
+    /// the state they replace: Some when the name or the addresses differ
+    /// from what was last announced.
+    pub fn announcement(&self, current: &BTreeMap<String, String>) -> Option<ForwardersChanged> {
+        let before = current
+            .get(self.state_name())
+            .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
+            .and_then(|d| d.forwarders);
+        let now = self.state.forwarders.as_ref()?;
+        if before.as_ref() == Some(now) {
+            return None;
+        }
+        let (region, account) = crate::event::arn_region_and_account(&self.state.cluster_arn);
+        Some(ForwardersChanged {
+            account: account.unwrap_or_default().to_string(),
+            region: region.unwrap_or_default().to_string(),
+            cluster: self.state.cluster.clone(),
+            endpoint: self.state.endpoint.clone(),
+            inbound_ips: self.ips.clone(),
+            inbound_ipv6: self.ipv6.clone(),
+            revision: now.revision,
+            removed: false,
+        })
+    }
 }
 
 impl RenderedParameters {
@@ -151,11 +253,15 @@ impl Publication {
         let mut rule_ids = self.control_plane_rule_ids.clone();
         rule_ids.sort();
         let state_name = parameter_name(&self.prefix, &self.cluster, PARAM_STATE);
-        let previous_stamp = self
+        let previous = self
             .current
             .get(&state_name)
-            .and_then(|v| serde_json::from_str::<StateDoc>(v).ok())
-            .map(|d| d.updated_at);
+            .and_then(|v| serde_json::from_str::<StateDoc>(v).ok());
+        let forwarders = Forwarders::next(
+            previous.as_ref().and_then(|d| d.forwarders.as_ref()),
+            Forwarders::digest_of(&self.endpoint_host, &ips, &ipv6),
+        );
+        let previous_stamp = previous.map(|d| d.updated_at);
         let state = StateDoc {
             schema: STATE_SCHEMA,
             cluster: self.cluster.clone(),
@@ -171,6 +277,7 @@ impl Publication {
             allowed_cidrs: self.allowed_cidrs.clone(),
             vpc_cidrs: self.vpc_cidrs.clone(),
             settings_digest: Some(self.settings_digest.clone()),
+            forwarders: Some(forwarders),
             updated_at: updated_at
                 .map(str::to_string)
                 .or(previous_stamp)
@@ -193,6 +300,8 @@ impl Publication {
             values,
             state,
             obsolete,
+            ips,
+            ipv6,
         })
     }
 }

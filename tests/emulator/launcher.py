@@ -18,7 +18,9 @@ Environment (all optional):
                                association CREATING or DELETING (default 0:
                                every change is final at once)
 
-Test control (not an AWS API): POST /_emulator/resolver with a JSON body
+Test control (not an AWS API): GET /_emulator/events lists the events
+PutEvents accepted (moto keeps none that no rule targets), oldest first;
+POST /_emulator/resolver with a JSON body
 {"endpoint": ID, "ip": IP, "status": S} sets an endpoint IP's status (the
 endpoint is then ACTION_NEEDED while an IP is failed), {"endpoint": ID,
 "status": S} an endpoint's, and {"rule": ID, "vpc": VPC, "status": S} an
@@ -45,6 +47,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.eks import models as eks_models
+from moto.events import models as events_models
 from moto.eks import responses as eks_responses
 from moto.eks import urls as eks_urls
 from moto.eks.exceptions import InvalidParameterException, ResourceInUseException
@@ -704,6 +707,36 @@ SimpleSystemManagerResponse.describe_parameters = _describe_parameters
 
 
 # ---------------------------------------------------------------------------
+# EventBridge
+# ---------------------------------------------------------------------------
+# Not a difference from AWS: a record of what PutEvents accepted, which the
+# test control GET /_emulator/events lists (AWS keeps nothing a rule does
+# not take either; a test would otherwise need a rule, a queue and a client).
+_events_seen: list[dict[str, Any]] = []
+_original_put_events = events_models.EventsBackend.put_events
+
+
+def _recorded_put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    entries = _original_put_events(self, events)
+    for event, entry in zip(events, entries):
+        if "EventId" in entry:
+            _events_seen.append(
+                {
+                    "account": self.account_id,
+                    "region": self.region_name,
+                    "source": event.get("Source"),
+                    "detail-type": event.get("DetailType"),
+                    "bus": event.get("EventBusName") or "default",
+                    "detail": json.loads(event["Detail"]),
+                }
+            )
+    return entries
+
+
+events_models.EventsBackend.put_events = _recorded_put_events
+
+
+# ---------------------------------------------------------------------------
 # Every service
 # ---------------------------------------------------------------------------
 # Each AWS API request is atomic: two CreateResolverRule calls with the same
@@ -719,7 +752,15 @@ def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path == "/moto-api/reset":
             _due.clear()
+            _events_seen.clear()
         _advance()
+        if path == "/_emulator/events":
+            body = json.dumps(_events_seen).encode()
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
         if path == "/_emulator/resolver":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             code, answer = _control(environ["wsgi.input"].read(length))

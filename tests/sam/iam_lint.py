@@ -7,7 +7,10 @@ ARNs of the right shape), then analysed by parliament against its copy of the
 Service Authorization Reference. Any finding fails the check, unless it is
 listed in ACCEPTED below with the reason the reference shows it wrong.
 
-Usage: python iam_lint.py template.yaml
+Policy documents in JSON files given after the template (the on-premises
+host's policy in contrib/iam/) are linted the same way.
+
+Usage: python iam_lint.py template.yaml [policy.json ...]
 """
 
 from __future__ import annotations
@@ -201,6 +204,9 @@ def main() -> int:
     if not found:
         print(f"{path}: no IAM policies found", file=sys.stderr)
         return 1
+    for extra in sys.argv[2:]:
+        with open(extra, encoding="utf-8") as f:
+            found.append((extra, json.load(f)))
     failures = 0
     used = set()
     for name, document in found:

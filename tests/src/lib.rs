@@ -179,6 +179,19 @@ impl Emulator {
 
     /// POST to the emulator itself (not an AWS API): Ok when it answers 200.
     async fn post(&self, path: &str, json: Option<&str>) -> Result<()> {
+        self.call("POST", path, json).await.map(|_| ())
+    }
+
+    /// The events PutEvents accepted, oldest first (the emulator's test
+    /// control): each with account, region, source, detail-type, bus and
+    /// the detail as JSON.
+    pub async fn events(&self) -> Result<Vec<serde_json::Value>> {
+        let body = self.call("GET", "/_emulator/events", None).await?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// One HTTP/1.1 request to the emulator; the body of a 200 answer.
+    async fn call(&self, method: &str, path: &str, json: Option<&str>) -> Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let address = self.url.trim_start_matches("http://");
         let body = json.unwrap_or("");
@@ -191,7 +204,7 @@ impl Emulator {
         stream
             .write_all(
                 format!(
-                    "POST {path} HTTP/1.1\r\nHost: {address}\r\n{kind}\
+                    "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{kind}\
                      Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 )
@@ -204,7 +217,10 @@ impl Emulator {
         if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
             bail!("{}", answer.lines().next().unwrap_or(""));
         }
-        Ok(())
+        Ok(answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default())
     }
 
     /// A reconciler whose requests go to `url` (a proxy in front of this

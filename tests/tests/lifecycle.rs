@@ -441,6 +441,15 @@ async fn changed_inputs_are_followed() {
     ok(&rec.reconcile("prod", None).await);
     let host = w.host("prod").await;
     let cluster_sg = w.cluster_sg("prod").await;
+    // Made: one Forwarders Changed event with the published addresses.
+    let snap = w.aws.snapshot().await.unwrap();
+    let first_ips = snap.ips_of(snap.inbound_endpoints()[0].id().unwrap());
+    let events = forwarders_events(&w).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_forwarders_event(&events[0], "prod", &host, &first_ips, 1, false);
+    // A run with nothing to do says nothing.
+    ok(&rec.reconcile("prod", None).await);
+    assert_eq!(forwarders_events(&w).await.len(), 1);
 
     // A client VPC added through the cluster's tag: association, 53 and 443.
     w.aws
@@ -466,6 +475,8 @@ async fn changed_inputs_are_followed() {
     assert!(dns.contains(&("udp".into(), "10.7.0.0/16".into())));
     assert!(dns.contains(&("tcp".into(), "10.7.0.0/16".into())));
     assert_paths(&rec, "prod").await;
+    // Another client VPC does not change what on-prem forwarders need.
+    assert_eq!(forwarders_events(&w).await.len(), 1);
 
     // Removed again: its association and rules go.
     w.aws
@@ -513,6 +524,10 @@ async fn changed_inputs_are_followed() {
         ips.join(",")
     );
     assert_paths(&rec3, "prod").await;
+    // The third address: one event, the next revision, all three.
+    let events = forwarders_events(&w).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_forwarders_event(&events[1], "prod", &host, &ips, 2, false);
 
     // Opted out by tag: its parts go.
     w.aws
@@ -523,6 +538,40 @@ async fn changed_inputs_are_followed() {
     ok(&report);
     assert_eq!(report.decision, "not-managed");
     w.aws.snapshot().await.unwrap().assert_clean();
+    // Removed: said once, and not again by the next run.
+    ok(&rec3.reconcile("prod", None).await);
+    let events = forwarders_events(&w).await;
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_forwarders_event(&events[2], "prod", &host, &[], 3, true);
+}
+
+/// The Forwarders Changed events the emulator's EventBridge accepted.
+async fn forwarders_events(w: &World) -> Vec<serde_json::Value> {
+    let all = w.emulator.events().await.unwrap();
+    for e in &all {
+        assert_eq!(e["source"], "eks-private-dns", "{e}");
+        assert_eq!(e["detail-type"], "Forwarders Changed", "{e}");
+        assert_eq!(e["bus"], "default", "{e}");
+    }
+    all
+}
+
+fn assert_forwarders_event(
+    event: &serde_json::Value,
+    cluster: &str,
+    endpoint: &str,
+    ips: &[String],
+    revision: u64,
+    removed: bool,
+) {
+    let d = &event["detail"];
+    assert_eq!(d["cluster"], cluster, "{event}");
+    assert_eq!(d["endpoint"], endpoint, "{event}");
+    assert_eq!(d["inbound-ips"], serde_json::json!(ips), "{event}");
+    assert_eq!(d["revision"], revision, "{event}");
+    assert_eq!(d["removed"], removed, "{event}");
+    assert_eq!(d["account"], "123456789012", "{event}");
+    assert_eq!(d["region"], REGION, "{event}");
 }
 
 #[tokio::test]

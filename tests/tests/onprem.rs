@@ -511,3 +511,115 @@ async fn verify_asks_a_dual_stack_endpoint_for_aaaa_too() {
         "{text}"
     );
 }
+
+/// Wait until `check` holds (20 s at most); whether it did.
+async fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check()
+}
+
+/// The on-premises agent: `render --watch 1 --reload CMD` writes the file
+/// and reloads once; a pass with nothing new writes and reloads nothing; a
+/// change of the addresses does both once more; a malformed parameter, and
+/// then SSM being away, keep the last good file while the agent goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watching_render_reloads_only_on_change_and_survives_ssm_going_away() {
+    let emulator = Emulator::start().unwrap();
+    publish(&emulator, "demo", NAME, &["127.0.0.2"], &[]).await;
+    let dir = scratch("onprem-watch");
+    let (out, reloads, log) = (
+        dir.join("eks.conf"),
+        dir.join("reloads"),
+        dir.join("stderr"),
+    );
+    let mut cmd = Command::new(workspace_bin("eks-private-dns").unwrap());
+    cmd.args(["render", "--format", "unbound", "--out"])
+        .arg(&out)
+        .args(["--watch", "1", "--reload"])
+        .arg(format!("echo reloaded >> {}", reloads.display()))
+        .envs(emulator.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut agent = Server(cmd.spawn().unwrap());
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let count = || read(&reloads).lines().count();
+    assert!(eventually(|| count() == 1).await, "{}", read(&log));
+    assert!(read(&out).contains("forward-addr: 127.0.0.2"));
+    // Passes with nothing new: no write, no reload.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count(), 1, "{}", read(&log));
+
+    // New addresses: the file follows, and the server is reloaded once more.
+    publish(&emulator, "demo", NAME, &["127.0.0.2", "127.0.0.3"], &[]).await;
+    assert!(eventually(|| count() == 2).await, "{}", read(&log));
+    let good = read(&out);
+    assert!(good.contains("forward-addr: 127.0.0.3"), "{good}");
+
+    // A malformed parameter: the last good forwarders stay, with a warning.
+    publish(&emulator, "demo", NAME, &["not-an-address"], &[]).await;
+    assert!(
+        eventually(|| read(&log).contains("keeping the last good forwarders of cluster demo"))
+            .await,
+        "{}",
+        read(&log)
+    );
+    assert_eq!(read(&out), good);
+    assert_eq!(count(), 2);
+
+    // SSM away: the file stays, the agent goes on and says why.
+    drop(emulator);
+    let before = read(&log).len();
+    assert!(
+        eventually(|| read(&log)[before..].contains(&format!("keeping {}", out.display()))).await,
+        "{}",
+        read(&log)
+    );
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "the agent is still running"
+    );
+    assert_eq!(read(&out), good);
+    assert_eq!(count(), 2);
+}
+
+/// The shipped systemd units, checked as systemd would load them (with the
+/// binary's path where the units expect it installed).
+#[test]
+fn the_systemd_units_verify() {
+    let dir = scratch("onprem-systemd");
+    let units = workspace_root().join("contrib/systemd");
+    let bin = workspace_bin("eks-private-dns").unwrap();
+    for entry in std::fs::read_dir(&units).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with(".service") || name.ends_with(".timer") {
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("/usr/local/bin/eks-private-dns", bin.to_str().unwrap());
+            std::fs::write(dir.join(&name), text).unwrap();
+        }
+    }
+    let instances = [
+        "eks-private-dns-render@bind.service",
+        "eks-private-dns-render-once@bind.service",
+        "eks-private-dns-render-once@bind.timer",
+    ];
+    let out = Command::new(tool("systemd-analyze"))
+        .args(["verify", "--man=no"])
+        .args(instances.iter().map(|u| dir.join(u)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

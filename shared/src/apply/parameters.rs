@@ -5,6 +5,7 @@ use aws_sdk_ssm::types::ParameterType;
 use crate::aws::{aws, AwsError};
 use crate::model::Tags;
 use crate::plan::Publication;
+use crate::ssm::{ForwardersChanged, EVENT_DETAIL_TYPE, EVENT_SOURCE};
 
 use super::*;
 
@@ -20,7 +21,13 @@ impl Applier<'_> {
                 self.publish(publication, resolved).await?;
                 Ok(Effect::None)
             }
-            Action::DeleteParameters { names } => {
+            Action::DeleteParameters { names, announce } => {
+                // Said before the record goes: a crash between the two
+                // says it again on the next run (at least once, the same
+                // revision), never not at all.
+                if let Some(event) = announce {
+                    self.announce(event).await?;
+                }
                 self.delete_parameters(names).await?;
                 Ok(Effect::None)
             }
@@ -55,14 +62,31 @@ impl Applier<'_> {
             return Err(missing("the values of the parameters"));
         };
         let tags = self.owner.parameter_tags(&p.cluster_arn, &p.vpc_id);
-        for (name, value, kind) in rendered.changed(&p.current) {
-            let kind = if *kind == "StringList" {
+        let kind_of = |kind: &str| {
+            if kind == "StringList" {
                 ParameterType::StringList
             } else {
                 ParameterType::String
-            };
-            self.put_parameter(name, value, kind, &tags, p.current.contains_key(name))
-                .await?;
+            }
+        };
+        // The values first, then what should not be there any more, then
+        // the event that says the forwarders changed (they can be read
+        // now), then the state, which records that it was said: a crash
+        // before the state is written says it again on the next run.
+        let mut state = None;
+        for (name, value, kind) in rendered.changed(&p.current) {
+            if name == rendered.state_name() {
+                state = Some((name, value, kind_of(kind)));
+                continue;
+            }
+            self.put_parameter(
+                name,
+                value,
+                kind_of(kind),
+                &tags,
+                p.current.contains_key(name),
+            )
+            .await?;
         }
         let obsolete: Vec<String> = rendered
             .obsolete
@@ -73,6 +97,53 @@ impl Applier<'_> {
         if !obsolete.is_empty() {
             self.delete_parameters(&obsolete).await?;
         }
+        if let Some(event) = rendered.announcement(&p.current) {
+            self.announce(&event).await?;
+        }
+        if let Some((name, value, kind)) = state {
+            self.put_parameter(name, value, kind, &tags, p.current.contains_key(name))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Put one Forwarders Changed event on the account's default bus. An
+    /// entry EventBridge refuses is an error, transient when its code says
+    /// so (throttled, an internal failure).
+    pub(super) async fn announce(&self, event: &ForwardersChanged) -> Result<(), ApplyError> {
+        use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+        let detail = serde_json::to_string(event).expect("the detail serializes");
+        let entry = PutEventsRequestEntry::builder()
+            .source(EVENT_SOURCE)
+            .detail_type(EVENT_DETAIL_TYPE)
+            .detail(detail)
+            .build();
+        let out = self
+            .clients
+            .events()
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(aws("EventBridge.PutEvents"))?;
+        if out.failed_entry_count() > 0 {
+            let failed = out.entries().first();
+            let code = failed.and_then(|e| e.error_code()).unwrap_or("unknown");
+            let message = failed.and_then(|e| e.error_message()).unwrap_or_default();
+            let kind = crate::aws::kind_of(code);
+            return Err(AwsError::new(
+                "EventBridge.PutEvents",
+                Some(code.to_string()),
+                format!(
+                    "EventBridge refused the Forwarders Changed event of cluster {}: {code} {message}",
+                    event.cluster
+                ),
+                kind,
+            )
+            .into());
+        }
+        tracing::info!(cluster = %event.cluster, revision = event.revision, removed = event.removed,
+            "announced the forwarders");
         Ok(())
     }
 

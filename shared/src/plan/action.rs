@@ -128,6 +128,10 @@ pub enum Action {
     PublishParameters(Box<Publication>),
     DeleteParameters {
         names: Vec<String>,
+        /// The Forwarders Changed event that says the cluster's forwarders
+        /// are gone, put before the record goes (None: nothing was
+        /// announced, or this is not a cluster's record).
+        announce: Option<Box<crate::ssm::ForwardersChanged>>,
     },
 }
 
@@ -274,8 +278,13 @@ impl Action {
             Action::PublishParameters(p) => {
                 format!("publish parameters under {}/{}/", p.prefix, p.cluster)
             }
-            Action::DeleteParameters { names } => {
-                format!("delete parameters {}", names.join(", "))
+            Action::DeleteParameters { names, announce } => {
+                let and_say = if announce.is_some() {
+                    " (and announce the forwarders removed)"
+                } else {
+                    ""
+                };
+                format!("delete parameters {}{and_say}", names.join(", "))
             }
         }
     }

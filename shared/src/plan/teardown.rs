@@ -101,7 +101,26 @@ pub(super) fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec
     // The record goes last: until then, a crash leaves it to find the rest.
     let names: Vec<String> = obs.parameters.iter().map(|p| p.name.clone()).collect();
     if !names.is_empty() {
-        actions.push(Action::DeleteParameters { names });
+        let announce = state.as_ref().and_then(removal).map(Box::new);
+        actions.push(Action::DeleteParameters { names, announce });
     }
     actions
+}
+
+/// The event that tells on-premises automation a cluster's forwarders are
+/// gone: the next revision after the last announced one. None when the
+/// state never announced any (made before the events were).
+pub(super) fn removal(state: &StateDoc) -> Option<crate::ssm::ForwardersChanged> {
+    let announced = state.forwarders.as_ref()?;
+    let (region, account) = crate::event::arn_region_and_account(&state.cluster_arn);
+    Some(crate::ssm::ForwardersChanged {
+        account: account.unwrap_or_default().to_string(),
+        region: region.unwrap_or_default().to_string(),
+        cluster: state.cluster.clone(),
+        endpoint: state.endpoint.clone(),
+        inbound_ips: Vec::new(),
+        inbound_ipv6: Vec::new(),
+        revision: announced.revision + 1,
+        removed: true,
+    })
 }
