@@ -165,6 +165,8 @@ pub struct SubnetView {
     pub id: String,
     pub vpc_id: String,
     pub az: String,
+    /// The subnet's IPv4 block (None when AWS did not say).
+    pub cidr: Option<IpNet>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

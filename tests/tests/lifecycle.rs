@@ -1061,3 +1061,72 @@ async fn an_access_update_to_private_is_built_while_eks_updates() {
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.rules_for(&w.host("demo").await).len(), 1);
 }
+
+/// Someone deletes the inbound endpoint: the next run makes it again with
+/// the addresses it had, so the published IPs, the rule's targets and every
+/// on-premises forwarder stay as they were, and no Forwarders Changed event
+/// is needed.
+#[tokio::test]
+async fn an_inbound_endpoint_deleted_by_hand_comes_back_with_its_addresses() {
+    let w = world().await;
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(w.config());
+    ok(&rec.reconcile("prod", None).await);
+    let snap = w.aws.snapshot().await.unwrap();
+    let old = snap.inbound_endpoints()[0].id().unwrap().to_string();
+    let ips = snap.ips_of(&old);
+    let published = snap.parameters["/eks-private-dns/prod/inbound-ips"]
+        .0
+        .clone();
+    assert_eq!(published, ips.join(","));
+    assert_eq!(w.emulator.events().await.unwrap().len(), 1);
+
+    w.aws
+        .resolver
+        .delete_resolver_endpoint()
+        .resolver_endpoint_id(&old)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w
+        .aws
+        .resolver
+        .get_resolver_endpoint()
+        .resolver_endpoint_id(&old)
+        .send()
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "the endpoint goes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let report = rec.reconcile("prod", None).await;
+    ok(&report);
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| a.contains("asking for the published")),
+        "{:#?}",
+        report.actions
+    );
+    let snap = w.aws.snapshot().await.unwrap();
+    let new = snap.inbound_endpoints()[0].id().unwrap().to_string();
+    assert_ne!(new, old, "a new endpoint");
+    assert_eq!(snap.ips_of(&new), ips, "with the addresses it had");
+    assert_eq!(
+        snap.parameters["/eks-private-dns/prod/inbound-ips"].0,
+        published
+    );
+    assert_eq!(
+        w.emulator.events().await.unwrap().len(),
+        1,
+        "nothing on-premises needs to change"
+    );
+    assert_paths(&rec, "prod").await;
+}

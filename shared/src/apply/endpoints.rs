@@ -26,10 +26,11 @@ impl Applier<'_> {
                 vpc_id,
                 group,
                 subnet_ids,
+                ips,
             } => {
                 let group_id = group_id(group, resolved)?;
                 let id = self
-                    .create_endpoint(*direction, vpc_id, &group_id, subnet_ids)
+                    .create_endpoint(*direction, vpc_id, &group_id, subnet_ids, ips)
                     .await?;
                 Ok(Effect::EndpointCreated(*direction, id))
             }
@@ -181,6 +182,7 @@ impl Applier<'_> {
         vpc_id: &str,
         group_id: &str,
         subnet_ids: &[String],
+        ips: &[Option<String>],
     ) -> Result<String, ApplyError> {
         let role = direction_key(direction);
         let tags = self.owner.shared_tags(vpc_id, role);
@@ -204,9 +206,11 @@ impl Applier<'_> {
                 .set_ip_addresses(Some(
                     subnet_ids
                         .iter()
-                        .map(|s| {
+                        .enumerate()
+                        .map(|(i, s)| {
                             IpAddressRequest::builder()
                                 .subnet_id(s)
+                                .set_ip(ips.get(i).cloned().flatten())
                                 .build()
                                 .expect("subnet is set")
                         })

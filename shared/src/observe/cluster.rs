@@ -322,6 +322,19 @@ async fn vpcs_of(
     Ok(vpcs)
 }
 
+/// The published inbound addresses a new endpoint will ask for (`keep`,
+/// empty unless it must be made again): which of them an interface holds.
+async fn held_in(
+    clients: &Clients,
+    vpc_id: Option<&String>,
+    keep: Vec<String>,
+) -> Result<BTreeSet<String>, AwsError> {
+    match vpc_id {
+        Some(vpc) => addresses_held(clients, vpc, &keep).await,
+        None => Ok(BTreeSet::new()),
+    }
+}
+
 /// Client and outbound VPCs, the outbound endpoints' addresses, and unless
 /// the observation is lean, the prerequisites and subnets building needs.
 async fn third_round(
@@ -395,13 +408,17 @@ async fn third_round(
         .map(|e| e.id.clone())
         .collect();
     let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let (vpcs, outbound_subnets, dns, subnets, outbound_ips) = tokio::try_join!(
+    let keep = full.then(|| plan::addresses_to_keep(config, obs));
+    let held = held_in(clients, vpc_id, keep.unwrap_or_default());
+    let (vpcs, outbound_subnets, dns, subnets, outbound_ips, held) = tokio::try_join!(
         vpcs_of(clients, fleet, &vpc_ids),
         outbound_subnets,
         dns,
         subnets,
-        outbound_ips
+        outbound_ips,
+        held
     )?;
+    obs.addresses_in_use = held;
     let mut by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
         outbound_ids.into_iter().zip(outbound_ips).collect();
     for endpoint in &mut obs.endpoints {

@@ -1,6 +1,6 @@
 //! EC2: VPCs, their DNS attributes, subnets, peering, security groups and their rules, network interfaces.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
 use ipnet::IpNet;
@@ -95,6 +95,38 @@ pub(super) async fn vpc_dns(clients: &Clients, vpc_id: &str) -> Result<VpcDns, A
     })
 }
 
+/// Of `ips`, those a network interface in `vpc_id` holds now.
+pub(super) async fn addresses_held(
+    clients: &Clients,
+    vpc_id: &str,
+    ips: &[String],
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut held = BTreeSet::new();
+    if ips.is_empty() {
+        return Ok(held);
+    }
+    let mut pages = clients
+        .ec2
+        .describe_network_interfaces()
+        .filters(filter("vpc-id", [vpc_id]))
+        .filters(filter("addresses.private-ip-address", ips.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws("EC2.DescribeNetworkInterfaces"))?;
+        for eni in page.network_interfaces() {
+            for address in eni.private_ip_addresses() {
+                if let Some(ip) = address.private_ip_address() {
+                    if ips.iter().any(|i| i == ip) {
+                        held.insert(ip.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(held)
+}
+
 pub(super) async fn describe_subnets(
     clients: &Clients,
     filters: Vec<Filter>,
@@ -113,6 +145,7 @@ pub(super) async fn describe_subnets(
                 id: s.subnet_id().unwrap_or_default().to_string(),
                 vpc_id: s.vpc_id().unwrap_or_default().to_string(),
                 az: s.availability_zone().unwrap_or_default().to_string(),
+                cidr: s.cidr_block().and_then(|c| c.parse().ok()),
             });
         }
     }

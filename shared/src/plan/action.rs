@@ -61,6 +61,9 @@ pub enum Action {
         vpc_id: String,
         group: GroupRef,
         subnet_ids: Vec<String>,
+        /// The address to ask for in each subnet (same order; None: AWS
+        /// picks): the inbound addresses published before, where free.
+        ips: Vec<Option<String>>,
     },
     /// IP changes wait until the endpoint is OPERATIONAL (or ACTION_NEEDED,
     /// which they repair); `endpoint_ready` says it was when observed.
@@ -211,13 +214,9 @@ impl Action {
                 direction,
                 vpc_id,
                 subnet_ids,
+                ips,
                 ..
-            } => format!(
-                "create {} Resolver endpoint in {vpc_id} with {} IPs in {}",
-                direction.as_str().to_lowercase(),
-                subnet_ids.len(),
-                subnet_ids.join(", ")
-            ),
+            } => describe_create_endpoint(*direction, vpc_id, subnet_ids, ips),
             Action::AddEndpointIps {
                 endpoint_id,
                 subnet_ids,
@@ -288,6 +287,26 @@ impl Action {
             }
         }
     }
+}
+
+fn describe_create_endpoint(
+    direction: Direction,
+    vpc_id: &str,
+    subnet_ids: &[String],
+    ips: &[Option<String>],
+) -> String {
+    let kept: Vec<&str> = ips.iter().flatten().map(String::as_str).collect();
+    let kept = if kept.is_empty() {
+        String::new()
+    } else {
+        format!(", asking for the published {}", kept.join(", "))
+    };
+    format!(
+        "create {} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
+        direction.as_str().to_lowercase(),
+        subnet_ids.len(),
+        subnet_ids.join(", ")
+    )
 }
 
 pub(super) fn join(items: impl Iterator<Item = String>) -> String {

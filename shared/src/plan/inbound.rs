@@ -97,6 +97,80 @@ pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<S
     (0..count).map(|i| order[i % order.len()].clone()).collect()
 }
 
+/// The inbound addresses this cluster published, when its VPC has no live
+/// inbound endpoint (deleted by hand, failed and removed): the addresses a
+/// new one asks for, so that on-premises forwarders keep working.
+pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
+    let Some(vpc_id) = obs.cluster.as_ref().and_then(|c| c.vpc_id.as_deref()) else {
+        return Vec::new();
+    };
+    let live = obs
+        .endpoints
+        .iter()
+        .any(|e| e.direction == Direction::Inbound && e.vpc_id == vpc_id && !e.is_going_away());
+    if live {
+        return Vec::new();
+    }
+    let name = parameter_name(&config.ssm_prefix, &obs.cluster_name, PARAM_INBOUND_IPS);
+    obs.parameters
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| {
+            p.value
+                .split(',')
+                .map(str::trim)
+                .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The subnets of a new inbound endpoint and the address to ask for in
+/// each: first the published addresses that no interface holds, each in the
+/// subnet whose block holds it; then subnets of the AZs not used yet, then
+/// any (`pick_subnets`), with AWS choosing their addresses.
+pub fn new_endpoint_addresses(
+    config: &Config,
+    obs: &Observation,
+    vpc_id: &str,
+    count: usize,
+) -> (Vec<String>, Vec<Option<String>>) {
+    let mut subnets = Vec::new();
+    let mut ips = Vec::new();
+    let mut azs = BTreeSet::new();
+    for ip in addresses_to_keep(config, obs) {
+        let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        if subnets.len() == count || obs.addresses_in_use.contains(&ip) {
+            continue;
+        }
+        let holder = obs
+            .cluster_subnets
+            .iter()
+            .find(|s| s.vpc_id == vpc_id && s.cidr.is_some_and(|c| c.contains(&addr)));
+        if let Some(subnet) = holder {
+            subnets.push(subnet.id.clone());
+            ips.push(Some(ip));
+            azs.insert(subnet.az.clone());
+        }
+    }
+    let unused: Vec<SubnetView> = obs
+        .cluster_subnets
+        .iter()
+        .filter(|s| !azs.contains(&s.az))
+        .cloned()
+        .collect();
+    let mut rest = pick_subnets(&unused, vpc_id, count - subnets.len());
+    if rest.is_empty() {
+        rest = pick_subnets(&obs.cluster_subnets, vpc_id, count - subnets.len());
+    }
+    ips.extend(rest.iter().map(|_| None));
+    subnets.extend(rest);
+    (subnets, ips)
+}
+
 /// The VPC's inbound endpoint, shared by every managed cluster of the VPC:
 /// its group (made when missing) admitting 53 from every CIDR of every
 /// cluster that uses it and from the addresses forwarded queries come from,
@@ -141,12 +215,17 @@ pub(super) fn plan_inbound<'a>(
         ipv6: None,
     };
     match endpoint {
-        None => m.actions.push(Action::CreateEndpoint {
-            direction: Direction::Inbound,
-            vpc_id: d.vpc_id.clone(),
-            group,
-            subnet_ids: pick_subnets(&obs.cluster_subnets, &d.vpc_id, config.inbound_ips as usize),
-        }),
+        None => {
+            let (subnet_ids, ips) =
+                new_endpoint_addresses(config, obs, &d.vpc_id, config.inbound_ips as usize);
+            m.actions.push(Action::CreateEndpoint {
+                direction: Direction::Inbound,
+                vpc_id: d.vpc_id.clone(),
+                group,
+                subnet_ids,
+                ips,
+            })
+        }
         Some(endpoint) => {
             if !m.take(plan_endpoint_ips(config, obs, endpoint)) {
                 found.ips = Some(endpoint.ipv4s());

@@ -17,6 +17,8 @@
 //! counts as done). An action whose input is made by an earlier action of the
 //! same plan refers to it as `New`, and the apply step fills it in.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::config::{ClusterTags, Config, Trigger, ENV_CLIENT_VPC_IDS};
@@ -24,7 +26,7 @@ use crate::model::*;
 use crate::owner::{CreatorId, Owner, ROLE_INBOUND, ROLE_OUTBOUND, TAG_CLUSTER, TAG_ROLE};
 pub use crate::progress::{Problem, Wait};
 pub use crate::ssm::Publication;
-use crate::ssm::{parameter_name, PARAM_STATE};
+use crate::ssm::{parameter_name, PARAM_INBOUND_IPS, PARAM_STATE};
 
 mod access;
 mod action;
@@ -40,7 +42,7 @@ mod teardown;
 
 pub use access::api_group;
 pub use action::*;
-pub use inbound::pick_subnets;
+pub use inbound::{addresses_to_keep, new_endpoint_addresses, pick_subnets};
 pub use invalid::Invalid;
 pub use orphans::{plan_shared_orphans, shared_leaders, SharedView};
 pub use outbound::outbound_vpc_hint;
@@ -68,6 +70,10 @@ pub struct Observation {
     pub cluster_vpc_dns: Option<VpcDns>,
     /// The cluster's subnets (DescribeSubnets), with their AZs.
     pub cluster_subnets: Vec<SubnetView>,
+    /// Of the inbound addresses this cluster published, those a network
+    /// interface holds now: read only when the VPC's inbound endpoint must
+    /// be made again (`addresses_to_keep`).
+    pub addresses_in_use: BTreeSet<String>,
     /// Every VPC described: client VPCs (configured, tagged, peered), the
     /// cluster VPC and the outbound VPC.
     pub vpcs: Vec<VpcView>,

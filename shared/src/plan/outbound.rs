@@ -68,6 +68,7 @@ pub(super) fn plan_outbound(
         vpc_id: outbound_vpc,
         group,
         subnet_ids,
+        ips: Vec::new(),
     });
     Ok((m, EndpointRef::New(Direction::Outbound)))
 }

@@ -192,3 +192,87 @@ fn foreign_rules_are_facts_never_targets() {
         }
     }
 }
+
+/// The inbound endpoint deleted by hand: the new one asks for the
+/// addresses the cluster published, each in the subnet that holds it, as
+/// far as no interface holds them now.
+#[test]
+fn an_inbound_endpoint_made_again_asks_for_the_published_addresses() {
+    let mut obs = complete();
+    obs.endpoints.retain(|e| e.id != IN_EP);
+    for (subnet, cidr) in
+        obs.cluster_subnets
+            .iter_mut()
+            .zip(["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"])
+    {
+        subnet.cidr = Some(net(cidr));
+    }
+    assert_eq!(
+        addresses_to_keep(&config(), &obs),
+        ["10.0.1.10", "10.0.2.10"]
+    );
+    let created = |obs: &Observation| -> (Vec<String>, Vec<Option<String>>) {
+        plan_of(obs)
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CreateEndpoint {
+                    direction: Direction::Inbound,
+                    subnet_ids,
+                    ips,
+                    ..
+                } => Some((subnet_ids.clone(), ips.clone())),
+                _ => None,
+            })
+            .expect("an inbound endpoint is made")
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        created(&obs),
+        (
+            s(&["subnet-a", "subnet-b"]),
+            vec![Some("10.0.1.10".into()), Some("10.0.2.10".into())]
+        )
+    );
+    // One of them is taken now: AWS picks that one, in an AZ not used yet.
+    obs.addresses_in_use.insert("10.0.2.10".into());
+    assert_eq!(
+        created(&obs),
+        (
+            s(&["subnet-a", "subnet-b"]),
+            vec![Some("10.0.1.10".into()), None]
+        )
+    );
+    // Three addresses wanted: the two published, then the third AZ.
+    obs.addresses_in_use.clear();
+    let mut three = config();
+    three.inbound_ips = 3;
+    let (subnets, ips) = new_endpoint_addresses(&three, &obs, CLUSTER_VPC, 3);
+    assert_eq!(subnets, s(&["subnet-a", "subnet-b", "subnet-c"]));
+    assert_eq!(
+        ips,
+        vec![Some("10.0.1.10".into()), Some("10.0.2.10".into()), None]
+    );
+    // An address outside every subnet (the subnet is gone) is not asked for.
+    obs.cluster_subnets.retain(|s| s.id != "subnet-b");
+    let (subnets, ips) = new_endpoint_addresses(&config(), &obs, CLUSTER_VPC, 2);
+    assert_eq!(subnets, s(&["subnet-a", "subnet-c"]));
+    assert_eq!(ips, vec![Some("10.0.1.10".into()), None]);
+}
+
+/// While the endpoint is there, and for a cluster that never published,
+/// nothing is pinned (and observe reads no interfaces).
+#[test]
+fn nothing_is_pinned_while_the_endpoint_lives_or_for_a_new_cluster() {
+    let obs = complete();
+    assert!(addresses_to_keep(&config(), &obs).is_empty());
+    let mut fresh = complete();
+    fresh.endpoints.clear();
+    fresh.parameters.clear();
+    assert!(addresses_to_keep(&config(), &fresh).is_empty());
+    for action in plan_of(&fresh).actions {
+        if let Action::CreateEndpoint { ips, .. } = action {
+            assert!(ips.iter().all(Option::is_none), "{ips:?}");
+        }
+    }
+}

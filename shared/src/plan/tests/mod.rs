@@ -56,6 +56,7 @@ fn subnet(id: &str, vpc: &str, az: &str) -> SubnetView {
         id: id.into(),
         vpc_id: vpc.into(),
         az: az.into(),
+        cidr: None,
     }
 }
 
