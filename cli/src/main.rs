@@ -33,9 +33,10 @@ use verify::*;
                   variable shown; a flag overrides it."
 )]
 struct Cli {
-    /// AWS region (default: AWS_REGION / the profile's region).
-    #[arg(long, global = true)]
-    region: Option<String>,
+    /// AWS region (default: AWS_REGION / the profile's region). `render`
+    /// takes it more than once, to read several regions into one file.
+    #[arg(long, global = true, action = clap::ArgAction::Append)]
+    region: Vec<String>,
     /// Output format: text for people, json (one document on stdout) for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -113,6 +114,10 @@ enum Command {
         /// pass that follows a failed one), e.g. 'rndc reload'.
         #[arg(long, value_name = "COMMAND", requires = "out")]
         reload: Option<String>,
+        /// For --format windows: where new zones are kept, local (a file of
+        /// the DNS server), or forest, domain or legacy (Active Directory).
+        #[arg(long, value_name = "SCOPE", default_value = "local")]
+        windows_replication_scope: String,
     },
     /// Send DNS queries for a cluster's endpoint name to each inbound IP (or to
     /// --server) over UDP and TCP, and report the answers. Exit 0 only when
@@ -197,6 +202,12 @@ fn one_sentence(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: &Cli) -> Result<ExitCode> {
+    if cli.region.len() > 1 && !matches!(cli.command, Command::Render { .. }) {
+        return Err(anyhow!(
+            "--region is given {} times; only render reads several regions",
+            cli.region.len()
+        ));
+    }
     match &cli.command {
         Command::Plan { cluster } => plan(cli, cluster).await,
         Command::Apply {
@@ -219,12 +230,14 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             allow_empty,
             watch,
             reload,
+            windows_replication_scope,
         } => {
             let target = RenderTarget {
                 cluster: cluster.as_deref(),
                 out: out.as_deref(),
                 allow_empty: *allow_empty,
                 reload: reload.as_deref(),
+                windows_scope: windows_scope(windows_replication_scope)?,
             };
             match watch {
                 Some(seconds) => render_watch(cli, format, &target, *seconds).await,

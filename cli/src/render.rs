@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 
 use shared::config::Mode;
 use shared::reconcile::Reconciler;
+use shared::render::{render_from, Format, Published, Source, WindowsScope};
 
 use crate::*;
 
@@ -47,10 +48,20 @@ pub(crate) struct RenderTarget<'a> {
     pub allow_empty: bool,
     /// A shell command to run after the file changed.
     pub reload: Option<&'a str>,
+    pub windows_scope: WindowsScope,
 }
 
-fn format_named(format: &str) -> Result<shared::render::Format> {
-    use shared::render::Format;
+/// The --windows-replication-scope value.
+pub(crate) fn windows_scope(text: &str) -> Result<WindowsScope> {
+    WindowsScope::parse(text).ok_or_else(|| {
+        anyhow!(
+            "--windows-replication-scope '{text}' is not a scope; use one of {}",
+            WindowsScope::ALL.map(|s| s.name()).join(", ")
+        )
+    })
+}
+
+fn format_named(format: &str) -> Result<Format> {
     Format::parse(format).ok_or_else(|| {
         anyhow!(
             "'{format}' is not a format; use one of {}",
@@ -59,55 +70,145 @@ fn format_named(format: &str) -> Result<shared::render::Format> {
     })
 }
 
-/// One render: the clusters to write (`last` keeps the forwarders of a
-/// cluster whose parameters are malformed now, for a watching render), and
-/// the warnings.
-async fn read_clusters(
-    rec: &Reconciler,
+/// What a render reads: one reconciler per region (`--region` repeated,
+/// or the configuration chain's), and the source it names in the file.
+struct Readers {
+    recs: Vec<Reconciler>,
+    source: Source,
+}
+
+async fn readers(cli: &Cli, format: Format, target: &RenderTarget<'_>) -> Result<Readers> {
+    let regions: Vec<Option<String>> = match cli.region.as_slice() {
+        [] => vec![None],
+        given => given.iter().cloned().map(Some).collect(),
+    };
+    let mut recs = Vec::new();
+    for region in regions {
+        recs.push(reconciler_in(cli, Mode::Plan, region).await?.0);
+    }
+    let mut regions: Vec<String> = Vec::new();
+    for rec in &recs {
+        if !regions.contains(&rec.clients.region) {
+            regions.push(rec.clients.region.clone());
+        }
+    }
+    let account = match format {
+        Format::Windows => caller_account(&recs[0]).await?,
+        _ => String::new(),
+    };
+    let source = Source {
+        prefix: recs[0].config.ssm_prefix.clone(),
+        account,
+        regions,
+        windows_scope: target.windows_scope,
+    };
+    Ok(Readers { recs, source })
+}
+
+/// The account of the credentials (sts:GetCallerIdentity, which needs no
+/// permission): it names the Windows script's record.
+async fn caller_account(rec: &Reconciler) -> Result<String> {
+    let roots = rec
+        .config
+        .tls_roots
+        .resolve(|name| std::env::var(name).ok());
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(rec.clients.region.clone()))
+        .http_client(shared::limit::default_http_client(roots))
+        .load()
+        .await;
+    let out = aws_sdk_sts::Client::new(&sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot tell which account the parameters are in (sts:GetCallerIdentity): {}",
+                aws_sdk_sts::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(out.account().unwrap_or_default().to_string())
+}
+
+/// What a pass read: the clusters (each once), the warnings, and how many
+/// parameters were read.
+struct Read {
+    clusters: Vec<Published>,
+    warnings: Vec<String>,
+    parameters: usize,
+}
+
+/// One pass over every region: the clusters to write (`last` keeps the
+/// forwarders of a cluster whose parameters are malformed now, for a
+/// watching render), and the warnings.
+async fn read_all(
+    readers: &Readers,
     target: &RenderTarget<'_>,
-    last: Option<&[shared::render::Published]>,
-) -> Result<(Vec<shared::render::Published>, Vec<String>, usize)> {
-    let prefix = &rec.config.ssm_prefix;
+    last: Option<&[Published]>,
+) -> Result<Read> {
+    let prefix = &readers.source.prefix;
     let path = match target.cluster {
         Some(name) => format!("{prefix}/{name}"),
         None => prefix.clone(),
     };
-    let (parameters, owned) = tokio::try_join!(
-        shared::observe::parameters_recursive(&rec.clients, &path),
-        shared::observe::owned_parameter_names(&rec.clients, &path, &rec.owner, None),
-    )
-    .map_err(|e| anyhow!("cannot read the parameters under {path}/: {e}"))?;
-    let trust = shared::render::Trust {
-        owner: rec.owner.id.clone(),
-        owned,
+    let mut read = Read {
+        clusters: Vec::new(),
+        warnings: Vec::new(),
+        parameters: 0,
     };
-    let (mut clusters, mut warnings, skipped) =
-        shared::render::collect_with_skipped(prefix, &parameters, &trust);
-    if let Some(last) = last {
-        let (kept, more) = shared::render::keep_last_good(clusters, &skipped, last);
-        clusters = kept;
-        warnings.extend(more);
+    let mut skipped = std::collections::BTreeSet::new();
+    for rec in &readers.recs {
+        let (parameters, owned) = tokio::try_join!(
+            shared::observe::parameters_recursive(&rec.clients, &path),
+            shared::observe::owned_parameter_names(&rec.clients, &path, &rec.owner, None),
+        )
+        .map_err(|e| {
+            anyhow!(
+                "cannot read the parameters under {path}/ in {}: {e}",
+                rec.clients.region
+            )
+        })?;
+        let trust = shared::render::Trust {
+            owner: rec.owner.id.clone(),
+            owned,
+        };
+        let (clusters, warnings, left_out) =
+            shared::render::collect_with_skipped(prefix, &parameters, &trust);
+        read.parameters += parameters.len();
+        read.warnings.extend(warnings);
+        skipped.extend(left_out);
+        // Each cluster once: a region given twice reads the same names.
+        for p in clusters {
+            if !read.clusters.iter().any(|c| c.name == p.name) {
+                read.clusters.push(p);
+            }
+        }
     }
-    if let (Some(name), true) = (target.cluster, clusters.is_empty()) {
+    if let Some(last) = last {
+        let (kept, more) = shared::render::keep_last_good(read.clusters, &skipped, last);
+        read.clusters = kept;
+        read.warnings.extend(more);
+    }
+    if let (Some(name), true) = (target.cluster, read.clusters.is_empty()) {
         return Err(anyhow!(
-            "no complete parameters for cluster {name} under {prefix}/{name}/"
+            "no complete parameters for cluster {name} under {prefix}/{name}/ in {}",
+            readers.source.regions.join(", ")
         ));
     }
-    Ok((clusters, warnings, parameters.len()))
+    Ok(read)
 }
 
 /// Write `text` to `out` when it changed, unless that would empty a file
 /// that has clusters (without --allow-empty); whether it wrote.
 fn write_out(
-    rec: &Reconciler,
+    readers: &Readers,
     out: &std::path::Path,
     text: &str,
-    clusters: usize,
-    (parameters, skipped): (usize, usize),
+    read: &Read,
     allow_empty: bool,
 ) -> Result<bool> {
     let before = std::fs::read_to_string(out).ok();
-    if clusters == 0 && !allow_empty {
+    if read.clusters.is_empty() && !allow_empty {
         let had = before
             .as_deref()
             .filter(|t| !t.trim().is_empty())
@@ -118,11 +219,13 @@ fn write_out(
             });
         if let Some(had) = had {
             return Err(anyhow!(
-                "found no published cluster under {}/ in {} ({parameters} parameters, {skipped} \
-                 skipped), so {} keeps {had}; check the region, the profile and \
-                 EKS_PRIVATE_DNS_SSM_PREFIX, or pass --allow-empty if every cluster is gone",
-                rec.config.ssm_prefix,
-                rec.clients.region,
+                "found no published cluster under {}/ in {} ({} parameters, {} skipped), so {} \
+                 keeps {had}; check the region, the profile and EKS_PRIVATE_DNS_SSM_PREFIX, or \
+                 pass --allow-empty if every cluster is gone",
+                readers.source.prefix,
+                readers.source.regions.join(", "),
+                read.parameters,
+                read.warnings.len(),
                 out.display()
             ));
         }
@@ -146,27 +249,26 @@ fn run_reload(command: &str) -> Result<()> {
 }
 
 pub(crate) async fn render(cli: &Cli, format: &str, target: &RenderTarget<'_>) -> Result<ExitCode> {
-    use shared::render::render;
     let format = format_named(format)?;
-    let rec = reconciler(cli, Mode::Plan).await?;
-    let (clusters, warnings, parameters) = read_clusters(&rec, target, None).await?;
-    for warning in &warnings {
+    let readers = readers(cli, format, target).await?;
+    let read = read_all(&readers, target, None).await?;
+    for warning in &read.warnings {
         eprintln!("warning: {warning}");
     }
-    let text = render(format, &rec.config.ssm_prefix, &clusters);
+    let text = render_from(format, &readers.source, &read.clusters);
     let Some(out) = target.out else {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     };
-    let counts = (parameters, warnings.len());
-    let changed = write_out(&rec, out, &text, clusters.len(), counts, target.allow_empty)?;
+    let changed = write_out(&readers, out, &text, &read, target.allow_empty)?;
+    let clusters = read.clusters.len();
     if cli.output == Output::Json {
         println!(
             "{}",
-            serde_json::json!({"file": out, "changed": changed, "clusters": clusters.len()})
+            serde_json::json!({"file": out, "changed": changed, "clusters": clusters})
         );
     } else if changed && std::io::stderr().is_terminal() {
-        eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
+        eprintln!("{} updated ({clusters} clusters)", out.display());
     }
     if !changed {
         return Ok(ExitCode::SUCCESS);
@@ -188,33 +290,31 @@ pub(crate) async fn render_watch(
     target: &RenderTarget<'_>,
     seconds: u64,
 ) -> Result<ExitCode> {
-    use shared::render::render;
     let format = format_named(format)?;
     let out = target.out.ok_or_else(|| anyhow!("--watch needs --out"))?;
     let every = std::time::Duration::from_secs(seconds.max(1));
-    let rec = reconciler(cli, Mode::Plan).await?;
-    let mut last: Vec<shared::render::Published> = Vec::new();
+    let readers = readers(cli, format, target).await?;
+    let mut last: Vec<Published> = Vec::new();
     let mut reload_owed = false;
     loop {
-        match read_clusters(&rec, target, Some(&last)).await {
-            Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
-            Ok((clusters, warnings, parameters)) => {
-                for warning in &warnings {
-                    eprintln!("warning: {warning}");
-                }
-                let text = render(format, &rec.config.ssm_prefix, &clusters);
-                let counts = (parameters, warnings.len());
-                match write_out(&rec, out, &text, clusters.len(), counts, target.allow_empty) {
-                    Ok(changed) => {
-                        if changed {
-                            eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
-                        }
-                        reload_owed |= changed;
-                        last = clusters;
-                    }
-                    Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
-                }
+        let pass = async {
+            let read = read_all(&readers, target, Some(&last)).await?;
+            for warning in &read.warnings {
+                eprintln!("warning: {warning}");
             }
+            let text = render_from(format, &readers.source, &read.clusters);
+            let changed = write_out(&readers, out, &text, &read, target.allow_empty)?;
+            Ok::<_, anyhow::Error>((read.clusters, changed))
+        };
+        match pass.await {
+            Ok((clusters, changed)) => {
+                if changed {
+                    eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
+                }
+                reload_owed |= changed;
+                last = clusters;
+            }
+            Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
         }
         if let (true, Some(command)) = (reload_owed, target.reload) {
             match run_reload(command) {

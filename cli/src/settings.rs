@@ -76,10 +76,19 @@ pub(crate) async fn reconciler_and_settings(
     cli: &Cli,
     mode: Mode,
 ) -> Result<(Reconciler, Vec<shared::settings::Setting>)> {
+    reconciler_in(cli, mode, cli.region.first().cloned()).await
+}
+
+/// `reconciler_and_settings` in `region` (None: the configuration chain's).
+pub(crate) async fn reconciler_in(
+    cli: &Cli,
+    mode: Mode,
+    region: Option<String>,
+) -> Result<(Reconciler, Vec<shared::settings::Setting>)> {
     let given = cli.settings.config()?;
     // The roots are this machine's choice (flag, environment or auto),
     // never the deployment's: its Lambdas run elsewhere.
-    let mut clients = Clients::from_env(cli.region.clone(), given.resolver_rate, given.tls_roots)
+    let mut clients = Clients::from_env(region.clone(), given.resolver_rate, given.tls_roots)
         .await
         .map_err(|e| anyhow!("{}", e.message))?;
     let owner = shared::owner::Owner::new(&given.owner);
@@ -99,7 +108,7 @@ pub(crate) async fn reconciler_and_settings(
     }
     config.tls_roots = given.tls_roots;
     if config.resolver_rate != given.resolver_rate {
-        clients = Clients::from_env(cli.region.clone(), config.resolver_rate, given.tls_roots)
+        clients = Clients::from_env(region.clone(), config.resolver_rate, given.tls_roots)
             .await
             .map_err(|e| anyhow!("{}", e.message))?;
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use eks_private_dns_tests::*;
-use shared::render::{render, Format, Published};
+use shared::render::{render, render_from, Format, Published, Source, WindowsScope};
 
 fn clusters() -> Vec<Published> {
     vec![
@@ -32,8 +32,15 @@ fn golden_dir() -> PathBuf {
 
 #[test]
 fn every_format_matches_its_golden_file() {
+    // As the CLI reads them: one account, one region.
+    let source = Source {
+        prefix: "/eks-private-dns".into(),
+        account: "123456789012".into(),
+        regions: vec!["eu-west-1".into()],
+        windows_scope: WindowsScope::Local,
+    };
     for format in Format::ALL {
-        let text = render(format, "/eks-private-dns", &clusters());
+        let text = render_from(format, &source, &clusters());
         let path = golden_dir().join(format!("render.{}", format.name()));
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::create_dir_all(golden_dir()).unwrap();
@@ -49,6 +56,61 @@ fn every_format_matches_its_golden_file() {
             path.display()
         );
     }
+}
+
+/// The Windows script keeps one record per prefix, account and set of
+/// regions (two scheduled tasks never remove each other's zones), takes
+/// over the record of an earlier version, and makes zones in Active
+/// Directory when asked.
+#[test]
+fn the_windows_script_records_per_source_and_takes_a_replication_scope() {
+    let source = |account: &str, regions: &[&str], scope| Source {
+        prefix: "/eks-private-dns".into(),
+        account: account.into(),
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        windows_scope: scope,
+    };
+    let record = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with("$StateFile"))
+            .expect("a record")
+            .to_string()
+    };
+    let local = source("123456789012", &["eu-west-1"], WindowsScope::Local);
+    let text = render_from(Format::Windows, &local, &clusters());
+    assert!(text.contains("$ZoneArgs = @{}"), "{text}");
+    assert!(text.contains("-MasterServers $Servers @ZoneArgs"), "{text}");
+    assert!(text.contains("Move-Item $Legacy $StateFile"), "{text}");
+    let keys: Vec<String> = [
+        source("123456789012", &["eu-west-1"], WindowsScope::Local),
+        source("210987654321", &["eu-west-1"], WindowsScope::Local),
+        source("123456789012", &["us-east-1"], WindowsScope::Local),
+        source(
+            "123456789012",
+            &["eu-west-1", "us-east-1"],
+            WindowsScope::Local,
+        ),
+    ]
+    .iter()
+    .map(|s| record(&render_from(Format::Windows, s, &clusters())))
+    .collect();
+    let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "{keys:#?}");
+    // The same regions in another order are the same source.
+    let reordered = source(
+        "123456789012",
+        &["us-east-1", "eu-west-1"],
+        WindowsScope::Forest,
+    );
+    assert_eq!(
+        record(&render_from(Format::Windows, &reordered, &clusters())),
+        keys[3]
+    );
+    let forest = render_from(Format::Windows, &reordered, &clusters());
+    assert!(
+        forest.contains("$ZoneArgs = @{ ReplicationScope = 'Forest' }"),
+        "{forest}"
+    );
 }
 
 fn check(cmd: &mut Command) {
@@ -332,4 +394,99 @@ async fn render_writes_only_what_we_published() {
     let (code, _, err) = cli(&emulator, &["verify", "--cluster", "public"]);
     assert_eq!(code, 1);
     assert!(err.contains("203.0.113.9"), "{err}");
+}
+
+/// Publish a cluster in another region, as its deployment's apply step
+/// would (our owner tag, a state with the cluster's ARN).
+async fn publish_in(emulator: &Emulator, region: &str, cluster: &str, name: &str, ip: &str) {
+    let sdk = sdk_config_for(&emulator.url);
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(&sdk)
+            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
+            .build(),
+    );
+    let state = serde_json::json!({
+        "schema": 1, "cluster": cluster,
+        "cluster-arn": format!("arn:aws:eks:{region}:123456789012:cluster/{cluster}"),
+        "vpc-id": "vpc-0123456789abcdef0", "endpoint": name,
+        "inbound-endpoint-id": "rslvr-in-0123456789abcdef0", "outbound-endpoint-id": null,
+        "rule-id": null, "associated-vpcs": [], "control-plane-security-group-id": "sg-0123456789abcdef0",
+        "control-plane-rule-ids": [], "allowed-cidrs": [], "updated-at": "2026-12-01T00:00:00Z"
+    });
+    for (leaf, value) in [
+        ("endpoint", name.to_string()),
+        ("inbound-ips", ip.to_string()),
+        ("state", state.to_string()),
+    ] {
+        ssm.put_parameter()
+            .name(format!("/eks-private-dns/{cluster}/{leaf}"))
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key("eks-private-dns:owner")
+                    .value("eks-private-dns")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// `--region` twice: one file with the clusters of both, each once; the
+/// Windows script names both regions and the account in its record; any
+/// other command refuses more than one region.
+#[tokio::test]
+async fn render_reads_several_regions_into_one_file() {
+    let emulator = Emulator::start().unwrap();
+    let west = "0a1b2c3d4e5f60718293a4b5c6d7e8f9.gr7.eu-west-1.eks.amazonaws.com";
+    let east = "f9e8d7c6b5a40718293a4b5c6d7e8f90.yl4.us-east-1.eks.amazonaws.com";
+    publish_in(&emulator, "eu-west-1", "west", west, "10.0.1.10").await;
+    publish_in(&emulator, "us-east-1", "east", east, "10.9.1.10").await;
+    let both = [
+        "--region",
+        "eu-west-1",
+        "--region",
+        "us-east-1",
+        "--region",
+        "eu-west-1",
+    ];
+    let mut args = both.to_vec();
+    args.extend(["render", "--format", "unbound"]);
+    let (code, text, err) = cli(&emulator, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("2 cluster(s)"), "{text}");
+    assert_eq!(
+        text.matches(&format!("name: \"{west}\"")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(&format!("name: \"{east}\"")).count(),
+        1,
+        "{text}"
+    );
+    let mut args = both.to_vec();
+    args.extend([
+        "render",
+        "--format",
+        "windows",
+        "--windows-replication-scope",
+        "domain",
+    ]);
+    let (code, text, err) = cli(&emulator, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("of account 123456789012 in eu-west-1, us-east-1"),
+        "{text}"
+    );
+    assert!(text.contains("ReplicationScope = 'Domain'"), "{text}");
+    let (code, _, err) = cli(
+        &emulator,
+        &["--region", "eu-west-1", "--region", "us-east-1", "status"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("only render reads several regions"), "{err}");
 }

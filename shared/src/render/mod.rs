@@ -10,9 +10,14 @@ use ipnet::IpNet;
 
 use crate::model::{endpoint_host, ip_sort_key, ParameterView, StateDoc};
 use crate::owner::TAG_OWNER;
+
+mod windows;
+
 use crate::ssm::{
     DEPLOYMENT_PREFIX, PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE,
 };
+use windows::windows_script;
+pub use windows::WindowsScope;
 
 /// One cluster as published under the prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +314,43 @@ fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Pub
 
 /// The text of a configuration file in `format` for `clusters`.
 pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
+    let source = Source {
+        prefix: prefix.to_string(),
+        ..Source::default()
+    };
+    render_from(format, &source, clusters)
+}
+
+/// Where a file's clusters were read: the prefix, the account and the
+/// regions (which name the Windows script's record of what it manages), and
+/// how the Windows script makes its zones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    pub prefix: String,
+    /// The account whose parameters were read (empty when not known).
+    pub account: String,
+    /// The regions read, in the order given.
+    pub regions: Vec<String>,
+    pub windows_scope: WindowsScope,
+}
+
+impl Source {
+    /// Names the Windows script's record: one per prefix, account and set
+    /// of regions, so that two scheduled tasks on one server (two
+    /// deployments, accounts or regions) never remove each other's zones.
+    pub fn record_key(&self) -> String {
+        let mut regions = self.regions.clone();
+        regions.sort();
+        regions.dedup();
+        let mut parts = vec![self.prefix.as_str(), self.account.as_str()];
+        parts.extend(regions.iter().map(String::as_str));
+        crate::owner::digest(&parts, 12)
+    }
+}
+
+/// `render` for clusters read from `source`.
+pub fn render_from(format: Format, source: &Source, clusters: &[Published]) -> String {
+    let prefix = &source.prefix;
     let mut clusters = clusters.to_vec();
     clusters.sort_by(|a, b| a.name.cmp(&b.name).then(a.cluster.cmp(&b.cluster)));
     let c = format.comment();
@@ -328,7 +370,7 @@ pub fn render(format: Format, prefix: &str, clusters: &[Published]) -> String {
         | Format::Powerdns
         | Format::PowerdnsLua
         | Format::Knot => render_forwarders(format, &clusters, &mut out),
-        Format::Windows => out.push_str(&windows_script(&clusters)),
+        Format::Windows => out.push_str(&windows_script(source, &clusters)),
     }
     out
 }
@@ -470,61 +512,6 @@ fn render_forwarders(format: Format, clusters: &[Published], out: &mut String) {
         }
         _ => unreachable!("{} is not rendered here", format.name()),
     }
-}
-
-/// A PowerShell script that converges the Windows DNS Server's conditional
-/// forwarders to what is published: adds new ones, updates changed ones, and
-/// removes the ones it created earlier that are no longer published (it
-/// remembers those in a state file, and never touches any other zone).
-fn windows_script(clusters: &[Published]) -> String {
-    let mut s = String::new();
-    s.push_str(
-        "# Run as an administrator on the DNS server, e.g. from a scheduled task.\n\
-         #Requires -Modules DnsServer\n\
-         $ErrorActionPreference = 'Stop'\n\
-         $StateFile = Join-Path $env:ProgramData 'eks-private-dns\\forwarders.txt'\n\
-         $Wanted = [ordered]@{\n",
-    );
-    for p in clusters {
-        let servers: Vec<String> = p.servers().iter().map(|s| format!("'{s}'")).collect();
-        s.push_str(&format!("    '{}' = @({})\n", p.name, servers.join(", ")));
-    }
-    s.push_str(
-        "}\n\
-         \n\
-         foreach ($Name in $Wanted.Keys) {\n\
-         \x20   $Servers = [string[]]$Wanted[$Name]\n\
-         \x20   $Zone = Get-DnsServerZone -Name $Name -ErrorAction SilentlyContinue\n\
-         \x20   if ($null -eq $Zone) {\n\
-         \x20       Add-DnsServerConditionalForwarderZone -Name $Name -MasterServers $Servers\n\
-         \x20       Write-Output \"added $Name -> $($Servers -join ', ')\"\n\
-         \x20   } elseif ($Zone.ZoneType -ne 'Forwarder') {\n\
-         \x20       Write-Warning \"$Name exists and is not a conditional forwarder; left alone\"\n\
-         \x20   } else {\n\
-         \x20       $Current = [string[]]($Zone.MasterServers | ForEach-Object { $_.IPAddressToString })\n\
-         \x20       if ((($Current | Sort-Object) -join ',') -ne (($Servers | Sort-Object) -join ',')) {\n\
-         \x20           Set-DnsServerConditionalForwarderZone -Name $Name -MasterServers $Servers\n\
-         \x20           Write-Output \"updated $Name -> $($Servers -join ', ')\"\n\
-         \x20       }\n\
-         \x20   }\n\
-         }\n\
-         \n\
-         # Forwarders this script created earlier and that are no longer published.\n\
-         if (Test-Path $StateFile) {\n\
-         \x20   foreach ($Name in Get-Content $StateFile) {\n\
-         \x20       if ($Name -and -not $Wanted.Contains($Name)) {\n\
-         \x20           $Zone = Get-DnsServerZone -Name $Name -ErrorAction SilentlyContinue\n\
-         \x20           if ($null -ne $Zone -and $Zone.ZoneType -eq 'Forwarder') {\n\
-         \x20               Remove-DnsServerZone -Name $Name -Force\n\
-         \x20               Write-Output \"removed $Name\"\n\
-         \x20           }\n\
-         \x20       }\n\
-         \x20   }\n\
-         }\n\
-         New-Item -ItemType Directory -Force -Path (Split-Path $StateFile) | Out-Null\n\
-         Set-Content -Path $StateFile -Value ([string[]]$Wanted.Keys)\n",
-    );
-    s
 }
 
 #[cfg(test)]
