@@ -1129,6 +1129,11 @@ impl Snapshot {
                     if doc.contains_key("settings-digest") {
                         doc.insert("settings-digest".into(), "<settings digest>".into());
                     }
+                    // A digest of this world's endpoint name and addresses;
+                    // the revision stays, and says how often they changed.
+                    if let Some(serde_json::Value::Object(f)) = doc.get_mut("forwarders") {
+                        f.insert("digest".into(), "<forwarders digest>".into());
+                    }
                     serde_json::Value::Object(doc).to_string()
                 }
                 _ => value.clone(),
