@@ -12,24 +12,41 @@ use shared::render::{render_from, Format, Published, Source, WindowsScope};
 
 use crate::*;
 
+/// What `published_under` found.
+pub(crate) struct Found {
+    pub clusters: Vec<Published>,
+    pub warnings: Vec<String>,
+    /// Clusters left out for a malformed parameter.
+    pub skipped: std::collections::BTreeSet<String>,
+    pub parameters: usize,
+}
+
 /// The clusters published under `path` by this deployment (parameters
 /// with our owner tag, EKS names, private addresses), the warnings for what
 /// was skipped, and how many parameters were read.
-pub(crate) async fn published_under(
-    rec: &Reconciler,
-    path: &str,
-) -> Result<(Vec<shared::render::Published>, Vec<String>, usize)> {
+pub(crate) async fn published_under(rec: &Reconciler, path: &str) -> Result<Found> {
     let (parameters, owned) = tokio::try_join!(
         shared::observe::parameters_recursive(&rec.clients, path),
         shared::observe::owned_parameter_names(&rec.clients, path, &rec.owner, None),
     )
-    .map_err(|e| anyhow!("{e}"))?;
+    .map_err(|e| {
+        anyhow!(
+            "cannot read the parameters under {path}/ in {}: {e}",
+            rec.clients.region
+        )
+    })?;
     let trust = shared::render::Trust {
         owner: rec.owner.id.clone(),
         owned,
     };
-    let (clusters, warnings) = shared::render::collect(&rec.config.ssm_prefix, &parameters, &trust);
-    Ok((clusters, warnings, parameters.len()))
+    let (clusters, warnings, skipped) =
+        shared::render::collect_with_skipped(&rec.config.ssm_prefix, &parameters, &trust);
+    Ok(Found {
+        clusters,
+        warnings,
+        skipped,
+        parameters: parameters.len(),
+    })
 }
 
 /// How many clusters a file that render wrote says it has (its header
@@ -158,27 +175,12 @@ async fn read_all(
     };
     let mut skipped = std::collections::BTreeSet::new();
     for rec in &readers.recs {
-        let (parameters, owned) = tokio::try_join!(
-            shared::observe::parameters_recursive(&rec.clients, &path),
-            shared::observe::owned_parameter_names(&rec.clients, &path, &rec.owner, None),
-        )
-        .map_err(|e| {
-            anyhow!(
-                "cannot read the parameters under {path}/ in {}: {e}",
-                rec.clients.region
-            )
-        })?;
-        let trust = shared::render::Trust {
-            owner: rec.owner.id.clone(),
-            owned,
-        };
-        let (clusters, warnings, left_out) =
-            shared::render::collect_with_skipped(prefix, &parameters, &trust);
-        read.parameters += parameters.len();
-        read.warnings.extend(warnings);
-        skipped.extend(left_out);
+        let found = published_under(rec, &path).await?;
+        read.parameters += found.parameters;
+        read.warnings.extend(found.warnings);
+        skipped.extend(found.skipped);
         // Each cluster once: a region given twice reads the same names.
-        for p in clusters {
+        for p in found.clusters {
             if !read.clusters.iter().any(|c| c.name == p.name) {
                 read.clusters.push(p);
             }

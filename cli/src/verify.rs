@@ -63,7 +63,8 @@ pub(crate) async fn verify(
         .map_err(|e| anyhow!("--server: {e}"))?;
     let rec = reconciler(cli, Mode::Plan).await?;
     let prefix = rec.config.ssm_prefix.clone();
-    let (clusters, warnings, _) = published_under(&rec, &format!("{prefix}/{cluster}")).await?;
+    let found = published_under(&rec, &format!("{prefix}/{cluster}")).await?;
+    let (clusters, warnings) = (found.clusters, found.warnings);
     let Some(published) = clusters.into_iter().find(|c| c.cluster == cluster) else {
         let why = warnings.join("; ");
         return Err(anyhow!(

@@ -97,6 +97,24 @@ pub struct ForwardersChanged {
     pub removed: bool,
 }
 
+impl ForwardersChanged {
+    /// The event for the cluster `state` records, at `revision`: its
+    /// account and region from the cluster's ARN.
+    pub fn of(state: &StateDoc, ips: &[String], ipv6: &[String], revision: u64) -> Self {
+        let (region, account) = crate::event::arn_region_and_account(&state.cluster_arn);
+        ForwardersChanged {
+            account: account.unwrap_or_default().to_string(),
+            region: region.unwrap_or_default().to_string(),
+            cluster: state.cluster.clone(),
+            endpoint: state.endpoint.clone(),
+            inbound_ips: ips.to_vec(),
+            inbound_ipv6: ipv6.to_vec(),
+            revision,
+            removed: false,
+        }
+    }
+}
+
 /// The event's source and detail-type (CONTRACTS: the default bus).
 pub const EVENT_SOURCE: &str = "eks-private-dns";
 pub const EVENT_DETAIL_TYPE: &str = "Forwarders Changed";
@@ -189,17 +207,12 @@ impl RenderedParameters {
         if before.as_ref() == Some(now) {
             return None;
         }
-        let (region, account) = crate::event::arn_region_and_account(&self.state.cluster_arn);
-        Some(ForwardersChanged {
-            account: account.unwrap_or_default().to_string(),
-            region: region.unwrap_or_default().to_string(),
-            cluster: self.state.cluster.clone(),
-            endpoint: self.state.endpoint.clone(),
-            inbound_ips: self.ips.clone(),
-            inbound_ipv6: self.ipv6.clone(),
-            revision: now.revision,
-            removed: false,
-        })
+        Some(ForwardersChanged::of(
+            &self.state,
+            &self.ips,
+            &self.ipv6,
+            now.revision,
+        ))
     }
 }
 

@@ -1288,6 +1288,69 @@ pub fn assert_converged(report: &shared::Report) {
     );
 }
 
+/// Publish a cluster's parameters under the default prefix in `region`, as
+/// the apply step does: our owner tag, the endpoint, its addresses, and a
+/// state with the cluster's ARN and `vpc_cidrs` (the VPC's blocks outside
+/// the private ranges, where `render` accepts addresses too). Overwrites.
+pub async fn publish_as_apply(
+    emulator: &Emulator,
+    region: &str,
+    cluster: &str,
+    name: &str,
+    ips: &[&str],
+    ipv6: &[&str],
+    vpc_cidrs: &[&str],
+) {
+    use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging, Tag};
+    let sdk = sdk_config_for(&emulator.url);
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(&sdk)
+            .region(Region::new(region.to_string()))
+            .build(),
+    );
+    let state = serde_json::json!({
+        "schema": 1, "cluster": cluster,
+        "cluster-arn": format!("arn:aws:eks:{region}:123456789012:cluster/{cluster}"),
+        "vpc-id": "vpc-0123456789abcdef0", "endpoint": name,
+        "inbound-endpoint-id": "rslvr-in-0123456789abcdef0", "outbound-endpoint-id": null,
+        "rule-id": null, "associated-vpcs": [], "control-plane-security-group-id": "sg-0123456789abcdef0",
+        "control-plane-rule-ids": [], "allowed-cidrs": [], "vpc-cidrs": vpc_cidrs,
+        "updated-at": "2026-12-01T00:00:00Z"
+    });
+    let mut leaves = vec![
+        ("endpoint", name.to_string(), ParameterType::String),
+        ("inbound-ips", ips.join(","), ParameterType::StringList),
+        ("state", state.to_string(), ParameterType::String),
+    ];
+    if !ipv6.is_empty() {
+        leaves.push(("inbound-ipv6", ipv6.join(","), ParameterType::StringList));
+    }
+    for (leaf, value, kind) in leaves {
+        let parameter = format!("/eks-private-dns/{cluster}/{leaf}");
+        ssm.put_parameter()
+            .name(&parameter)
+            .value(value)
+            .r#type(kind)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+        ssm.add_tags_to_resource()
+            .resource_type(ResourceTypeForTagging::Parameter)
+            .resource_id(&parameter)
+            .tags(
+                Tag::builder()
+                    .key("eks-private-dns:owner")
+                    .value("eks-private-dns")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// A binary of the workspace (`eks-private-dns`), found beside the running
 /// test or demo binary in the target folder.
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {

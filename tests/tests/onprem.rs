@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ssm::types::ParameterType;
 use eks_private_dns_tests::dns_stub::{DnsStub, Zone};
 use eks_private_dns_tests::*;
 use tokio::sync::Mutex;
@@ -79,51 +78,13 @@ fn dig(port: u16, name: &str) -> Vec<String> {
     dig_until(port, name, |a| !a.is_empty())
 }
 
-/// Publish a cluster under the default prefix, the way the apply step does:
-/// with our owner tag, and a state that records the cluster VPC's blocks
-/// outside the private ranges, which here are loopback (the only addresses
-/// a test may send to), so that `render` accepts the addresses.
+/// Publish a cluster under the default prefix, the way the apply step does,
+/// with the cluster VPC's blocks outside the private ranges recorded as
+/// loopback (the only addresses a test may send to), so that `render`
+/// accepts the addresses.
 async fn publish(emulator: &Emulator, cluster: &str, name: &str, ips: &[&str], ipv6: &[&str]) {
-    let ssm = emulator.aws().ssm;
-    let state = serde_json::json!({
-        "schema": 1, "cluster": cluster, "cluster-arn": format!("arn:aws:eks:eu-west-1:123456789012:cluster/{cluster}"),
-        "vpc-id": "vpc-0123456789abcdef0", "endpoint": name,
-        "inbound-endpoint-id": "rslvr-in-0123456789abcdef0", "outbound-endpoint-id": null,
-        "rule-id": null, "associated-vpcs": [], "control-plane-security-group-id": "sg-0123456789abcdef0",
-        "control-plane-rule-ids": [], "allowed-cidrs": [], "vpc-cidrs": ["127.0.0.0/8", "::1/128"],
-        "updated-at": "2026-12-01T00:00:00Z"
-    });
-    let mut leaves = vec![
-        ("endpoint", name.to_string(), ParameterType::String),
-        ("inbound-ips", ips.join(","), ParameterType::StringList),
-        ("state", state.to_string(), ParameterType::String),
-    ];
-    if !ipv6.is_empty() {
-        leaves.push(("inbound-ipv6", ipv6.join(","), ParameterType::StringList));
-    }
-    for (leaf, value, kind) in leaves {
-        ssm.put_parameter()
-            .name(format!("/eks-private-dns/{cluster}/{leaf}"))
-            .value(value)
-            .r#type(kind)
-            .overwrite(true)
-            .send()
-            .await
-            .unwrap();
-        ssm.add_tags_to_resource()
-            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-            .resource_id(format!("/eks-private-dns/{cluster}/{leaf}"))
-            .tags(
-                aws_sdk_ssm::types::Tag::builder()
-                    .key("eks-private-dns:owner")
-                    .value("eks-private-dns")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    let vpc_cidrs = ["127.0.0.0/8", "::1/128"];
+    publish_as_apply(emulator, REGION, cluster, name, ips, ipv6, &vpc_cidrs).await;
 }
 
 /// Remove a cluster's parameters, the way the teardown does.

@@ -396,43 +396,9 @@ async fn render_writes_only_what_we_published() {
     assert!(err.contains("203.0.113.9"), "{err}");
 }
 
-/// Publish a cluster in another region, as its deployment's apply step
-/// would (our owner tag, a state with the cluster's ARN).
+/// Publish a cluster in `region`, as its deployment's apply step would.
 async fn publish_in(emulator: &Emulator, region: &str, cluster: &str, name: &str, ip: &str) {
-    let sdk = sdk_config_for(&emulator.url);
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::config::Builder::from(&sdk)
-            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
-            .build(),
-    );
-    let state = serde_json::json!({
-        "schema": 1, "cluster": cluster,
-        "cluster-arn": format!("arn:aws:eks:{region}:123456789012:cluster/{cluster}"),
-        "vpc-id": "vpc-0123456789abcdef0", "endpoint": name,
-        "inbound-endpoint-id": "rslvr-in-0123456789abcdef0", "outbound-endpoint-id": null,
-        "rule-id": null, "associated-vpcs": [], "control-plane-security-group-id": "sg-0123456789abcdef0",
-        "control-plane-rule-ids": [], "allowed-cidrs": [], "updated-at": "2026-12-01T00:00:00Z"
-    });
-    for (leaf, value) in [
-        ("endpoint", name.to_string()),
-        ("inbound-ips", ip.to_string()),
-        ("state", state.to_string()),
-    ] {
-        ssm.put_parameter()
-            .name(format!("/eks-private-dns/{cluster}/{leaf}"))
-            .value(value)
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .tags(
-                aws_sdk_ssm::types::Tag::builder()
-                    .key("eks-private-dns:owner")
-                    .value("eks-private-dns")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    publish_as_apply(emulator, region, cluster, name, &[ip], &[], &[]).await;
 }
 
 /// `--region` twice: one file with the clusters of both, each once; the

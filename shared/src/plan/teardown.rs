@@ -112,15 +112,8 @@ pub(super) fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec
 /// state never announced any (made before the events were).
 pub(super) fn removal(state: &StateDoc) -> Option<crate::ssm::ForwardersChanged> {
     let announced = state.forwarders.as_ref()?;
-    let (region, account) = crate::event::arn_region_and_account(&state.cluster_arn);
     Some(crate::ssm::ForwardersChanged {
-        account: account.unwrap_or_default().to_string(),
-        region: region.unwrap_or_default().to_string(),
-        cluster: state.cluster.clone(),
-        endpoint: state.endpoint.clone(),
-        inbound_ips: Vec::new(),
-        inbound_ipv6: Vec::new(),
-        revision: announced.revision + 1,
         removed: true,
+        ..crate::ssm::ForwardersChanged::of(state, &[], &[], announced.revision + 1)
     })
 }
