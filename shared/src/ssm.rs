@@ -38,7 +38,20 @@ pub struct StateDoc {
     /// addresses), as last announced with a Forwarders Changed event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarders: Option<Forwarders>,
+    /// The other parameters as they were published beside this state, by
+    /// leaf (endpoint, inbound-ips, inbound-ipv6): what a sweep takes as
+    /// their value, without reading them, while their version is the one
+    /// recorded and they were not modified after this state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, Recorded>,
     pub updated_at: String,
+}
+
+/// A parameter's value and the version it got when it was written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub version: i64,
+    pub value: String,
 }
 
 /// The published forwarders of a cluster: a digest of its endpoint name
@@ -158,6 +171,9 @@ pub struct Publication {
     /// The parameters as they are now (name -> value), to write only changes.
     #[serde(skip)]
     pub current: BTreeMap<String, String>,
+    /// Their versions now (name -> version), which the state records.
+    #[serde(skip)]
+    pub current_versions: BTreeMap<String, i64>,
 }
 
 pub const PARAM_ENDPOINT: &str = "endpoint";
@@ -187,6 +203,19 @@ pub struct RenderedParameters {
 }
 
 impl RenderedParameters {
+    /// Record that `name` was written and is now at `version`: the state
+    /// document, still to be written, says so.
+    pub fn record_written(&mut self, name: &str, version: i64) {
+        let leaf = name.rsplit('/').next().unwrap_or_default();
+        if let Some(recorded) = self.state.parameters.get_mut(leaf) {
+            recorded.version = version;
+        }
+        let json = serde_json::to_string(&self.state).expect("state serializes");
+        if let Some(last) = self.values.last_mut() {
+            last.1 = json;
+        }
+    }
+
     /// The name of the state parameter among `values`.
     pub fn state_name(&self) -> &str {
         self.values
@@ -275,6 +304,38 @@ impl Publication {
             Forwarders::digest_of(&self.endpoint_host, &ips, &ipv6),
         );
         let previous_stamp = previous.map(|d| d.updated_at);
+        let name = |leaf| parameter_name(&self.prefix, &self.cluster, leaf);
+        let mut values = vec![
+            (name(PARAM_ENDPOINT), self.endpoint_host.clone(), "String"),
+            (name(PARAM_INBOUND_IPS), ips.join(","), "StringList"),
+        ];
+        let mut obsolete = Vec::new();
+        if ipv6.is_empty() {
+            obsolete.push(name(PARAM_INBOUND_IPV6));
+        } else {
+            values.push((name(PARAM_INBOUND_IPV6), ipv6.join(","), "StringList"));
+        }
+        // A value that stays keeps its version; one to be written is
+        // recorded as version 0 until the apply step learns its new one.
+        let parameters = values
+            .iter()
+            .map(|(name, value, _)| {
+                let version = match self.current.get(name) {
+                    Some(now) if now == value => {
+                        self.current_versions.get(name).copied().unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                let leaf = name.rsplit('/').next().unwrap_or_default().to_string();
+                (
+                    leaf,
+                    Recorded {
+                        version,
+                        value: value.clone(),
+                    },
+                )
+            })
+            .collect();
         let state = StateDoc {
             schema: STATE_SCHEMA,
             cluster: self.cluster.clone(),
@@ -291,22 +352,12 @@ impl Publication {
             vpc_cidrs: self.vpc_cidrs.clone(),
             settings_digest: Some(self.settings_digest.clone()),
             forwarders: Some(forwarders),
+            parameters,
             updated_at: updated_at
                 .map(str::to_string)
                 .or(previous_stamp)
                 .unwrap_or_default(),
         };
-        let name = |leaf| parameter_name(&self.prefix, &self.cluster, leaf);
-        let mut values = vec![
-            (name(PARAM_ENDPOINT), self.endpoint_host.clone(), "String"),
-            (name(PARAM_INBOUND_IPS), ips.join(","), "StringList"),
-        ];
-        let mut obsolete = Vec::new();
-        if ipv6.is_empty() {
-            obsolete.push(name(PARAM_INBOUND_IPV6));
-        } else {
-            values.push((name(PARAM_INBOUND_IPV6), ipv6.join(","), "StringList"));
-        }
         let state_json = serde_json::to_string(&state).expect("state serializes");
         values.push((name(PARAM_STATE), state_json, "String"));
         Some(RenderedParameters {

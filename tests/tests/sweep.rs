@@ -608,12 +608,20 @@ async fn a_sweep_makes_each_shared_thing_once_and_reads_a_quiet_fleet_per_cluste
         describes, CLUSTERS as u64,
         "one DescribeCluster per cluster"
     );
-    // Besides them: the parameters' values (three a cluster, ten to a
-    // GetParametersByPath page, the most SSM gives), which are ours (fifty
-    // to a DescribeParameters page), the addresses of each of the four
-    // endpoints, and a few pages more (clusters, groups, rules, VPCs, the
-    // Resolver lists).
-    let parameters = (3 * CLUSTERS as u64).div_ceil(10) + (3 * CLUSTERS as u64).div_ceil(50);
+    // Besides them: which parameters are ours, with their versions (three
+    // a cluster, fifty to a DescribeParameters page, the most SSM gives),
+    // the state documents' values (ten to a GetParameters call; each state
+    // records the other values and their versions, so they are not read),
+    // the addresses of each of the four endpoints, and a few pages more
+    // (clusters, groups, rules, VPCs, the Resolver lists).
+    let get = |op: &str| counts.calls.get(op).copied().unwrap_or(0);
+    assert_eq!(get("SSM.GetParametersByPath"), 0, "no value read by path");
+    assert_eq!(
+        get("SSM.GetParameters"),
+        (CLUSTERS as u64).div_ceil(10),
+        "the states only, ten a call"
+    );
+    let parameters = (CLUSTERS as u64).div_ceil(10) + (3 * CLUSTERS as u64).div_ceil(50);
     assert!(
         others <= parameters + 4 + 10,
         "besides DescribeCluster, pages of parameters and a constant: {others}"

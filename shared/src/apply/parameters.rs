@@ -58,7 +58,7 @@ impl Applier<'_> {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let Some(rendered) = p.render(Some(&now)) else {
+        let Some(mut rendered) = p.render(Some(&now)) else {
             return Err(missing("the values of the parameters"));
         };
         let tags = self.owner.parameter_tags(&p.cluster_arn, &p.vpc_id);
@@ -71,22 +71,28 @@ impl Applier<'_> {
         };
         // The values first, then what should not be there any more, then
         // the event that says the forwarders changed (they can be read
-        // now), then the state, which records that it was said: a crash
-        // before the state is written says it again on the next run.
-        let mut state = None;
-        for (name, value, kind) in rendered.changed(&p.current) {
-            if name == rendered.state_name() {
-                state = Some((name, value, kind_of(kind)));
+        // now), then the state, which records that it was said and the
+        // versions the values got: a crash before the state is written
+        // says it again on the next run.
+        let changed: Vec<(String, String, &'static str)> =
+            rendered.changed(&p.current).cloned().collect();
+        let state_name = rendered.state_name().to_string();
+        let mut state_changed = false;
+        for (name, value, kind) in &changed {
+            if *name == state_name {
+                state_changed = true;
                 continue;
             }
-            self.put_parameter(
-                name,
-                value,
-                kind_of(kind),
-                &tags,
-                p.current.contains_key(name),
-            )
-            .await?;
+            let version = self
+                .put_parameter(
+                    name,
+                    value,
+                    kind_of(kind),
+                    &tags,
+                    p.current.contains_key(name),
+                )
+                .await?;
+            rendered.record_written(name, version);
         }
         let obsolete: Vec<String> = rendered
             .obsolete
@@ -100,9 +106,16 @@ impl Applier<'_> {
         if let Some(event) = rendered.announcement(&p.current) {
             self.announce(&event).await?;
         }
-        if let Some((name, value, kind)) = state {
-            self.put_parameter(name, value, kind, &tags, p.current.contains_key(name))
-                .await?;
+        if state_changed {
+            let (name, value, kind) = rendered.values.last().expect("the state is last");
+            self.put_parameter(
+                name,
+                value,
+                kind_of(kind),
+                &tags,
+                p.current.contains_key(name),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -149,6 +162,7 @@ impl Applier<'_> {
 
     /// Create `name` with `tags`, or overwrite it when it carries our
     /// owner tag (a parameter someone else made is never overwritten).
+    /// Returns the version it now has.
     pub async fn put_parameter(
         &self,
         name: &str,
@@ -156,7 +170,7 @@ impl Applier<'_> {
         kind: ParameterType,
         tags: &Tags,
         exists: bool,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<i64, ApplyError> {
         if !exists {
             let result = self
                 .clients
@@ -173,7 +187,7 @@ impl Applier<'_> {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(()),
+                Ok(out) => return Ok(out.version()),
                 Err(e) => {
                     let e = AwsError::from_sdk("SSM.PutParameter", e);
                     if !e.is_code("ParameterAlreadyExists") {
@@ -194,8 +208,9 @@ impl Applier<'_> {
             .overwrite(true)
             .send()
             .await
-            .map_err(aws("SSM.PutParameter"))?;
-        Ok(())
+            .map_err(aws("SSM.PutParameter"))
+            .map(|out| out.version())
+            .map_err(Into::into)
     }
 
     /// Delete those of `names` that carry our owner tag. Someone else's

@@ -20,7 +20,7 @@ pub struct Fleet {
     pub security_groups: Vec<SecurityGroupView>,
     /// Every security group rule carrying our owner tag.
     pub owned_rules: Vec<SecurityGroupRuleView>,
-    /// Every parameter under the prefix.
+    /// Every parameter of ours under the prefix.
     pub parameters: Vec<ParameterView>,
     /// What `prefetch` read for the clusters of a sweep, so that a look of
     /// its first pass makes no call of its own on a quiet fleet.
@@ -138,18 +138,17 @@ pub async fn observe_fleet(
     config: &Config,
     owner: &Owner,
 ) -> Result<Fleet, AwsError> {
-    let (resolver, groups, rules, mut parameters, owned_parameters) = tokio::try_join!(
+    // Someone else's parameters under the prefix name no cluster of ours:
+    // only those with our owner tag are read.
+    let (resolver, groups, rules, parameters) = tokio::try_join!(
         resolver_state(clients),
         our_security_groups(clients, owner),
         security_group_rules(
             clients,
             vec![filter(&format!("tag:{TAG_OWNER}"), [owner.id.clone()])]
         ),
-        parameters_recursive(clients, &config.ssm_prefix),
-        owned_parameter_names(clients, &config.ssm_prefix, owner, None),
+        owned_parameters(clients, &config.ssm_prefix, owner),
     )?;
-    // Someone else's parameters under the prefix name no cluster of ours.
-    parameters.retain(|p| owned_parameters.contains(&p.name));
     let mut resolver = resolver;
     // The addresses of our endpoints (inbound: published and targeted;
     // outbound: admitted on the inbound groups) and of the configured one.

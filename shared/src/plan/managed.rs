@@ -70,6 +70,11 @@ pub(super) fn managed(
             .iter()
             .map(|p| (p.name.clone(), p.value.clone()))
             .collect(),
+        current_versions: obs
+            .parameters
+            .iter()
+            .map(|p| (p.name.clone(), p.version))
+            .collect(),
     };
     let unknown_now = !m.actions.is_empty();
     let stale = match publication.render(None) {

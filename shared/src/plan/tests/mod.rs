@@ -5,6 +5,7 @@
 
 mod build;
 mod progress;
+mod records;
 mod settings;
 mod shared;
 mod teardown;
@@ -264,8 +265,13 @@ fn complete() -> Observation {
         vpc_cidrs: vec![],
         settings_digest: config().digest(),
         current: Default::default(),
+        current_versions: Default::default(),
     };
-    let rendered = publication.render(Some("2026-01-01T00:00:00Z")).unwrap();
+    let mut rendered = publication.render(Some("2026-01-01T00:00:00Z")).unwrap();
+    let written: Vec<String> = rendered.values.iter().map(|v| v.0.clone()).collect();
+    for name in &written[..written.len() - 1] {
+        rendered.record_written(name, 1);
+    }
     obs.parameters = rendered
         .values
         .iter()
