@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 
+use crate::plan::ActionKind;
 use crate::reconcile::{Outcome, Report};
 use crate::sweep::SweepReport;
 
@@ -31,6 +32,12 @@ pub const METRIC_THROTTLES: &str = "Throttles";
 /// a race, in calls that spent the rate for nothing.
 pub const METRIC_LOST_RACES: &str = "LostRaces";
 pub const METRIC_DURATION: &str = "Duration";
+/// Actions by kind (`ActionKind`): what was made, changed in place, and
+/// taken away. Published only when not zero, so that a quiet fleet pays
+/// for none of them.
+pub const METRIC_CREATES: &str = "Creates";
+pub const METRIC_CHANGES: &str = "Changes";
+pub const METRIC_DELETES: &str = "Deletes";
 
 /// The figures of one invocation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,24 +52,61 @@ pub struct Counts {
     pub throttles: u64,
     pub lost_races: u64,
     pub duration_ms: u64,
+    pub creates: u64,
+    pub changes: u64,
+    pub deletes: u64,
 }
 
-/// A metric: its name, unit, and figure.
-type Metric = (&'static str, &'static str, fn(&Counts) -> u64);
+/// A metric: its name, unit, and figure, and whether it is published when
+/// the figure is zero.
+type Metric = (&'static str, &'static str, fn(&Counts) -> u64, Zero);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Zero {
+    Published,
+    Left,
+}
+
+/// A metric published at every invocation.
+const fn always(name: &'static str, unit: &'static str, figure: fn(&Counts) -> u64) -> Metric {
+    (name, unit, figure, Zero::Published)
+}
+
+/// A metric published only when its figure is not zero.
+const fn when_some(name: &'static str, figure: fn(&Counts) -> u64) -> Metric {
+    (name, "Count", figure, Zero::Left)
+}
 
 /// Every metric.
 const METRICS: &[Metric] = &[
-    (METRIC_RECONCILES, "Count", |c| c.reconciles),
-    (METRIC_FAILURES, "Count", |c| c.failures),
-    (METRIC_CONVERGING, "Count", |c| c.converging),
-    (METRIC_ACTIONS, "Count", |c| c.actions),
-    (METRIC_REPAIRED, "Count", |c| c.repaired),
-    (METRIC_API_CALLS, "Count", |c| c.api_calls),
-    (METRIC_WRITE_CALLS, "Count", |c| c.write_calls),
-    (METRIC_THROTTLES, "Count", |c| c.throttles),
-    (METRIC_LOST_RACES, "Count", |c| c.lost_races),
-    (METRIC_DURATION, "Milliseconds", |c| c.duration_ms),
+    always(METRIC_RECONCILES, "Count", |c| c.reconciles),
+    always(METRIC_FAILURES, "Count", |c| c.failures),
+    always(METRIC_CONVERGING, "Count", |c| c.converging),
+    always(METRIC_ACTIONS, "Count", |c| c.actions),
+    always(METRIC_REPAIRED, "Count", |c| c.repaired),
+    always(METRIC_API_CALLS, "Count", |c| c.api_calls),
+    always(METRIC_WRITE_CALLS, "Count", |c| c.write_calls),
+    always(METRIC_THROTTLES, "Count", |c| c.throttles),
+    always(METRIC_LOST_RACES, "Count", |c| c.lost_races),
+    always(METRIC_DURATION, "Milliseconds", |c| c.duration_ms),
+    when_some(METRIC_CREATES, |c| c.creates),
+    when_some(METRIC_CHANGES, |c| c.changes),
+    when_some(METRIC_DELETES, |c| c.deletes),
 ];
+
+/// The metrics `counts` publishes.
+fn published(counts: &Counts) -> impl Iterator<Item = &'static Metric> + '_ {
+    METRICS
+        .iter()
+        .filter(move |(_, _, figure, zero)| *zero == Zero::Published || figure(counts) > 0)
+}
+
+fn by_kind<'a>(reports: impl IntoIterator<Item = &'a Report>, kind: ActionKind) -> u64 {
+    reports
+        .into_iter()
+        .map(|r| r.actions_by_kind.get(&kind).copied().unwrap_or(0))
+        .sum()
+}
 
 impl Counts {
     pub fn of_report(report: &Report) -> Counts {
@@ -77,6 +121,9 @@ impl Counts {
             throttles: report.throttles,
             lost_races: report.lost_races,
             duration_ms: report.duration_ms,
+            creates: by_kind([report], ActionKind::Create),
+            changes: by_kind([report], ActionKind::Change),
+            deletes: by_kind([report], ActionKind::Delete),
         }
     }
 
@@ -96,6 +143,9 @@ impl Counts {
             throttles: summary.throttles,
             lost_races: summary.lost_races,
             duration_ms: summary.duration_ms,
+            creates: by_kind(&summary.reports, ActionKind::Create),
+            changes: by_kind(&summary.reports, ActionKind::Change),
+            deletes: by_kind(&summary.reports, ActionKind::Delete),
         }
     }
 
@@ -133,9 +183,8 @@ impl Dimensions<'_> {
 /// The EMF document for `counts`, with the dimensions `dims`. `extra` adds
 /// searchable fields (the cluster, the errors), never replacing ours.
 pub fn emf(dims: &Dimensions, counts: &Counts, now_ms: u64, extra: Value) -> Value {
-    let metrics: Vec<Value> = METRICS
-        .iter()
-        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+    let metrics: Vec<Value> = published(counts)
+        .map(|(name, unit, _, _)| json!({"Name": name, "Unit": unit}))
         .collect();
     let mut doc = json!({
         "_aws": {
@@ -151,7 +200,7 @@ pub fn emf(dims: &Dimensions, counts: &Counts, now_ms: u64, extra: Value) -> Val
         for (name, value) in DIMENSIONS.iter().zip(dims.values()) {
             doc.insert(name.to_string(), json!(value));
         }
-        for (name, _, figure) in METRICS {
+        for (name, _, figure, _) in published(counts) {
             doc.insert(name.to_string(), json!(figure(counts)));
         }
     }
@@ -224,8 +273,38 @@ mod tests {
         assert_eq!(doc[METRIC_FAILURES], 1);
         assert_eq!(doc[METRIC_RECONCILES], 3);
         assert_eq!(doc[METRIC_THROTTLES], 2);
-        assert_eq!(meta["Metrics"].as_array().unwrap().len(), METRICS.len());
+        // The kinds of action are left out at zero: a quiet fleet pays for
+        // none of them.
+        assert_eq!(meta["Metrics"].as_array().unwrap().len(), METRICS.len() - 3);
+        assert!(doc.get(METRIC_CREATES).is_none());
         assert_eq!(doc["Owner"], "team-a", "extra fields never replace ours");
         assert_eq!(doc["failed"][0], "prod");
+    }
+
+    #[test]
+    fn actions_are_counted_by_kind_and_published_when_some() {
+        let mut report = Report::new("prod", crate::config::Mode::Apply);
+        report.actions_by_kind.insert(ActionKind::Create, 4);
+        report.actions_by_kind.insert(ActionKind::Delete, 1);
+        let counts = Counts::of_report(&report);
+        assert_eq!((counts.creates, counts.changes, counts.deletes), (4, 0, 1));
+        let dims = Dimensions {
+            function: "cluster-event",
+            owner: "team-a",
+            account: "123456789012",
+            region: "eu-west-1",
+        };
+        let doc = emf(&dims, &counts, 0, json!({}));
+        let named: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(named.contains(&METRIC_CREATES) && named.contains(&METRIC_DELETES));
+        assert!(!named.contains(&METRIC_CHANGES));
+        assert_eq!(doc[METRIC_CREATES], 4);
+        assert_eq!(doc[METRIC_DELETES], 1);
+        assert!(doc.get(METRIC_CHANGES).is_none());
     }
 }

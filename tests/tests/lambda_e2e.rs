@@ -88,6 +88,35 @@ fn check_metrics(logical_id: &str, stdout: &str, result: &serde_json::Value) {
     if let Some(races) = result.get("lost_races") {
         assert_eq!(&doc["LostRaces"], races, "{logical_id}: {doc} vs {result}");
     }
+    // Actions by kind: each published only when some, and together the
+    // Actions figure.
+    let kind = |name: &str| doc.get(name).map(|v| v.as_u64().unwrap());
+    let kinds = ["Creates", "Changes", "Deletes"];
+    for name in kinds {
+        assert_ne!(
+            kind(name),
+            Some(0),
+            "{logical_id}: {name} published at zero: {doc}"
+        );
+    }
+    let sum: u64 = kinds.iter().filter_map(|n| kind(n)).sum();
+    assert_eq!(
+        doc["Actions"], sum,
+        "{logical_id}: actions by kind in {doc}"
+    );
+    if let Some(by_kind) = result.get("actions_by_kind") {
+        for (key, name) in [
+            ("create", "Creates"),
+            ("change", "Changes"),
+            ("delete", "Deletes"),
+        ] {
+            assert_eq!(
+                by_kind.get(key).and_then(|v| v.as_u64()),
+                kind(name),
+                "{logical_id}: {name} in {doc} vs {result}"
+            );
+        }
+    }
     if let Some(calls) = result.get("api_calls") {
         assert_eq!(&doc["ApiCalls"], calls, "{logical_id}: {doc} vs {result}");
     }

@@ -138,6 +138,46 @@ pub enum Action {
     },
 }
 
+/// What an action does to what it touches, as the metrics count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Something made: a group, an ingress rule, an endpoint, a forward
+    /// rule, an association.
+    Create,
+    /// Something changed in place: a rule's targets, an endpoint's
+    /// addresses, the published parameters.
+    Change,
+    /// Something taken away.
+    Delete,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 3] = [ActionKind::Create, ActionKind::Change, ActionKind::Delete];
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::CreateSecurityGroup { .. }
+            | Action::AuthorizeIngress { .. }
+            | Action::CreateEndpoint { .. }
+            | Action::CreateRule { .. }
+            | Action::AssociateRule { .. } => ActionKind::Create,
+            Action::AddEndpointIps { .. }
+            | Action::RemoveEndpointIps { .. }
+            | Action::UpdateRule { .. }
+            | Action::PublishParameters(_) => ActionKind::Change,
+            Action::RevokeIngress { .. }
+            | Action::DisassociateRule { .. }
+            | Action::DeleteRule { .. }
+            | Action::DeleteEndpoint { .. }
+            | Action::DeleteSecurityGroup { .. }
+            | Action::DeleteParameters { .. } => ActionKind::Delete,
+        }
+    }
+}
+
 /// The apply order, earliest first: what an action needs is made in an
 /// earlier phase, and what it uses goes in a later one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -496,6 +496,9 @@ fn note_look(plan: &Plan, seen_problems: &mut BTreeSet<String>, report: &mut Rep
     report
         .actions
         .extend(plan.actions.iter().map(|a| a.describe()));
+    for action in &plan.actions {
+        *report.actions_by_kind.entry(action.kind()).or_default() += 1;
+    }
     report.problems = plan.problems.iter().map(|p| p.describe()).collect();
     let now: BTreeSet<String> = plan.problems.iter().map(|p| p.resource.clone()).collect();
     report.repaired = seen_problems

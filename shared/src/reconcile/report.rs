@@ -54,6 +54,9 @@ pub struct Report {
     pub mode: Mode,
     /// The planned actions, in apply order (those of later looks after).
     pub actions: Vec<String>,
+    /// How many of them make, change and take away something.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub actions_by_kind: std::collections::BTreeMap<crate::plan::ActionKind, u64>,
     /// Whether actions were carried out (apply mode).
     pub applied: bool,
     /// What AWS was still doing when the run stopped (`converging`), or,
@@ -111,6 +114,7 @@ impl Report {
             detail: None,
             mode,
             actions: Vec::new(),
+            actions_by_kind: Default::default(),
             applied: false,
             in_progress: Vec::new(),
             problems: Vec::new(),
