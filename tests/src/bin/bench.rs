@@ -740,6 +740,7 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     };
     let rate = DEFAULT_RESOLVER_RATE;
     let mut list_calls = Vec::new();
+    let mut noop_totals = Vec::new();
     for n in [small, large] {
         let run = sweep_of(n, latency, rate).await?;
         let lists: usize = run
@@ -752,6 +753,7 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
         let converging_total: usize = run.converging_calls.values().sum();
         let resolver = resolver_calls(&run.converging_calls);
         list_calls.push((n, lists));
+        noop_totals.push((n, total));
         calls[format!("no-op sweep of {n}")] = json!({"calls": total, "writes": run.noop_writes,
             "by_operation": run.noop_calls});
         calls[format!("converging sweep of {n}")] =
@@ -852,6 +854,20 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     // to `large` clusters may add two pages of rules and two of
     // associations per 100 clusters, per read; endpoint lists stay as they
     // are (the clusters share three VPCs).
+    // A quiet fleet's cost per cluster beyond a constant number of pages:
+    // what each cluster more adds to a no-op sweep (DescribeCluster, a
+    // tenth of a GetParameters for its state, three fiftieths of a
+    // DescribeParameters page, and new pages of the Resolver lists).
+    let ((small_n, small_total), (large_n, large_total)) = (noop_totals[0], noop_totals[1]);
+    let marginal = (large_total as f64 - small_total as f64) / (large_n - small_n) as f64;
+    f.budget(
+        "sweep",
+        format!("no-op calls per cluster more, from {small_n} to {large_n} clusters"),
+        (marginal * 100.0).round() / 100.0,
+        "",
+        ("<= 1.25".into(), marginal <= 1.25),
+        true,
+    );
     let (small_n, small_lists) = list_calls[0];
     let (n, lists) = list_calls[1];
     let budget = small_lists + 2 * 2 * (n.div_ceil(100) - small_n.div_ceil(100));
@@ -926,6 +942,14 @@ async fn dns_ready(o: &Options, f: &mut Figures) -> Result<()> {
             .filter(|(op, _)| op.starts_with("Route53Resolver."))
             .map(|(_, n)| n)
             .sum();
+        eprintln!(
+            "bench: dns ready, {strategy}: Resolver calls {:?}",
+            calls
+                .calls
+                .iter()
+                .filter(|(op, _)| op.starts_with("Route53Resolver."))
+                .collect::<Vec<_>>()
+        );
         loop {
             if rec.paths("demo").await.map(|p| p.ok()).unwrap_or(false) {
                 break;
