@@ -133,6 +133,15 @@ pub async fn settle(
     if pending.is_empty() {
         return Ok(pending);
     }
+    // Each wait is for something this run just started or just saw in
+    // progress (an endpoint AWS makes in minutes, an association in
+    // seconds): a look at once would only say so again, and spend a
+    // Resolver request of the account's few a second. The first look
+    // comes after the first pause.
+    let now = Instant::now();
+    if now < patience.deadline {
+        tokio::time::sleep(patience.first_poll.min(patience.deadline - now)).await;
+    }
     let waited = poll(clients, "Route53Resolver", patience, || {
         let current = pending.clone();
         async move {
@@ -186,11 +195,26 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
         Wait::RuleGone { rule_id } => Some(rule_id.as_str()),
         _ => None,
     });
-    let endpoint_looks = futures::future::try_join_all(
-        endpoint_ids
-            .iter()
-            .map(|id| async move { observe::get_endpoint(clients, id).await }),
-    );
+    // One endpoint: GetResolverEndpoint. More: one ListResolverEndpoints
+    // (a page holds 100, and a region has few: the default quota is four)
+    // instead of one call each; an endpoint not in it is gone.
+    let endpoint_looks = async {
+        if endpoint_ids.len() < 2 {
+            futures::future::try_join_all(
+                endpoint_ids
+                    .iter()
+                    .map(|id| async move { observe::get_endpoint(clients, id).await }),
+            )
+            .await
+        } else {
+            Ok(observe::list_endpoints(clients)
+                .await?
+                .into_iter()
+                .filter(|e| endpoint_ids.contains(&e.id.as_str()))
+                .map(Some)
+                .collect())
+        }
+    };
     let association_looks = futures::future::try_join_all(
         rules
             .iter()
