@@ -62,6 +62,8 @@ from moto.server import ThreadedMotoServer
 from moto.ssm.exceptions import ValidationException
 from moto.ssm.responses import SimpleSystemManagerResponse
 
+import resolver_ipv6
+
 
 def _seconds(name: str) -> float:
     try:
@@ -773,6 +775,11 @@ def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
 
 
 werkzeug_app.DomainDispatcherApplication.__call__ = _serialized_call
+
+
+# IPv6 and dual-stack Resolver endpoints and targets (its own module, which
+# cites the API reference), on top of the timing above.
+resolver_ipv6.install(_after, _finish_change, _takes_ip_changes)
 
 
 def main() -> None:

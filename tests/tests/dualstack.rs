@@ -1,0 +1,298 @@
+//! The emulator's dual-stack Route 53 Resolver (tests/emulator/resolver_ipv6.py),
+//! driven with the real SDK: what the API reference documents and moto
+//! ignores (ResolverEndpointType, Ipv6 addresses, IPv6 rule targets), which
+//! the dual-stack plumbing will be proven against.
+
+use std::time::Duration;
+
+use aws_sdk_route53resolver::types::{
+    IpAddressRequest, ResolverEndpointDirection, ResolverEndpointStatus, ResolverEndpointType,
+    TargetAddress, UpdateIpAddress,
+};
+use eks_private_dns_tests::*;
+
+/// A VPC with an IPv6 block, two subnets with IPv4 and IPv6 blocks and one
+/// with IPv4 only; returns the VPC and its subnets with their IPv6 blocks.
+async fn dual_stack_vpc(aws: &Aws) -> (Vpc, Vec<(String, Option<ipnet::Ipv6Net>)>) {
+    let vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.60.0.0/16")
+        .amazon_provided_ipv6_cidr_block(true)
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .cloned()
+        .unwrap();
+    let vpc_id = vpc.vpc_id().unwrap().to_string();
+    let described = aws
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    let block: ipnet::Ipv6Net = described.vpcs()[0].ipv6_cidr_block_association_set()[0]
+        .ipv6_cidr_block()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut blocks = block.subnets(64).unwrap();
+    let mut subnets = Vec::new();
+    for (i, (az, dual)) in [("a", true), ("b", true), ("c", false)].iter().enumerate() {
+        let ipv6 = dual.then(|| blocks.next().unwrap());
+        let id = aws
+            .ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.60.{}.0/24", i + 1))
+            .set_ipv6_cidr_block(ipv6.map(|b| b.to_string()))
+            .availability_zone(format!("{REGION}{az}"))
+            .send()
+            .await
+            .unwrap()
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .unwrap()
+            .to_string();
+        subnets.push((id, ipv6));
+    }
+    let vpc = Vpc {
+        id: vpc_id,
+        subnets: subnets.iter().map(|(id, _)| id.clone()).collect(),
+    };
+    (vpc, subnets)
+}
+
+fn ip(subnet: &str, ip: Option<&str>, ipv6: Option<&str>) -> IpAddressRequest {
+    IpAddressRequest::builder()
+        .subnet_id(subnet)
+        .set_ip(ip.map(str::to_string))
+        .set_ipv6(ipv6.map(str::to_string))
+        .build()
+        .unwrap()
+}
+
+async fn until_operational(aws: &Aws, id: &str) {
+    for _ in 0..100 {
+        let out = aws
+            .resolver
+            .get_resolver_endpoint()
+            .resolver_endpoint_id(id)
+            .send()
+            .await
+            .unwrap();
+        if out.resolver_endpoint().unwrap().status() == Some(&ResolverEndpointStatus::Operational) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("endpoint {id} never became OPERATIONAL");
+}
+
+/// (IPv4, IPv6) of each of the endpoint's addresses, sorted.
+async fn addresses(aws: &Aws, id: &str) -> Vec<(String, Option<String>)> {
+    let out = aws
+        .resolver
+        .list_resolver_endpoint_ip_addresses()
+        .resolver_endpoint_id(id)
+        .send()
+        .await
+        .unwrap();
+    let mut found: Vec<(String, Option<String>)> = out
+        .ip_addresses()
+        .iter()
+        .map(|a| {
+            (
+                a.ip().unwrap_or_default().to_string(),
+                a.ipv6().map(str::to_string),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
+    let emulator = Emulator::start_with(EmulatorOptions {
+        resolver_seconds: 1.0,
+        ..EmulatorOptions::default()
+    })
+    .unwrap();
+    let aws = emulator.aws();
+    let (vpc, subnets) = dual_stack_vpc(&aws).await;
+    let sg = aws.security_group(&vpc, "dns", &[]).await.unwrap();
+    let (a, b, c) = (&subnets[0], &subnets[1], &subnets[2]);
+    let chosen = a.1.unwrap().hosts().nth(100).unwrap().to_string();
+    let create = |id: &str, ips: Vec<IpAddressRequest>, kind: Option<ResolverEndpointType>| {
+        aws.resolver
+            .create_resolver_endpoint()
+            .creator_request_id(id)
+            .name(id)
+            .direction(ResolverEndpointDirection::Inbound)
+            .security_group_ids(&sg)
+            .set_ip_addresses(Some(ips))
+            .set_resolver_endpoint_type(kind)
+            .send()
+    };
+
+    // Dual-stack: an IPv6 address given is kept, one not given is chosen in
+    // the subnet's block.
+    let dual = create(
+        "dual",
+        vec![
+            ip(&a.0, Some("10.60.1.10"), Some(&chosen)),
+            ip(&b.0, None, None),
+        ],
+        Some(ResolverEndpointType::Dualstack),
+    )
+    .await
+    .unwrap();
+    let dual = dual.resolver_endpoint().unwrap();
+    assert_eq!(
+        dual.resolver_endpoint_type(),
+        Some(&ResolverEndpointType::Dualstack)
+    );
+    assert_eq!(dual.status(), Some(&ResolverEndpointStatus::Creating));
+    let dual_id = dual.id().unwrap().to_string();
+    let listed = addresses(&aws, &dual_id).await;
+    assert_eq!(listed.len(), 2);
+    let by_subnet: Vec<ipnet::Ipv6Net> = vec![a.1.unwrap(), b.1.unwrap()];
+    for (v4, v6) in &listed {
+        let v6: std::net::Ipv6Addr = v6.as_deref().expect("an IPv6 address").parse().unwrap();
+        assert!(
+            by_subnet.iter().any(|block| block.contains(&v6)),
+            "{v6} of {v4} in a subnet's block"
+        );
+    }
+    assert!(listed
+        .iter()
+        .any(|(v4, v6)| v4 == "10.60.1.10" && v6.as_deref() == Some(&chosen)));
+
+    // A dual-stack endpoint needs subnets with an IPv6 block: the error
+    // names the one without, and nothing is made.
+    let refused = create(
+        "dual-in-c",
+        vec![ip(&a.0, None, None), ip(&c.0, None, None)],
+        Some(ResolverEndpointType::Dualstack),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{:?}", refused.into_service_error());
+    assert!(message.contains(&c.0), "{message}");
+    // The same IPv6 address twice is refused.
+    let taken = create(
+        "dual-taken",
+        vec![ip(&a.0, None, Some(&chosen)), ip(&b.0, None, None)],
+        Some(ResolverEndpointType::Dualstack),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{:?}", taken.into_service_error()).contains("already in use"));
+
+    // IPV4 by default, with no IPv6 address; made dual-stack in place
+    // (UPDATING, then OPERATIONAL), with the address asked for.
+    let v4 = create("v4", vec![ip(&a.0, None, None), ip(&b.0, None, None)], None)
+        .await
+        .unwrap();
+    let v4 = v4.resolver_endpoint().unwrap();
+    assert_eq!(
+        v4.resolver_endpoint_type(),
+        Some(&ResolverEndpointType::Ipv4)
+    );
+    let v4_id = v4.id().unwrap().to_string();
+    assert!(addresses(&aws, &v4_id)
+        .await
+        .iter()
+        .all(|(_, v6)| v6.is_none()));
+    until_operational(&aws, &v4_id).await;
+    let first = aws
+        .resolver
+        .list_resolver_endpoint_ip_addresses()
+        .resolver_endpoint_id(&v4_id)
+        .send()
+        .await
+        .unwrap()
+        .ip_addresses()
+        .iter()
+        .find(|x| x.subnet_id() == Some(a.0.as_str()))
+        .unwrap()
+        .clone();
+    let wanted = a.1.unwrap().hosts().nth(200).unwrap().to_string();
+    let updated = aws
+        .resolver
+        .update_resolver_endpoint()
+        .resolver_endpoint_id(&v4_id)
+        .resolver_endpoint_type(ResolverEndpointType::Dualstack)
+        .update_ip_addresses(
+            UpdateIpAddress::builder()
+                .ip_id(first.ip_id().unwrap())
+                .ipv6(&wanted)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let updated = updated.resolver_endpoint().unwrap();
+    assert_eq!(updated.status(), Some(&ResolverEndpointStatus::Updating));
+    assert_eq!(
+        updated.resolver_endpoint_type(),
+        Some(&ResolverEndpointType::Dualstack)
+    );
+    until_operational(&aws, &v4_id).await;
+    let now = addresses(&aws, &v4_id).await;
+    assert!(now.iter().all(|(_, v6)| v6.is_some()), "{now:?}");
+    assert!(now
+        .iter()
+        .any(|(v4, v6)| Some(v4.as_str()) == first.ip() && v6.as_deref() == Some(wanted.as_str())));
+    // IPV6 is neither a type to update to nor one to leave.
+    let to_ipv6 = aws
+        .resolver
+        .update_resolver_endpoint()
+        .resolver_endpoint_id(&v4_id)
+        .resolver_endpoint_type(ResolverEndpointType::Ipv6)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{:?}", to_ipv6.into_service_error()).contains("IPV6"));
+
+    // A rule's targets may carry Ipv6, and say so when read back.
+    let target = |ip: Option<&str>, ipv6: Option<&str>| {
+        TargetAddress::builder()
+            .set_ip(ip.map(str::to_string))
+            .set_ipv6(ipv6.map(str::to_string))
+            .port(53)
+            .build()
+    };
+    let outbound = aws
+        .resolver
+        .create_resolver_endpoint()
+        .creator_request_id("out")
+        .direction(ResolverEndpointDirection::Outbound)
+        .security_group_ids(&sg)
+        .ip_addresses(ip(&a.0, None, None))
+        .ip_addresses(ip(&b.0, None, None))
+        .resolver_endpoint_type(ResolverEndpointType::Dualstack)
+        .send()
+        .await
+        .unwrap();
+    let rule = aws
+        .resolver
+        .create_resolver_rule()
+        .creator_request_id("rule")
+        .rule_type(aws_sdk_route53resolver::types::RuleTypeOption::Forward)
+        .domain_name("abc.eu-west-1.api.aws")
+        .resolver_endpoint_id(outbound.resolver_endpoint().unwrap().id().unwrap())
+        .target_ips(target(Some("10.60.1.10"), None))
+        .target_ips(target(None, Some(&chosen)))
+        .send()
+        .await
+        .unwrap();
+    let targets = rule.resolver_rule().unwrap().target_ips();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[1].ipv6(), Some(chosen.as_str()));
+    assert_eq!(targets[1].ip(), None);
+}
