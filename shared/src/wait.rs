@@ -195,26 +195,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
         Wait::RuleGone { rule_id } => Some(rule_id.as_str()),
         _ => None,
     });
-    // One endpoint: GetResolverEndpoint. More: one ListResolverEndpoints
-    // (a page holds 100, and a region has few: the default quota is four)
-    // instead of one call each; an endpoint not in it is gone.
-    let endpoint_looks = async {
-        if endpoint_ids.len() < 2 {
-            futures::future::try_join_all(
-                endpoint_ids
-                    .iter()
-                    .map(|id| async move { observe::get_endpoint(clients, id).await }),
-            )
-            .await
-        } else {
-            Ok(observe::list_endpoints(clients)
-                .await?
-                .into_iter()
-                .filter(|e| endpoint_ids.contains(&e.id.as_str()))
-                .map(Some)
-                .collect())
-        }
-    };
+    let endpoint_looks = endpoints_now(clients, &endpoint_ids);
     let association_looks = futures::future::try_join_all(
         rules
             .iter()
@@ -281,4 +262,27 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
         }
     }
     Ok(still)
+}
+
+/// The endpoints of `ids` as they are now (gone ones left out). One:
+/// GetResolverEndpoint. More: one ListResolverEndpoints (a page holds 100,
+/// and a region has few: the default quota is four) instead of one call
+/// each.
+async fn endpoints_now(
+    clients: &Clients,
+    ids: &[&str],
+) -> Result<Vec<Option<crate::model::EndpointView>>, AwsError> {
+    if ids.len() < 2 {
+        return futures::future::try_join_all(
+            ids.iter()
+                .map(|id| async move { observe::get_endpoint(clients, id).await }),
+        )
+        .await;
+    }
+    Ok(observe::list_endpoints(clients)
+        .await?
+        .into_iter()
+        .filter(|e| ids.contains(&e.id.as_str()))
+        .map(Some)
+        .collect())
 }
