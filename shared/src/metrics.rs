@@ -94,6 +94,11 @@ const METRICS: &[Metric] = &[
     when_some(METRIC_DELETES, |c| c.deletes),
 ];
 
+/// The name of every metric the functions publish.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    METRICS.iter().map(|(name, _, _, _)| *name)
+}
+
 /// The metrics `counts` publishes.
 fn published(counts: &Counts) -> impl Iterator<Item = &'static Metric> + '_ {
     METRICS
