@@ -133,15 +133,6 @@ pub async fn settle(
     if pending.is_empty() {
         return Ok(pending);
     }
-    // Each wait is for something this run just started or just saw in
-    // progress (an endpoint AWS makes in minutes, an association in
-    // seconds): a look at once would only say so again, and spend a
-    // Resolver request of the account's few a second. The first look
-    // comes after the first pause.
-    let now = Instant::now();
-    if now < patience.deadline {
-        tokio::time::sleep(patience.first_poll.min(patience.deadline - now)).await;
-    }
     let waited = poll(clients, "Route53Resolver", patience, || {
         let current = pending.clone();
         async move {
