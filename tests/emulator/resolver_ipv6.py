@@ -119,14 +119,15 @@ def install(after: Callable[[Callable[[], None]], None], finish_change: Callable
 
     original_create = backend_class.create_resolver_endpoint
 
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def create(self: Any, **kwargs: Any) -> Any:
+        # moto's response calls the backend with keyword arguments only.
         kind = _creating.get("type", "IPV4")
-        ip_addresses = kwargs.get("ip_addresses") if "ip_addresses" in kwargs else args[5]
+        ip_addresses = kwargs["ip_addresses"]
         if kind == "DUALSTACK":
             # Checked before anything is made.
             for entry in ip_addresses:
                 _ipv6_for(self, entry["SubnetId"], entry.get("Ipv6"))
-        endpoint = original_create(self, *args, **kwargs)
+        endpoint = original_create(self, **kwargs)
         endpoint._type = kind
         endpoint._ipv6 = {}
         if kind == "DUALSTACK":

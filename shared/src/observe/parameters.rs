@@ -33,7 +33,7 @@ pub async fn registrations(
     let own_state = parameter_name(&config.ssm_prefix, except_cluster, PARAM_STATE);
     let names: Vec<String> = tagged
         .into_iter()
-        .filter(|name| name.ends_with(&format!("/{PARAM_STATE}")) && *name != own_state)
+        .filter(|name| is_state(name) && *name != own_state)
         .collect();
     let docs = parameter_values(clients, &names)
         .await?
@@ -226,6 +226,7 @@ pub async fn owned_parameters(
     Ok(params)
 }
 
+/// Whether `name` is a cluster's state parameter.
 fn is_state(name: &str) -> bool {
     name.ends_with(&format!("/{PARAM_STATE}"))
 }
@@ -314,7 +315,7 @@ pub(super) async fn parameters_by_path(
 pub fn recorded_states(parameters: &[ParameterView]) -> Vec<StateDoc> {
     parameters
         .iter()
-        .filter(|p| p.name.ends_with(&format!("/{PARAM_STATE}")))
+        .filter(|p| is_state(&p.name))
         .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
         .collect()
 }

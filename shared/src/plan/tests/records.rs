@@ -2,6 +2,7 @@
 //! what lets a sweep take their values without reading them.
 
 use super::*;
+use crate::ssm::RenderedParameters;
 
 fn publication_of(p: &Plan) -> Publication {
     match p.actions.as_slice() {
@@ -14,6 +15,14 @@ fn current(obs: &Observation) -> BTreeMap<String, String> {
     obs.parameters
         .iter()
         .map(|p| (p.name.clone(), p.value.clone()))
+        .collect()
+}
+
+/// The leaves of the parameters `rendered` would write over `obs`'s.
+fn changed_leaves(rendered: &RenderedParameters, obs: &Observation) -> Vec<String> {
+    rendered
+        .changed(&current(obs))
+        .map(|(n, _, _)| n.rsplit('/').next().unwrap().to_string())
         .collect()
 }
 
@@ -42,11 +51,7 @@ fn a_value_overwritten_with_the_same_text_is_recorded_again_not_written() {
     obs.parameters[1].version = 2;
     let publication = publication_of(&plan_of(&obs));
     let rendered = publication.render(Some("2030-01-01T00:00:00Z")).unwrap();
-    let now = current(&obs);
-    let changed: Vec<&str> = rendered
-        .changed(&now)
-        .map(|(n, _, _)| n.rsplit('/').next().unwrap())
-        .collect();
+    let changed = changed_leaves(&rendered, &obs);
     assert_eq!(
         changed,
         vec!["state"],
@@ -67,11 +72,7 @@ fn a_state_from_before_the_record_gains_it_once() {
     last.value = serde_json::to_string(&doc).unwrap();
     let publication = publication_of(&plan_of(&obs));
     let rendered = publication.render(Some("2030-01-01T00:00:00Z")).unwrap();
-    let now = current(&obs);
-    let changed: Vec<&str> = rendered
-        .changed(&now)
-        .map(|(n, _, _)| n.rsplit('/').next().unwrap())
-        .collect();
+    let changed = changed_leaves(&rendered, &obs);
     assert_eq!(changed, vec!["state"]);
     assert!(
         rendered.announcement(&current(&obs)).is_none(),
