@@ -25,7 +25,9 @@ POST /_emulator/resolver with a JSON body
 endpoint is then ACTION_NEEDED while an IP is failed), {"endpoint": ID,
 "status": S} an endpoint's, and {"rule": ID, "vpc": VPC, "status": S} an
 association's: what AWS does when something fails, which nothing else can
-cause here.
+cause here. POST /_emulator/eks with {"cluster": NAME, "status": S} ends the
+cluster's update in progress now, S being Failed or Cancelled, and puts back
+the settings it changed.
 """
 
 from __future__ import annotations
@@ -157,9 +159,12 @@ eks_models.Cluster.is_active = property(lambda self: _status_get(self) == "ACTIV
 # settings to change; the others keep their values. The call is refused while
 # the cluster is not ACTIVE, puts it in UPDATING, and returns an Update object
 # {id, status InProgress, type, params, createdAt, errors}. DescribeUpdate and
-# ListUpdates report it (InProgress, then Successful). moto replaces the whole
-# resourcesVpcConfig, returns the cluster, and has neither DescribeUpdate nor
-# ListUpdates.
+# ListUpdates report it (InProgress, then Successful, Failed or Cancelled; a
+# failed update lists its errors, and the cluster keeps the settings it had).
+# moto replaces the whole resourcesVpcConfig, returns the cluster, and has
+# neither DescribeUpdate nor ListUpdates. Here the update's settings show in
+# DescribeCluster from the start; the test control ends an update Failed or
+# Cancelled (nothing else can make one fail here), which puts them back.
 _ACCESS_KEYS = {
     "endpointPublicAccess": "EndpointPublicAccess",
     "endpointPrivateAccess": "EndpointPrivateAccess",
@@ -169,7 +174,7 @@ _VPC_KEYS = {"subnetIds": "SubnetIds", "securityGroupIds": "SecurityGroupIds"}
 
 
 def _update_status(update: dict[str, Any]) -> str:
-    return "Successful" if time.time() >= update["_done_at"] else "InProgress"
+    return update["_outcome"] if time.time() >= update["_done_at"] else "InProgress"
 
 
 def _public_update(update: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +184,7 @@ def _public_update(update: dict[str, Any]) -> dict[str, Any]:
         "type": update["type"],
         "params": update["params"],
         "createdAt": update["createdAt"],
-        "errors": [],
+        "errors": update["_errors"] if _update_status(update) == "Failed" else [],
     }
 
 
@@ -214,6 +219,7 @@ def _update_cluster_config(self: Any) -> ActionResult:
     vpc = {k: v for k, v in changes.items() if k in _VPC_KEYS}
     update_type = "EndpointAccessUpdate" if access and not vpc else "VpcConfigUpdate"
     config = dict(cluster.resources_vpc_config)
+    previous = {key: config.get(key) for key in changes}
     config.update(changes)
     cluster.resources_vpc_config = config
     cluster._updating_until = time.time() + UPDATE_SECONDS
@@ -230,6 +236,9 @@ def _update_cluster_config(self: Any) -> ActionResult:
         "params": params,
         "createdAt": time.time(),
         "_done_at": cluster._updating_until,
+        "_outcome": "Successful",
+        "_errors": [],
+        "_previous": previous,
     }
     cluster._updates.append(update)
     return ActionResult({"update": _public_update(update)})
@@ -255,6 +264,40 @@ def _list_updates(self: Any) -> ActionResult:
     name = self._get_param("name")
     cluster = _find_cluster(self.eks_backend, name)
     return ActionResult({"updateIds": [u["id"] for u in cluster._updates]})
+
+
+def _end_update(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The test control: end a cluster's update in progress now, Failed or
+    Cancelled, with the settings it changed put back as they were."""
+    status = request.get("status")
+    if status not in ("Failed", "Cancelled"):
+        return 400, {"error": f"an update can be ended Failed or Cancelled, not {status}"}
+    for account in eks_models.eks_backends.values():
+        for backend in account.values():
+            cluster = backend.clusters.get(request.get("cluster", ""))
+            if cluster is None:
+                continue
+            for update in cluster._updates:
+                if _update_status(update) != "InProgress":
+                    continue
+                now = time.time()
+                update["_outcome"] = status
+                update["_done_at"] = now
+                if status == "Failed":
+                    update["_errors"] = [
+                        {
+                            "errorCode": "Unknown",
+                            "errorMessage": "the emulator's test control failed it",
+                            "resourceIds": [cluster.name],
+                        }
+                    ]
+                config = dict(cluster.resources_vpc_config)
+                config.update(update["_previous"])
+                cluster.resources_vpc_config = config
+                cluster._updating_until = now
+                return 200, {"update": update["id"], "status": status}
+            return 404, {"error": f"cluster {cluster.name} has no update in progress"}
+    return 404, {"error": f"no cluster {request.get('cluster')}"}
 
 
 eks_responses.EKSResponse.update_cluster_config = _update_cluster_config
@@ -763,11 +806,16 @@ def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
                 [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        if path == "/_emulator/resolver":
+        if path in ("/_emulator/resolver", "/_emulator/eks"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            code, answer = _control(environ["wsgi.input"].read(length))
+            body = environ["wsgi.input"].read(length)
+            if path == "/_emulator/eks":
+                code, answer = _end_update(json.loads(body or b"{}"))
+            else:
+                code, answer = _control(body)
+            reason = {200: "OK", 400: "Bad Request"}.get(code, "Not Found")
             start_response(
-                f"{code} {'OK' if code == 200 else 'Not Found'}",
+                f"{code} {reason}",
                 [("Content-Type", "application/json")],
             )
             return [json.dumps(answer).encode()]

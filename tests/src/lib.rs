@@ -254,6 +254,16 @@ impl Emulator {
             .map_err(|e| anyhow!("the emulator refused {request}: {e}"))
     }
 
+    /// End a cluster's EKS update in progress now as AWS does when it fails
+    /// or is cancelled (`status` "Failed" or "Cancelled"; the emulator's
+    /// test control), with the settings it changed put back.
+    pub async fn end_eks_update(&self, cluster: &str, status: &str) -> Result<()> {
+        let request = serde_json::json!({"cluster": cluster, "status": status});
+        self.post("/_emulator/eks", Some(&request.to_string()))
+            .await
+            .map_err(|e| anyhow!("the emulator refused {request}: {e}"))
+    }
+
     /// Environment for a child process (the CLI, the demo) to reach this emulator.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

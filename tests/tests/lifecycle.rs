@@ -180,9 +180,15 @@ async fn public_to_private_through_an_event_then_back_to_public() {
     let report = reconciled(run_event(&rec, "update-cluster-config-public.json").await);
     ok(&report);
     assert_eq!(report.decision, "not-managed");
+    assert_all_gone(&w, "demo").await;
+}
+
+/// Nothing of ours is left, and no rule of ours on the cluster's own
+/// security group.
+async fn assert_all_gone(w: &World, cluster: &str) {
     let snap = w.aws.snapshot().await.unwrap();
     snap.assert_clean();
-    let sg = w.cluster_sg("demo").await;
+    let sg = w.cluster_sg(cluster).await;
     assert!(snap.ingress(&sg).iter().all(|r| r.3.is_none()));
 }
 
@@ -1036,8 +1042,17 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
 /// names resolve when the update ends instead of one build later.
 #[tokio::test]
 async fn an_access_update_to_private_is_built_while_eks_updates() {
+    let (w, _rec) = built_while_updating().await;
+    let status = w.aws.describe("demo").await.unwrap();
+    assert_eq!(status.status().unwrap().as_str(), "UPDATING");
+}
+
+/// A public cluster "demo" made private-only, with the event handled while
+/// the update goes on (for ten minutes): built, and every hop of the path
+/// passes.
+async fn built_while_updating() -> (World, shared::Reconciler) {
     let w = world_with(EmulatorOptions {
-        update_seconds: 30.0,
+        update_seconds: 600.0,
         ..EmulatorOptions::slow_resolver()
     })
     .await;
@@ -1054,12 +1069,60 @@ async fn an_access_update_to_private_is_built_while_eks_updates() {
     ok(&report);
     assert_eq!(report.decision, "managed");
     assert!(report.applied, "{report:?}");
-    // Built, and every hop of the path passes, while the update goes on.
     assert_paths(&rec, "demo").await;
-    let status = w.aws.describe("demo").await.unwrap();
-    assert_eq!(status.status().unwrap().as_str(), "UPDATING");
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.rules_for(&w.host("demo").await).len(), 1);
+    (w, rec)
+}
+
+/// The plumbing built while an access update goes on, then the update fails
+/// or is cancelled and the cluster keeps its public endpoint: the next run
+/// (`next_is_sweep`: the scheduled sweep; else a reconcile of the cluster)
+/// takes it all away, the cluster's own security group included.
+async fn an_update_that_ends(status: &str, next_is_sweep: bool) {
+    let (w, rec) = built_while_updating().await;
+    w.emulator.end_eks_update("demo", status).await.unwrap();
+    let cluster = w.aws.describe("demo").await.unwrap();
+    assert_eq!(cluster.status().unwrap().as_str(), "ACTIVE");
+    let config = cluster.resources_vpc_config().unwrap();
+    assert!(config.endpoint_public_access(), "the access it had");
+    let ids = w.aws.eks.list_updates().name("demo").send().await.unwrap();
+    let update = w
+        .aws
+        .eks
+        .describe_update()
+        .name("demo")
+        .update_id(&ids.update_ids()[0])
+        .send()
+        .await
+        .unwrap();
+    let update = update.update().unwrap();
+    assert_eq!(update.status().unwrap().as_str(), status);
+    assert_eq!(update.errors().is_empty(), status != "Failed");
+
+    if next_is_sweep {
+        let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+            .await
+            .unwrap();
+        assert_eq!(summary.not_managed, 1, "{summary:#?}");
+        assert_eq!((summary.failed, summary.converging), (0, 0), "{summary:#?}");
+        assert!(summary.write_calls > 0, "{summary:#?}");
+    } else {
+        let report = rec.reconcile("demo", None).await;
+        ok(&report);
+        assert_eq!(report.decision, "not-managed");
+    }
+    assert_all_gone(&w, "demo").await;
+}
+
+#[tokio::test]
+async fn an_access_update_that_fails_leaves_nothing_after_the_next_run() {
+    an_update_that_ends("Failed", false).await;
+}
+
+#[tokio::test]
+async fn an_access_update_cancelled_leaves_nothing_after_the_next_sweep() {
+    an_update_that_ends("Cancelled", true).await;
 }
 
 /// Someone deletes the inbound endpoint: the next run makes it again with
