@@ -167,6 +167,53 @@ pub struct SubnetView {
     pub az: String,
     /// The subnet's IPv4 block (None when AWS did not say).
     pub cidr: Option<IpNet>,
+    /// Its associated IPv6 block, if it has one: a dual-stack endpoint's
+    /// addresses go only in subnets with one.
+    pub ipv6_cidr: Option<IpNet>,
+}
+
+/// ResolverEndpointType: the IP stack of every address of an endpoint.
+/// The product makes IPV4 and DUALSTACK endpoints; IPV6 is read (a
+/// configured outbound endpoint may be one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum EndpointType {
+    #[default]
+    #[serde(rename = "IPV4")]
+    Ipv4,
+    #[serde(rename = "DUALSTACK")]
+    DualStack,
+    #[serde(rename = "IPV6")]
+    Ipv6,
+}
+
+impl EndpointType {
+    /// What AWS said; IPV4, the API's default, when it said nothing.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "DUALSTACK" => EndpointType::DualStack,
+            "IPV6" => EndpointType::Ipv6,
+            _ => EndpointType::Ipv4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointType::Ipv4 => "IPV4",
+            EndpointType::DualStack => "DUALSTACK",
+            EndpointType::Ipv6 => "IPV6",
+        }
+    }
+
+    /// Whether its addresses include IPv6 ones (it can reach IPv6 targets).
+    pub fn has_ipv6(self) -> bool {
+        self != EndpointType::Ipv4
+    }
+}
+
+impl std::fmt::Display for EndpointType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -208,6 +255,7 @@ pub struct EndpointView {
     pub name: String,
     pub creation_time: String,
     pub ip_count: i32,
+    pub endpoint_type: EndpointType,
     /// Listed only for the endpoints the planner needs them for.
     pub ips: Option<Vec<EndpointIp>>,
 }

@@ -543,6 +543,7 @@ mod tests {
             name: String::new(),
             creation_time: String::new(),
             ip_count: 1,
+            endpoint_type: EndpointType::Ipv4,
             ips: Some(vec![EndpointIp {
                 ip_id: "rni-1".into(),
                 subnet_id: "subnet-1".into(),

@@ -47,6 +47,7 @@ from moto.core.responses import ActionResult
 from moto.ec2.exceptions import DependencyViolationError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupBackend
+from moto.ec2.models.subnets import Subnet
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.eks import models as eks_models
 from moto.events import models as events_models
@@ -325,6 +326,26 @@ def _authorize_security_group_ingress(self: Any) -> ActionResult:
 
 
 SecurityGroups.authorize_security_group_ingress = _authorize_security_group_ingress
+
+
+# DescribeSubnets (EC2 API reference): each SubnetIpv6CidrBlockAssociation
+# has Ipv6CidrBlockState, a SubnetCidrBlockState {State, StatusMessage},
+# State being "associated" for a block in use. moto nests its own state
+# dict inside it ({"state": {"State": "associated"}}), so no client reads
+# a subnet's IPv6 block as associated.
+def _subnet_ipv6_associations(self: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "ipv6CidrBlock": association["ipv6CidrBlock"],
+            "associationId": association["associationId"],
+            "ipv6CidrBlockState": {"state": association["ipv6CidrBlockState"]["State"]},
+        }
+        for association in self.ipv6_cidr_block_associations.values()
+        if association["ipv6CidrBlockState"]["State"] == "associated"
+    ]
+
+
+Subnet.ipv6_cidr_block_association_set = property(_subnet_ipv6_associations)
 
 # DeleteSecurityGroup (EC2 API reference): "If you attempt to delete a
 # security group that is associated with an instance or network interface

@@ -12,7 +12,8 @@ The Route 53 Resolver API reference documents, and moto implements none of:
   (IpId, Ipv6): "You can only update between IPV4 and DUALSTACK, IPV6
   endpoint type can't be updated to other type"; "If you don't specify an
   IPv6 address, one will be automatically chosen from your subnet". The
-  endpoint is UPDATING while the change is made.
+  endpoint is UPDATING while the change is made. Its Name is optional too
+  (moto sets the name to None when it is not given).
 - AssociateResolverEndpointIpAddress's IpAddressUpdate.Ipv6, for a
   dual-stack endpoint.
 - TargetAddress.Ipv6 in a rule's TargetIps (moto requires Ip in every
@@ -26,6 +27,7 @@ every IP address an IPv4 address.
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any, Callable
 
 from moto.ec2.models import ec2_backends
@@ -168,6 +170,12 @@ def install(after: Callable[[Callable[[], None]], None], finish_change: Callable
             backend._validate_resolver_endpoint_id(endpoint_id)
             endpoint = backend.resolver_endpoints[endpoint_id]
             change_type(backend, endpoint, kind, updates)
+        if self._get_param("Name") is None:
+            # Name is optional: an update without it keeps the endpoint's
+            # name (moto sets it to None, and then cannot sort endpoints).
+            backend._validate_resolver_endpoint_id(endpoint_id)
+            endpoint = backend.resolver_endpoints[endpoint_id]
+            return json.dumps({"ResolverEndpoint": endpoint.description()})
         return original_update_response(self)
 
     def change_type(backend: Any, endpoint: Any, kind: str, updates: list[dict[str, Any]]) -> None:

@@ -379,6 +379,103 @@ impl Aws {
         Ok(Vpc { id: vpc, subnets })
     }
 
+    /// A VPC `{prefix}.0.0/16` with an Amazon-provided IPv6 block and DNS
+    /// on, and a subnet per (AZ, dual-stack) of `azs`, the dual-stack ones
+    /// with a /64 of it: the VPC and each subnet with its IPv6 block.
+    pub async fn dual_stack_vpc(
+        &self,
+        prefix: &str,
+        azs: &[(&str, bool)],
+    ) -> Result<(Vpc, Vec<(String, Option<ipnet::Ipv6Net>)>)> {
+        let vpc_id = self
+            .ec2
+            .create_vpc()
+            .cidr_block(format!("{prefix}.0.0/16"))
+            .amazon_provided_ipv6_cidr_block(true)
+            .send()
+            .await?
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .ok_or_else(|| anyhow!("no vpc id"))?
+            .to_string();
+        self.set_dns(&vpc_id, true, true).await?;
+        let described = self.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await?;
+        let block: ipnet::Ipv6Net = described.vpcs()[0].ipv6_cidr_block_association_set()[0]
+            .ipv6_cidr_block()
+            .ok_or_else(|| anyhow!("no IPv6 block"))?
+            .parse()?;
+        let mut blocks = block.subnets(64)?;
+        let mut subnets = Vec::new();
+        for (i, (az, dual)) in azs.iter().enumerate() {
+            let ipv6 = dual.then(|| blocks.next()).flatten();
+            let id = self
+                .ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .cidr_block(format!("{prefix}.{}.0/24", i + 1))
+                .set_ipv6_cidr_block(ipv6.map(|b| b.to_string()))
+                .availability_zone(format!("{REGION}{az}"))
+                .send()
+                .await?
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .ok_or_else(|| anyhow!("no subnet id"))?
+                .to_string();
+            subnets.push((id, ipv6));
+        }
+        let vpc = Vpc {
+            id: vpc_id,
+            subnets: subnets.iter().map(|(id, _)| id.clone()).collect(),
+        };
+        Ok((vpc, subnets))
+    }
+
+    /// Delete a Resolver endpoint as someone would by hand, and wait (30 s
+    /// at most) until AWS has finished deleting it.
+    pub async fn delete_endpoint_by_hand(&self, id: &str) {
+        self.resolver
+            .delete_resolver_endpoint()
+            .resolver_endpoint_id(id)
+            .send()
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self
+            .resolver
+            .get_resolver_endpoint()
+            .resolver_endpoint_id(id)
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(std::time::Instant::now() < deadline, "endpoint {id} goes");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// (IPv4, IPv6) of each of a Resolver endpoint's addresses, sorted.
+    pub async fn endpoint_addresses(&self, id: &str) -> Vec<(String, Option<String>)> {
+        let out = self
+            .resolver
+            .list_resolver_endpoint_ip_addresses()
+            .resolver_endpoint_id(id)
+            .send()
+            .await
+            .unwrap();
+        let mut found: Vec<(String, Option<String>)> = out
+            .ip_addresses()
+            .iter()
+            .map(|a| {
+                (
+                    a.ip().unwrap_or_default().to_string(),
+                    a.ipv6().map(str::to_string),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     pub async fn set_dns(&self, vpc: &str, support: bool, hostnames: bool) -> Result<()> {
         self.ec2
             .modify_vpc_attribute()
@@ -490,6 +587,29 @@ impl Aws {
             req = req.tags(*k, *v);
         }
         req.send().await?;
+        Ok(())
+    }
+
+    /// A private-only cluster whose ipFamily is ipv6.
+    pub async fn ipv6_cluster(&self, name: &str, vpc: &Vpc) -> Result<()> {
+        use aws_sdk_eks::types::{IpFamily, KubernetesNetworkConfigRequest};
+        let config = aws_sdk_eks::types::VpcConfigRequest::builder()
+            .set_subnet_ids(Some(vpc.subnets.clone()))
+            .endpoint_private_access(true)
+            .endpoint_public_access(false)
+            .build();
+        self.eks
+            .create_cluster()
+            .name(name)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
+            .resources_vpc_config(config)
+            .kubernetes_network_config(
+                KubernetesNetworkConfigRequest::builder()
+                    .ip_family(IpFamily::Ipv6)
+                    .build(),
+            )
+            .send()
+            .await?;
         Ok(())
     }
 

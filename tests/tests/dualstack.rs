@@ -11,60 +11,6 @@ use aws_sdk_route53resolver::types::{
 };
 use eks_private_dns_tests::*;
 
-/// A VPC with an IPv6 block, two subnets with IPv4 and IPv6 blocks and one
-/// with IPv4 only; returns the VPC and its subnets with their IPv6 blocks.
-async fn dual_stack_vpc(aws: &Aws) -> (Vpc, Vec<(String, Option<ipnet::Ipv6Net>)>) {
-    let vpc = aws
-        .ec2
-        .create_vpc()
-        .cidr_block("10.60.0.0/16")
-        .amazon_provided_ipv6_cidr_block(true)
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .cloned()
-        .unwrap();
-    let vpc_id = vpc.vpc_id().unwrap().to_string();
-    let described = aws
-        .ec2
-        .describe_vpcs()
-        .vpc_ids(&vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let block: ipnet::Ipv6Net = described.vpcs()[0].ipv6_cidr_block_association_set()[0]
-        .ipv6_cidr_block()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut blocks = block.subnets(64).unwrap();
-    let mut subnets = Vec::new();
-    for (i, (az, dual)) in [("a", true), ("b", true), ("c", false)].iter().enumerate() {
-        let ipv6 = dual.then(|| blocks.next().unwrap());
-        let id = aws
-            .ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.60.{}.0/24", i + 1))
-            .set_ipv6_cidr_block(ipv6.map(|b| b.to_string()))
-            .availability_zone(format!("{REGION}{az}"))
-            .send()
-            .await
-            .unwrap()
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .unwrap()
-            .to_string();
-        subnets.push((id, ipv6));
-    }
-    let vpc = Vpc {
-        id: vpc_id,
-        subnets: subnets.iter().map(|(id, _)| id.clone()).collect(),
-    };
-    (vpc, subnets)
-}
-
 fn ip(subnet: &str, ip: Option<&str>, ipv6: Option<&str>) -> IpAddressRequest {
     IpAddressRequest::builder()
         .subnet_id(subnet)
@@ -91,29 +37,6 @@ async fn until_operational(aws: &Aws, id: &str) {
     panic!("endpoint {id} never became OPERATIONAL");
 }
 
-/// (IPv4, IPv6) of each of the endpoint's addresses, sorted.
-async fn addresses(aws: &Aws, id: &str) -> Vec<(String, Option<String>)> {
-    let out = aws
-        .resolver
-        .list_resolver_endpoint_ip_addresses()
-        .resolver_endpoint_id(id)
-        .send()
-        .await
-        .unwrap();
-    let mut found: Vec<(String, Option<String>)> = out
-        .ip_addresses()
-        .iter()
-        .map(|a| {
-            (
-                a.ip().unwrap_or_default().to_string(),
-                a.ipv6().map(str::to_string),
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
 #[tokio::test]
 async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     let emulator = Emulator::start_with(EmulatorOptions {
@@ -122,7 +45,10 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     })
     .unwrap();
     let aws = emulator.aws();
-    let (vpc, subnets) = dual_stack_vpc(&aws).await;
+    let (vpc, subnets) = aws
+        .dual_stack_vpc("10.60", &[("a", true), ("b", true), ("c", false)])
+        .await
+        .unwrap();
     let sg = aws.security_group(&vpc, "dns", &[]).await.unwrap();
     let (a, b, c) = (&subnets[0], &subnets[1], &subnets[2]);
     let chosen = a.1.unwrap().hosts().nth(100).unwrap().to_string();
@@ -157,7 +83,7 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     );
     assert_eq!(dual.status(), Some(&ResolverEndpointStatus::Creating));
     let dual_id = dual.id().unwrap().to_string();
-    let listed = addresses(&aws, &dual_id).await;
+    let listed = aws.endpoint_addresses(&dual_id).await;
     assert_eq!(listed.len(), 2);
     let by_subnet: Vec<ipnet::Ipv6Net> = vec![a.1.unwrap(), b.1.unwrap()];
     for (v4, v6) in &listed {
@@ -203,7 +129,8 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
         Some(&ResolverEndpointType::Ipv4)
     );
     let v4_id = v4.id().unwrap().to_string();
-    assert!(addresses(&aws, &v4_id)
+    assert!(aws
+        .endpoint_addresses(&v4_id)
         .await
         .iter()
         .all(|(_, v6)| v6.is_none()));
@@ -243,7 +170,7 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
         Some(&ResolverEndpointType::Dualstack)
     );
     until_operational(&aws, &v4_id).await;
-    let now = addresses(&aws, &v4_id).await;
+    let now = aws.endpoint_addresses(&v4_id).await;
     assert!(now.iter().all(|(_, v6)| v6.is_some()), "{now:?}");
     assert!(now
         .iter()

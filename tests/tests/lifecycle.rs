@@ -1147,26 +1147,7 @@ async fn an_inbound_endpoint_deleted_by_hand_comes_back_with_its_addresses() {
     assert_eq!(published, ips.join(","));
     assert_eq!(w.emulator.events().await.unwrap().len(), 1);
 
-    w.aws
-        .resolver
-        .delete_resolver_endpoint()
-        .resolver_endpoint_id(&old)
-        .send()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while w
-        .aws
-        .resolver
-        .get_resolver_endpoint()
-        .resolver_endpoint_id(&old)
-        .send()
-        .await
-        .is_ok()
-    {
-        assert!(Instant::now() < deadline, "the endpoint goes");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.aws.delete_endpoint_by_hand(&old).await;
 
     let report = rec.reconcile("prod", None).await;
     ok(&report);

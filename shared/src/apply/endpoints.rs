@@ -1,17 +1,37 @@
 //! Resolver endpoints: create or adopt, change their addresses, delete.
 
+use aws_sdk_route53resolver::operation::create_resolver_endpoint::CreateResolverEndpointOutput;
 use aws_sdk_route53resolver::types::{
     IpAddressRequest, IpAddressUpdate, ResolverEndpointDirection, ResolverEndpointType,
 };
 
 use crate::aws::{aws, AwsError, ErrorKind};
-use crate::model::Direction;
+use crate::model::{Direction, EndpointType};
 use crate::observe::{self};
 use crate::owner::{resolver_name, MAX_GENERATIONS};
 use crate::progress::Wait;
 use crate::wait::{poll, Look, Waited};
 
 use super::*;
+
+fn sdk_type(endpoint_type: EndpointType) -> ResolverEndpointType {
+    match endpoint_type {
+        EndpointType::Ipv4 => ResolverEndpointType::Ipv4,
+        EndpointType::DualStack => ResolverEndpointType::Dualstack,
+        EndpointType::Ipv6 => ResolverEndpointType::Ipv6,
+    }
+}
+
+/// An endpoint to make, and the addresses to ask for.
+pub(super) struct NewEndpoint<'a> {
+    pub(super) direction: Direction,
+    pub(super) vpc_id: &'a str,
+    pub(super) group_id: &'a str,
+    pub(super) subnet_ids: &'a [String],
+    pub(super) ips: &'a [Option<String>],
+    pub(super) endpoint_type: EndpointType,
+    pub(super) ipv6s: &'a [Option<String>],
+}
 
 impl Applier<'_> {
     /// Carry out one endpoint action.
@@ -27,12 +47,30 @@ impl Applier<'_> {
                 group,
                 subnet_ids,
                 ips,
+                endpoint_type,
+                ipv6s,
             } => {
                 let group_id = group_id(group, resolved)?;
-                let id = self
-                    .create_endpoint(*direction, vpc_id, &group_id, subnet_ids, ips)
-                    .await?;
+                let new = NewEndpoint {
+                    direction: *direction,
+                    vpc_id,
+                    group_id: &group_id,
+                    subnet_ids,
+                    ips,
+                    endpoint_type: *endpoint_type,
+                    ipv6s,
+                };
+                let id = self.create_endpoint(&new).await?;
                 Ok(Effect::EndpointCreated(*direction, id))
+            }
+            Action::ChangeEndpointType {
+                endpoint_id,
+                to,
+                endpoint_ready,
+                ..
+            } => {
+                self.change_endpoint_type(endpoint_id, *to, *endpoint_ready)
+                    .await
             }
             Action::AddEndpointIps {
                 endpoint_id,
@@ -178,47 +216,35 @@ impl Applier<'_> {
 
     pub(super) async fn create_endpoint(
         &self,
-        direction: Direction,
-        vpc_id: &str,
-        group_id: &str,
-        subnet_ids: &[String],
-        ips: &[Option<String>],
+        new: &NewEndpoint<'_>,
     ) -> Result<String, ApplyError> {
+        let (direction, vpc_id) = (new.direction, new.vpc_id);
         let role = direction_key(direction);
         let tags = self.owner.shared_tags(vpc_id, role);
+        let mut ipv6s = new.ipv6s.to_vec();
         for generation in 1..=MAX_GENERATIONS {
             let creator_id = match direction {
                 Direction::Inbound => self.owner.inbound_creator_id(vpc_id, generation),
                 Direction::Outbound => self.owner.outbound_creator_id(vpc_id, generation),
             };
-            let result = self
-                .clients
-                .resolver
-                .create_resolver_endpoint()
-                .creator_request_id(&creator_id)
-                .name(resolver_name(&format!("eks-private-dns-{role}-{vpc_id}")))
-                .security_group_ids(group_id)
-                .direction(match direction {
-                    Direction::Inbound => ResolverEndpointDirection::Inbound,
-                    Direction::Outbound => ResolverEndpointDirection::Outbound,
-                })
-                .resolver_endpoint_type(ResolverEndpointType::Ipv4)
-                .set_ip_addresses(Some(
-                    subnet_ids
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| {
-                            IpAddressRequest::builder()
-                                .subnet_id(s)
-                                .set_ip(ips.get(i).cloned().flatten())
-                                .build()
-                                .expect("subnet is set")
-                        })
-                        .collect(),
-                ))
-                .set_tags(Some(resolver_tags(&tags)))
-                .send()
-                .await;
+            let result = loop {
+                let result = self.send_create(&creator_id, new, &ipv6s, &tags).await;
+                match result {
+                    // An IPv6 address published before that something else
+                    // holds now (EC2 reads no IPv6 holders cheaply): AWS
+                    // chooses instead, and the forwarders learn the new one.
+                    Err(e)
+                        if (e.is_code("InvalidRequestException")
+                            || e.is_code("InvalidParameterException"))
+                            && ipv6s.iter().any(Option::is_some) =>
+                    {
+                        tracing::warn!(vpc = vpc_id, error = %e,
+                            "the published IPv6 addresses cannot be asked for; AWS chooses");
+                        ipv6s.clear();
+                    }
+                    other => break other,
+                }
+            };
             match result {
                 Ok(out) => {
                     return Ok(out
@@ -228,7 +254,6 @@ impl Applier<'_> {
                         .to_string())
                 }
                 Err(e) => {
-                    let e = AwsError::from_sdk("Route53Resolver.CreateResolverEndpoint", e);
                     if e.is_code("LimitExceededException") {
                         return Err(ApplyError::Conflict(format!(
                             "cannot create the {role} Resolver endpoint in {vpc_id}: the account's \
@@ -257,6 +282,81 @@ impl Applier<'_> {
             "could not create the {role} endpoint in {vpc_id}: all {MAX_GENERATIONS} request ids \
              are taken"
         )))
+    }
+
+    /// One CreateResolverEndpoint, asking for `ipv6s`.
+    async fn send_create(
+        &self,
+        creator_id: &str,
+        new: &NewEndpoint<'_>,
+        ipv6s: &[Option<String>],
+        tags: &crate::model::Tags,
+    ) -> Result<CreateResolverEndpointOutput, AwsError> {
+        let role = direction_key(new.direction);
+        let direction = match new.direction {
+            Direction::Inbound => ResolverEndpointDirection::Inbound,
+            Direction::Outbound => ResolverEndpointDirection::Outbound,
+        };
+        self.clients
+            .resolver
+            .create_resolver_endpoint()
+            .creator_request_id(creator_id)
+            .name(resolver_name(&format!(
+                "eks-private-dns-{role}-{}",
+                new.vpc_id
+            )))
+            .security_group_ids(new.group_id)
+            .direction(direction)
+            .resolver_endpoint_type(sdk_type(new.endpoint_type))
+            .set_ip_addresses(Some(
+                new.subnet_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        IpAddressRequest::builder()
+                            .subnet_id(s)
+                            .set_ip(new.ips.get(i).cloned().flatten())
+                            .set_ipv6(ipv6s.get(i).cloned().flatten())
+                            .build()
+                            .expect("subnet is set")
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(resolver_tags(tags)))
+            .send()
+            .await
+            .map_err(aws("Route53Resolver.CreateResolverEndpoint"))
+    }
+
+    /// Change an endpoint's type (UpdateResolverEndpoint between IPV4 and
+    /// DUALSTACK); AWS chooses each IP's IPv6 address from its subnet.
+    async fn change_endpoint_type(
+        &self,
+        endpoint_id: &String,
+        to: EndpointType,
+        endpoint_ready: bool,
+    ) -> Result<Effect, ApplyError> {
+        self.ensure_resolver_owned(endpoint_id, "change", None)
+            .await?;
+        let direction = match endpoint_ready {
+            true => Direction::Inbound,
+            false => self.until_endpoint_takes_changes(endpoint_id).await?,
+        };
+        let kind = sdk_type(to);
+        self.change_endpoint_ip(
+            endpoint_id,
+            || {
+                self.clients
+                    .resolver
+                    .update_resolver_endpoint()
+                    .resolver_endpoint_id(endpoint_id)
+                    .resolver_endpoint_type(kind.clone())
+                    .send()
+            },
+            "Route53Resolver.UpdateResolverEndpoint",
+        )
+        .await?;
+        Ok(Effect::EndpointChanged(direction, endpoint_id.clone()))
     }
 
     /// Give an endpoint an address in each subnet, one change at a time.

@@ -14,9 +14,7 @@ use crate::aws::{AwsError, Clients, ErrorKind};
 use crate::model::{Direction, Tags, TargetAddress};
 use crate::observe::{self};
 use crate::owner::{Owner, TAG_OWNER};
-use crate::plan::{
-    Action, EndpointIpRef, EndpointRef, GroupRef, Phase, Plan, RuleRef, Targets, DNS_PORT,
-};
+use crate::plan::{Action, EndpointIpRef, EndpointRef, GroupRef, Phase, Plan, RuleRef, Targets};
 use crate::progress::Wait;
 use crate::wait::Patience;
 
@@ -92,6 +90,7 @@ pub(super) struct Resolved {
     pub(super) api_rule_ids: Vec<String>,
     pub(super) associated: BTreeSet<String>,
     pub(super) inbound_ips: Option<Vec<String>>,
+    pub(super) inbound_ipv6: Option<Vec<String>>,
     /// Endpoints whose IPs this apply changed: they are not OPERATIONAL
     /// again until AWS finishes.
     pub(super) changed_endpoints: BTreeSet<String>,
@@ -233,16 +232,14 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let needs = plan.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::CreateRule {
-                    targets: Targets::InboundEndpointIps,
-                    ..
-                } | Action::UpdateRule {
-                    targets: Targets::InboundEndpointIps,
-                    ..
+            let targets = match a {
+                Action::CreateRule { targets, .. } | Action::UpdateRule { targets, .. } => {
+                    Some(targets)
                 }
-            ) || matches!(a, Action::PublishParameters(p) if p.inbound_ips.is_none())
+                _ => None,
+            };
+            !matches!(targets, None | Some(Targets::Known(_)))
+                || matches!(a, Action::PublishParameters(p) if p.inbound_ips.is_none())
         });
         if !needs {
             return Ok(());
@@ -267,6 +264,14 @@ impl<'a> Applier<'a> {
             .collect();
         addresses.sort_by_key(|ip| crate::model::ip_sort_key(ip));
         addresses.dedup();
+        let mut ipv6: Vec<String> = ips
+            .iter()
+            .filter(|ip| ip.status.is_live())
+            .filter(|ip| !ip.ip.as_ref().is_some_and(|v4| removing.contains(v4)))
+            .filter_map(|ip| ip.ipv6.clone())
+            .collect();
+        ipv6.sort();
+        ipv6.dedup();
         if addresses.is_empty() {
             return Err(ApplyError::Aws(AwsError::new(
                 "Route53Resolver.ListResolverEndpointIpAddresses",
@@ -276,6 +281,7 @@ impl<'a> Applier<'a> {
             )));
         }
         resolved.inbound_ips = Some(addresses);
+        resolved.inbound_ipv6 = Some(ipv6);
         Ok(())
     }
 
@@ -287,6 +293,7 @@ impl<'a> Applier<'a> {
             | Action::RevokeIngress { .. }
             | Action::DeleteSecurityGroup { .. } => self.run_groups(action, resolved).await,
             Action::CreateEndpoint { .. }
+            | Action::ChangeEndpointType { .. }
             | Action::AddEndpointIps { .. }
             | Action::RemoveEndpointIps { .. }
             | Action::DeleteEndpoint { .. } => self.run_endpoints(action, resolved).await,
@@ -346,15 +353,18 @@ pub(super) fn targets_of(
 ) -> Result<Vec<TargetAddress>, ApplyError> {
     match targets {
         Targets::Known(t) => Ok(t.clone()),
-        Targets::InboundEndpointIps => {
+        Targets::InboundEndpointIps | Targets::InboundEndpointIpsAndIpv6 => {
             let ips = resolved
                 .inbound_ips
                 .clone()
                 .ok_or_else(|| missing("the inbound endpoint's addresses"))?;
-            Ok(ips
-                .into_iter()
-                .map(|ip| TargetAddress { ip, port: DNS_PORT })
-                .collect())
+            let ipv6 = match targets {
+                Targets::InboundEndpointIpsAndIpv6 => {
+                    resolved.inbound_ipv6.clone().unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            Ok(crate::plan::rule_targets(&ips, &ipv6))
         }
     }
 }

@@ -46,6 +46,7 @@ impl Applier<'_> {
         }
         if p.inbound_ips.is_none() {
             p.inbound_ips = resolved.inbound_ips.clone();
+            p.inbound_ipv6 = resolved.inbound_ipv6.clone();
         }
         if let Some(id) = resolved.endpoints.get("outbound") {
             p.outbound_endpoint_id = Some(id.clone());

@@ -31,6 +31,7 @@ pub const ENV_API_RULES_GROUP: &str = "EKS_PRIVATE_DNS_API_RULES_GROUP";
 pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
 pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
 pub const ENV_TLS_ROOTS: &str = "EKS_PRIVATE_DNS_TLS_ROOTS";
+pub const ENV_ENDPOINT_TYPE: &str = "EKS_PRIVATE_DNS_ENDPOINT_TYPE";
 
 /// Cluster tags that refine the configuration for one cluster.
 pub const TAG_ENABLED: &str = "eks-private-dns/enabled";
@@ -55,6 +56,12 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Each value's name, the default first.
+    pub const CHOICES: &'static [(&'static str, Self)] = &[
+        ("private-only", Trigger::PrivateOnly),
+        ("private-access", Trigger::PrivateAccess),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::PrivateOnly => "private-only",
@@ -84,6 +91,35 @@ impl ApiRulesGroup {
         match self {
             ApiRulesGroup::Cluster => "cluster",
             ApiRulesGroup::Tagged => "tagged",
+        }
+    }
+}
+
+/// Which IP stack the inbound endpoints are made with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndpointTypeSetting {
+    /// DUALSTACK for an IPv6 cluster (or one with a dual-stack endpoint
+    /// name) whose subnets have IPv6 blocks, IPV4 otherwise; an endpoint
+    /// that is dual-stack already stays so.
+    #[default]
+    Auto,
+    Ipv4,
+    DualStack,
+}
+
+impl EndpointTypeSetting {
+    /// Each value's name, the default first.
+    pub const CHOICES: &'static [(&'static str, Self)] = &[
+        ("auto", EndpointTypeSetting::Auto),
+        ("ipv4", EndpointTypeSetting::Ipv4),
+        ("dualstack", EndpointTypeSetting::DualStack),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointTypeSetting::Auto => "auto",
+            EndpointTypeSetting::Ipv4 => "ipv4",
+            EndpointTypeSetting::DualStack => "dualstack",
         }
     }
 }
@@ -129,6 +165,7 @@ pub struct Config {
     pub owner: String,
     pub mode: Mode,
     pub inbound_ips: u8,
+    pub endpoint_type: EndpointTypeSetting,
     pub allow_world: bool,
     /// CIDRs outside the private ranges may be configured (a /0 still needs
     /// `allow_world`).
@@ -158,6 +195,7 @@ impl Default for Config {
             owner: DEFAULT_OWNER.to_string(),
             mode: Mode::Apply,
             inbound_ips: DEFAULT_INBOUND_IPS,
+            endpoint_type: EndpointTypeSetting::Auto,
             allow_world: false,
             allow_public_cidrs: false,
             tag_cidr_envelope: private_ranges(),
@@ -223,15 +261,7 @@ impl Config {
             outbound_vpc_id: read(get(ENV_OUTBOUND_VPC_ID), |v| {
                 parse_vpc_id(ENV_OUTBOUND_VPC_ID, v)
             })?,
-            trigger: choice(
-                get(ENV_TRIGGER),
-                ENV_TRIGGER,
-                "a trigger",
-                &[
-                    ("private-only", Trigger::PrivateOnly),
-                    ("private-access", Trigger::PrivateAccess),
-                ],
-            )?,
+            trigger: choice(get(ENV_TRIGGER), ENV_TRIGGER, "a trigger", Trigger::CHOICES)?,
             ssm_prefix: read(get(ENV_SSM_PREFIX), parse_ssm_prefix)?.unwrap_or(defaults.ssm_prefix),
             owner: read(get(ENV_OWNER), parse_owner)?.unwrap_or(defaults.owner),
             mode: choice(
@@ -242,6 +272,12 @@ impl Config {
             )?,
             inbound_ips: read(get(ENV_INBOUND_IPS), parse_inbound_ips)?
                 .unwrap_or(defaults.inbound_ips),
+            endpoint_type: choice(
+                get(ENV_ENDPOINT_TYPE),
+                ENV_ENDPOINT_TYPE,
+                "an endpoint type",
+                EndpointTypeSetting::CHOICES,
+            )?,
             allow_world: policy.allow_world,
             allow_public_cidrs: policy.allow_public,
             tag_cidr_envelope: cidrs(ENV_TAG_CIDR_ENVELOPE)?.unwrap_or(defaults.tag_cidr_envelope),
@@ -386,6 +422,7 @@ impl Config {
         put(ENV_OWNER, self.owner.clone());
         put(ENV_MODE, self.mode.as_str().to_string());
         put(ENV_INBOUND_IPS, self.inbound_ips.to_string());
+        put(ENV_ENDPOINT_TYPE, self.endpoint_type.as_str().to_string());
         put(ENV_ALLOW_WORLD, self.allow_world.to_string());
         put(ENV_ALLOW_PUBLIC_CIDRS, self.allow_public_cidrs.to_string());
         put(ENV_TAG_CIDR_ENVELOPE, cidrs(&self.tag_cidr_envelope));
@@ -407,6 +444,9 @@ impl Config {
         let parts: Vec<String> = settings
             .iter()
             .filter(|(k, _)| VARIABLES.iter().any(|v| v.name == k.as_str() && v.decides))
+            // Left out at its default, as before the setting existed, so
+            // that adding it changed no deployment's digest.
+            .filter(|(k, v)| !(k.as_str() == ENV_ENDPOINT_TYPE && v.as_str() == "auto"))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();

@@ -102,6 +102,13 @@ pub const VARIABLES: &[Variable] = &[
         "2",
     ),
     var(
+        ENV_ENDPOINT_TYPE,
+        "endpoint-type",
+        "The inbound endpoints' IP stack: auto (DUALSTACK for IPv6 clusters whose subnets have \
+         IPv6 blocks), ipv4, or dualstack.",
+        "auto",
+    ),
+    var(
         ENV_ALLOW_WORLD,
         "allow-world",
         "Allow 0.0.0.0/0 or ::/0 among the CIDRs (true/false).",

@@ -450,6 +450,7 @@ mod tests {
             name: id.into(),
             creation_time: String::new(),
             ip_count: 2,
+            endpoint_type: EndpointType::Ipv4,
             ips: None,
         }
     }

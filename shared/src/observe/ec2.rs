@@ -146,6 +146,16 @@ pub(super) async fn describe_subnets(
                 vpc_id: s.vpc_id().unwrap_or_default().to_string(),
                 az: s.availability_zone().unwrap_or_default().to_string(),
                 cidr: s.cidr_block().and_then(|c| c.parse().ok()),
+                ipv6_cidr: s
+                    .ipv6_cidr_block_association_set()
+                    .iter()
+                    .filter(|a| {
+                        a.ipv6_cidr_block_state()
+                            .and_then(|state| state.state())
+                            .map(|state| state.as_str())
+                            == Some("associated")
+                    })
+                    .find_map(|a| a.ipv6_cidr_block()?.parse().ok()),
             });
         }
     }

@@ -24,6 +24,11 @@ pub fn endpoint_view(e: &aws_sdk_route53resolver::types::ResolverEndpoint) -> Op
         name: e.name().unwrap_or_default().to_string(),
         creation_time: e.creation_time().unwrap_or_default().to_string(),
         ip_count: e.ip_address_count().unwrap_or(0),
+        endpoint_type: EndpointType::parse(
+            e.resolver_endpoint_type()
+                .map(|t| t.as_str())
+                .unwrap_or_default(),
+        ),
         ips: None,
     })
 }

@@ -34,6 +34,9 @@ pub enum RuleRef {
 pub enum Targets {
     Known(Vec<TargetAddress>),
     InboundEndpointIps,
+    /// Its IPv4 and IPv6 addresses (`rule_targets`), for an outbound
+    /// endpoint that has IPv6 ones.
+    InboundEndpointIpsAndIpv6,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,6 +67,20 @@ pub enum Action {
         /// The address to ask for in each subnet (same order; None: AWS
         /// picks): the inbound addresses published before, where free.
         ips: Vec<Option<String>>,
+        endpoint_type: EndpointType,
+        /// For a dual-stack endpoint, the IPv6 address to ask for in each
+        /// subnet, as `ips` (empty: AWS picks every one).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ipv6s: Vec<Option<String>>,
+    },
+    /// UpdateResolverEndpoint between IPV4 and DUALSTACK (AWS gives each IP
+    /// an IPv6 address from its subnet, or takes them away); waits, as IP
+    /// changes do, until the endpoint takes changes.
+    ChangeEndpointType {
+        endpoint_id: String,
+        from: EndpointType,
+        to: EndpointType,
+        endpoint_ready: bool,
     },
     /// IP changes wait until the endpoint is OPERATIONAL (or ACTION_NEEDED,
     /// which they repair); `endpoint_ready` says it was when observed.
@@ -165,6 +182,7 @@ impl Action {
             | Action::CreateRule { .. }
             | Action::AssociateRule { .. } => ActionKind::Create,
             Action::AddEndpointIps { .. }
+            | Action::ChangeEndpointType { .. }
             | Action::RemoveEndpointIps { .. }
             | Action::UpdateRule { .. }
             | Action::PublishParameters(_) => ActionKind::Change,
@@ -220,6 +238,7 @@ impl Action {
             Action::CreateSecurityGroup { .. } => Phase::Groups,
             Action::AuthorizeIngress { .. }
             | Action::CreateEndpoint { .. }
+            | Action::ChangeEndpointType { .. }
             | Action::AddEndpointIps { .. } => Phase::Endpoints,
             Action::CreateRule { .. } | Action::UpdateRule { .. } => Phase::Rules,
             Action::AssociateRule { .. }
@@ -250,13 +269,13 @@ impl Action {
                 permissions,
                 ..
             } => format!("revoke {} on {group_id}", permissions.join(", ")),
-            Action::CreateEndpoint {
-                direction,
-                vpc_id,
-                subnet_ids,
-                ips,
+            Action::CreateEndpoint { .. } => describe_create_endpoint(self),
+            Action::ChangeEndpointType {
+                endpoint_id,
+                from,
+                to,
                 ..
-            } => describe_create_endpoint(*direction, vpc_id, subnet_ids, ips),
+            } => format!("change endpoint {endpoint_id} from {from} to {to}"),
             Action::AddEndpointIps {
                 endpoint_id,
                 subnet_ids,
@@ -329,20 +348,36 @@ impl Action {
     }
 }
 
-fn describe_create_endpoint(
-    direction: Direction,
-    vpc_id: &str,
-    subnet_ids: &[String],
-    ips: &[Option<String>],
-) -> String {
-    let kept: Vec<&str> = ips.iter().flatten().map(String::as_str).collect();
+fn describe_create_endpoint(action: &Action) -> String {
+    let Action::CreateEndpoint {
+        direction,
+        vpc_id,
+        subnet_ids,
+        ips,
+        endpoint_type,
+        ipv6s,
+        ..
+    } = action
+    else {
+        return String::new();
+    };
+    let kept: Vec<&str> = ips
+        .iter()
+        .chain(ipv6s)
+        .flatten()
+        .map(String::as_str)
+        .collect();
     let kept = if kept.is_empty() {
         String::new()
     } else {
         format!(", asking for the published {}", kept.join(", "))
     };
+    let kind = match endpoint_type {
+        EndpointType::Ipv4 => String::new(),
+        other => format!(" {other}"),
+    };
     format!(
-        "create {} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
+        "create{kind} {} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
         direction.as_str().to_lowercase(),
         subnet_ids.len(),
         subnet_ids.join(", ")
@@ -378,5 +413,8 @@ pub(super) fn targets_label(targets: &Targets) -> String {
     match targets {
         Targets::Known(t) => join(t.iter().map(|t| format!("{}:{}", t.ip, t.port))),
         Targets::InboundEndpointIps => "the inbound endpoint's IPs".to_string(),
+        Targets::InboundEndpointIpsAndIpv6 => {
+            "the inbound endpoint's IPv4 and IPv6 addresses".to_string()
+        }
     }
 }

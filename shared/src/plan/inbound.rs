@@ -101,6 +101,23 @@ pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<S
 /// inbound endpoint (deleted by hand, failed and removed): the addresses a
 /// new one asks for, so that on-premises forwarders keep working.
 pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
+    published_when_gone(config, obs, PARAM_INBOUND_IPS)
+        .into_iter()
+        .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .collect()
+}
+
+/// The same for the IPv6 addresses (`inbound-ipv6`).
+fn ipv6_to_keep(config: &Config, obs: &Observation) -> Vec<std::net::Ipv6Addr> {
+    published_when_gone(config, obs, PARAM_INBOUND_IPV6)
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
+/// The addresses of the parameter `leaf` of this cluster, when its VPC has
+/// no live inbound endpoint.
+fn published_when_gone(config: &Config, obs: &Observation, leaf: &str) -> Vec<String> {
     let Some(vpc_id) = obs.cluster.as_ref().and_then(|c| c.vpc_id.as_deref()) else {
         return Vec::new();
     };
@@ -111,7 +128,7 @@ pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
     if live {
         return Vec::new();
     }
-    let name = parameter_name(&config.ssm_prefix, &obs.cluster_name, PARAM_INBOUND_IPS);
+    let name = parameter_name(&config.ssm_prefix, &obs.cluster_name, leaf);
     obs.parameters
         .iter()
         .find(|p| p.name == name)
@@ -119,7 +136,7 @@ pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
             p.value
                 .split(',')
                 .map(str::trim)
-                .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+                .filter(|ip| !ip.is_empty())
                 .map(str::to_string)
                 .collect()
         })
@@ -129,13 +146,16 @@ pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
 /// The subnets of a new inbound endpoint and the address to ask for in
 /// each: first the published addresses that no interface holds, each in the
 /// subnet whose block holds it; then subnets of the AZs not used yet, then
-/// any (`pick_subnets`), with AWS choosing their addresses.
+/// any (`pick_subnets`), with AWS choosing their addresses. Only subnets
+/// with an IPv6 block when `dual_stack`.
 pub fn new_endpoint_addresses(
     config: &Config,
     obs: &Observation,
     vpc_id: &str,
     count: usize,
+    dual_stack: bool,
 ) -> (Vec<String>, Vec<Option<String>>) {
+    let usable = usable_subnets(obs, dual_stack);
     let mut subnets = Vec::new();
     let mut ips = Vec::new();
     let mut azs = BTreeSet::new();
@@ -146,8 +166,7 @@ pub fn new_endpoint_addresses(
         if subnets.len() == count || obs.addresses_in_use.contains(&ip) {
             continue;
         }
-        let holder = obs
-            .cluster_subnets
+        let holder = usable
             .iter()
             .find(|s| s.vpc_id == vpc_id && s.cidr.is_some_and(|c| c.contains(&addr)));
         if let Some(subnet) = holder {
@@ -156,15 +175,14 @@ pub fn new_endpoint_addresses(
             azs.insert(subnet.az.clone());
         }
     }
-    let unused: Vec<SubnetView> = obs
-        .cluster_subnets
+    let unused: Vec<SubnetView> = usable
         .iter()
         .filter(|s| !azs.contains(&s.az))
         .cloned()
         .collect();
     let mut rest = pick_subnets(&unused, vpc_id, count - subnets.len());
     if rest.is_empty() {
-        rest = pick_subnets(&obs.cluster_subnets, vpc_id, count - subnets.len());
+        rest = pick_subnets(&usable, vpc_id, count - subnets.len());
     }
     ips.extend(rest.iter().map(|_| None));
     subnets.extend(rest);
@@ -183,7 +201,7 @@ pub(super) fn plan_inbound<'a>(
     obs: &'a Observation,
     d: &Desired,
     outbound: Option<&EndpointRef>,
-) -> (Planned, Inbound<'a>) {
+) -> Result<(Planned, Inbound<'a>), Invalid> {
     let mut m = Planned::default();
     let group = match find_group(owner, obs, &d.vpc_id, ROLE_INBOUND) {
         Some(sg) => GroupRef::Existing(sg.id.clone()),
@@ -214,20 +232,40 @@ pub(super) fn plan_inbound<'a>(
         ips: None,
         ipv6: None,
     };
+    let endpoint_type = inbound_type(config, obs, d, endpoint)?;
+    let dual_stack = endpoint_type == EndpointType::DualStack;
     match endpoint {
         None => {
+            let count = config.inbound_ips as usize;
             let (subnet_ids, ips) =
-                new_endpoint_addresses(config, obs, &d.vpc_id, config.inbound_ips as usize);
+                new_endpoint_addresses(config, obs, &d.vpc_id, count, dual_stack);
+            let ipv6s = if dual_stack {
+                ipv6_to_ask(config, obs, &subnet_ids)
+            } else {
+                Vec::new()
+            };
             m.actions.push(Action::CreateEndpoint {
                 direction: Direction::Inbound,
                 vpc_id: d.vpc_id.clone(),
                 group,
                 subnet_ids,
                 ips,
+                endpoint_type,
+                ipv6s,
             })
         }
         Some(endpoint) => {
-            if !m.take(plan_endpoint_ips(config, obs, endpoint)) {
+            let retyped = endpoint.endpoint_type != endpoint_type && endpoint.ips.is_some();
+            if retyped {
+                m.actions.push(Action::ChangeEndpointType {
+                    endpoint_id: endpoint.id.clone(),
+                    from: endpoint.endpoint_type,
+                    to: endpoint_type,
+                    endpoint_ready: endpoint.status.accepts_ip_changes(),
+                });
+            }
+            let resized = m.take(plan_endpoint_ips(config, obs, endpoint, dual_stack));
+            if !resized && !retyped {
                 found.ips = Some(endpoint.ipv4s());
                 found.ipv6 = Some(endpoint.ipv6s());
             }
@@ -243,7 +281,81 @@ pub(super) fn plan_inbound<'a>(
             m.actions.push(delete_endpoint(surplus, &obs.rules));
         }
     }
-    (m, found)
+    Ok((m, found))
+}
+
+/// The type the VPC's inbound endpoint is to have (`stack::choose`), from
+/// the subnets its addresses are in, or would go in. A lean observation
+/// read no subnets: it is lean only when the type is right already
+/// (`details_wanted`).
+fn inbound_type(
+    config: &Config,
+    obs: &Observation,
+    d: &Desired,
+    endpoint: Option<&EndpointView>,
+) -> Result<EndpointType, Invalid> {
+    let current = endpoint.map(|e| e.endpoint_type);
+    if obs.lean {
+        return Ok(current.unwrap_or_default());
+    }
+    let has_ipv6 = |id: &str| {
+        obs.cluster_subnets
+            .iter()
+            .any(|s| s.id == id && s.ipv6_cidr.is_some())
+    };
+    let subnets: Vec<(String, bool)> = match endpoint.and_then(|e| e.ips.as_ref()) {
+        Some(ips) if !ips.is_empty() => ips
+            .iter()
+            .map(|ip| ip.subnet_id.clone())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .map(|id| {
+                let ipv6 = has_ipv6(&id);
+                (id, ipv6)
+            })
+            .collect(),
+        _ => obs
+            .cluster_subnets
+            .iter()
+            .filter(|s| s.vpc_id == d.vpc_id)
+            .map(|s| (s.id.clone(), s.ipv6_cidr.is_some()))
+            .collect(),
+    };
+    stack::choose(
+        config.endpoint_type,
+        d.cluster.ipv6,
+        &d.host,
+        &subnets,
+        current,
+    )
+    .map_err(|stack::NoIpv6Blocks(subnets)| Invalid::NoIpv6Blocks {
+        cluster: d.cluster.name.clone(),
+        vpc_id: d.vpc_id.clone(),
+        subnets,
+    })
+}
+
+/// The IPv6 address to ask for in each subnet of a new dual-stack
+/// endpoint: the published ones (`inbound-ipv6`, when the VPC has no live
+/// inbound endpoint), each in the subnet whose IPv6 block holds it, once.
+fn ipv6_to_ask(config: &Config, obs: &Observation, subnet_ids: &[String]) -> Vec<Option<String>> {
+    let published = ipv6_to_keep(config, obs);
+    let mut asked: BTreeSet<std::net::Ipv6Addr> = BTreeSet::new();
+    subnet_ids
+        .iter()
+        .map(|id| {
+            let block = obs
+                .cluster_subnets
+                .iter()
+                .find(|s| &s.id == id)
+                .and_then(|s| s.ipv6_cidr)?;
+            let address = published
+                .iter()
+                .find(|a| block.contains(&std::net::IpAddr::V6(**a)) && !asked.contains(*a))?;
+            asked.insert(*address);
+            Some(address.to_string())
+        })
+        .collect()
 }
 
 /// What the inbound sub-planner learned: the endpoint that serves, and its
@@ -293,6 +405,7 @@ pub(super) fn plan_endpoint_ips(
     config: &Config,
     obs: &Observation,
     endpoint: &EndpointView,
+    dual_stack: bool,
 ) -> (Planned, bool) {
     let mut m = Planned::default();
     let Some(_) = &endpoint.ips else {
@@ -313,7 +426,7 @@ pub(super) fn plan_endpoint_ips(
     let mut changed = false;
     let mut removed: Vec<EndpointIpRef> = Vec::new();
     if live.len() < wanted {
-        let chosen = subnets_to_add(obs, endpoint, &live, wanted, &az_of);
+        let chosen = subnets_to_add(obs, endpoint, &live, wanted, dual_stack, &az_of);
         if !chosen.is_empty() {
             m.actions.push(Action::AddEndpointIps {
                 endpoint_id: endpoint.id.clone(),
@@ -351,17 +464,29 @@ pub(super) fn plan_endpoint_ips(
     (m, changed)
 }
 
+/// The cluster's subnets an endpoint's addresses may go in: those with an
+/// IPv6 block for a dual-stack one.
+fn usable_subnets(obs: &Observation, dual_stack: bool) -> Vec<SubnetView> {
+    obs.cluster_subnets
+        .iter()
+        .filter(|s| !dual_stack || s.ipv6_cidr.is_some())
+        .cloned()
+        .collect()
+}
+
 /// Subnets for the addresses an endpoint lacks: new AZs first, one subnet
-/// each, then any subnet, round-robin.
+/// each, then any subnet, round-robin; only those with an IPv6 block for a
+/// dual-stack endpoint.
 fn subnets_to_add(
     obs: &Observation,
     endpoint: &EndpointView,
     live: &[&EndpointIp],
     wanted: usize,
+    dual_stack: bool,
     az_of: &dyn Fn(&str) -> String,
 ) -> Vec<String> {
-    let mut candidates: Vec<&SubnetView> = obs
-        .cluster_subnets
+    let usable = usable_subnets(obs, dual_stack);
+    let mut candidates: Vec<&SubnetView> = usable
         .iter()
         .filter(|s| s.vpc_id == endpoint.vpc_id)
         .collect();
@@ -377,7 +502,7 @@ fn subnets_to_add(
             chosen.push(subnet.id.clone());
         }
     }
-    let all = pick_subnets(&obs.cluster_subnets, &endpoint.vpc_id, wanted * 2);
+    let all = pick_subnets(&usable, &endpoint.vpc_id, wanted * 2);
     let mut i = 0;
     while chosen.len() + live.len() < wanted && !all.is_empty() {
         chosen.push(all[i % all.len()].clone());

@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::config::{ENV_API_RULES_GROUP, ENV_OUTBOUND_ENDPOINT_ID, TAG_API_RULES};
+use crate::config::{
+    ENV_API_RULES_GROUP, ENV_ENDPOINT_TYPE, ENV_OUTBOUND_ENDPOINT_ID, TAG_API_RULES,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invalid {
@@ -55,6 +57,12 @@ pub enum Invalid {
     OutboundZones {
         vpc_id: String,
         zones: usize,
+    },
+    /// `dualstack` and subnets without an IPv6 block.
+    NoIpv6Blocks {
+        cluster: String,
+        vpc_id: String,
+        subnets: Vec<String>,
     },
 }
 
@@ -143,8 +151,35 @@ impl fmt::Display for Invalid {
                  endpoint needs subnets in two (or set EKS_PRIVATE_DNS_OUTBOUND_VPC_ID or \
                  {ENV_OUTBOUND_ENDPOINT_ID})"
             ),
+            Invalid::NoIpv6Blocks {
+                cluster,
+                vpc_id,
+                subnets,
+            } => no_ipv6_blocks(f, cluster, vpc_id, subnets),
         }
     }
+}
+
+fn no_ipv6_blocks(
+    f: &mut fmt::Formatter<'_>,
+    cluster: &str,
+    vpc_id: &str,
+    subnets: &[String],
+) -> fmt::Result {
+    let which = if subnets.is_empty() {
+        format!("cluster {cluster} has no subnets in VPC {vpc_id}")
+    } else {
+        format!(
+            "subnet(s) {} of cluster {cluster} in VPC {vpc_id} have no IPv6 CIDR block",
+            subnets.join(", ")
+        )
+    };
+    write!(
+        f,
+        "{ENV_ENDPOINT_TYPE} is dualstack, but {which}: associate one with each (aws ec2 \
+         associate-subnet-cidr-block --ipv6-cidr-block ...), or set {ENV_ENDPOINT_TYPE} to auto \
+         or ipv4; nothing was made for the cluster"
+    )
 }
 
 /// Serialized as the sentence, as the JSON outputs have always given it.

@@ -20,8 +20,8 @@ pub(super) fn managed(
     } else {
         None
     };
-    let inbound = m.take(plan_inbound(config, owner, obs, &d, outbound.as_ref()));
-    let rule_id = m.take(plan_rule(obs, owner, &d, outbound.as_ref(), &inbound.ips));
+    let inbound = m.take(plan_inbound(config, owner, obs, &d, outbound.as_ref())?);
+    let rule_id = m.take(plan_rule(obs, owner, &d, outbound.as_ref(), &inbound));
 
     // Outbound endpoints of ours that no rule will use any more. Rules
     // deleted or moved to another outbound endpoint no longer hold their

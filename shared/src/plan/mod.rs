@@ -26,7 +26,7 @@ use crate::model::*;
 use crate::owner::{CreatorId, Owner, ROLE_INBOUND, ROLE_OUTBOUND, TAG_CLUSTER, TAG_ROLE};
 pub use crate::progress::{Problem, Wait};
 pub use crate::ssm::Publication;
-use crate::ssm::{parameter_name, PARAM_INBOUND_IPS, PARAM_STATE};
+use crate::ssm::{parameter_name, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE};
 
 mod access;
 mod action;
@@ -38,6 +38,7 @@ mod managed;
 mod orphans;
 mod outbound;
 mod rule;
+pub mod stack;
 mod teardown;
 
 pub use access::api_group;
@@ -46,6 +47,7 @@ pub use inbound::{addresses_to_keep, new_endpoint_addresses, pick_subnets};
 pub use invalid::Invalid;
 pub use orphans::{plan_shared_orphans, shared_leaders, SharedView};
 pub use outbound::outbound_vpc_hint;
+pub use rule::{rule_targets, MAX_RULE_TARGETS};
 
 use access::*;
 use desired::*;
@@ -203,6 +205,7 @@ impl Plan {
                 matches!(
                     a,
                     Action::CreateEndpoint { .. }
+                        | Action::ChangeEndpointType { .. }
                         | Action::AddEndpointIps { .. }
                         | Action::RemoveEndpointIps { .. }
                 )
@@ -356,7 +359,29 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
     let outbound_served = config.outbound_endpoint_id.is_some()
         || client_vpc_hint(config, obs).is_empty()
         || !live_endpoints(owner, obs, Direction::Outbound, None).is_empty();
-    !(sized && outbound_served)
+    let typed = inbound
+        .first()
+        .is_some_and(|e| type_settled(config, obs, e.endpoint_type));
+    !(sized && outbound_served && typed)
+}
+
+/// Whether an inbound endpoint of `current` type is what the setting wants
+/// without reading the subnets: those decide only a change of type.
+fn type_settled(config: &Config, obs: &Observation, current: EndpointType) -> bool {
+    use crate::config::EndpointTypeSetting as Setting;
+    let wants_dual = obs.cluster.as_ref().is_some_and(|c| {
+        c.ipv6
+            || c.endpoint_host
+                .as_deref()
+                .is_some_and(stack::is_dual_stack_host)
+    });
+    match (config.endpoint_type, current) {
+        (_, EndpointType::Ipv6) => true,
+        (Setting::Ipv4, t) => t == EndpointType::Ipv4,
+        (Setting::DualStack, t) => t == EndpointType::DualStack,
+        (Setting::Auto, EndpointType::Ipv4) => !wants_dual,
+        (Setting::Auto, _) => true,
+    }
 }
 
 /// The client VPC ids the observe step should describe for this cluster.

@@ -69,6 +69,9 @@ pub(super) fn plan_outbound(
         group,
         subnet_ids,
         ips: Vec::new(),
+        // The outbound endpoint reaches every inbound one over IPv4.
+        endpoint_type: EndpointType::Ipv4,
+        ipv6s: Vec::new(),
     });
     Ok((m, EndpointRef::New(Direction::Outbound)))
 }

@@ -12,7 +12,7 @@ pub(super) fn plan_rule(
     owner: &Owner,
     d: &Desired,
     outbound: Option<&EndpointRef>,
-    inbound_ips_known: &Option<Vec<String>>,
+    inbound: &Inbound,
 ) -> (Planned, Option<String>) {
     let mut m = Planned::default();
     let wants_rule = !d.association_vpcs.is_empty();
@@ -38,15 +38,22 @@ pub(super) fn plan_rule(
     let (true, Some(outbound)) = (wants_rule, outbound) else {
         return (m, None);
     };
-    let targets = match inbound_ips_known {
-        Some(ips) if !ips.is_empty() => Targets::Known(
-            ips.iter()
-                .map(|ip| TargetAddress {
-                    ip: ip.clone(),
-                    port: DNS_PORT,
-                })
-                .collect(),
-        ),
+    let with_ipv6 = match outbound {
+        EndpointRef::Existing(id) => obs
+            .endpoints
+            .iter()
+            .any(|e| &e.id == id && e.endpoint_type.has_ipv6()),
+        EndpointRef::New(_) => false,
+    };
+    let targets = match &inbound.ips {
+        Some(ips) if !ips.is_empty() => {
+            let ipv6 = match with_ipv6 {
+                true => inbound.ipv6.clone().unwrap_or_default(),
+                false => Vec::new(),
+            };
+            Targets::Known(rule_targets(ips, &ipv6))
+        }
+        _ if with_ipv6 => Targets::InboundEndpointIpsAndIpv6,
         _ => Targets::InboundEndpointIps,
     };
     let (rule_ref, rule_id) = match current {
@@ -76,6 +83,26 @@ pub(super) fn plan_rule(
     (m, rule_id)
 }
 
+/// A rule's targets: the inbound endpoint's IPv4 addresses, and its IPv6
+/// ones too where they fit in the six targets a rule takes (an outbound
+/// endpoint with IPv6 addresses reaches them).
+pub fn rule_targets(ipv4: &[String], ipv6: &[String]) -> Vec<TargetAddress> {
+    let ipv6 = match ipv4.len() + ipv6.len() <= MAX_RULE_TARGETS {
+        true => ipv6,
+        false => &[],
+    };
+    ipv4.iter()
+        .chain(ipv6)
+        .map(|ip| TargetAddress {
+            ip: ip.clone(),
+            port: DNS_PORT,
+        })
+        .collect()
+}
+
+/// Target IPs per rule (Route 53 quotas).
+pub const MAX_RULE_TARGETS: usize = 6;
+
 /// The update that points an existing rule at `targets` through `outbound`,
 /// when it does not already.
 fn update_rule(rule: &RuleView, targets: Targets, outbound: &EndpointRef) -> Option<Action> {
@@ -87,7 +114,7 @@ fn update_rule(rule: &RuleView, targets: Targets, outbound: &EndpointRef) -> Opt
             t.sort();
             t != current_targets
         }
-        Targets::InboundEndpointIps => true,
+        Targets::InboundEndpointIps | Targets::InboundEndpointIpsAndIpv6 => true,
     };
     let endpoint_differs = match outbound {
         EndpointRef::Existing(id) => rule.endpoint_id.as_deref() != Some(id.as_str()),

@@ -247,7 +247,7 @@ fn an_inbound_endpoint_made_again_asks_for_the_published_addresses() {
     obs.addresses_in_use.clear();
     let mut three = config();
     three.inbound_ips = 3;
-    let (subnets, ips) = new_endpoint_addresses(&three, &obs, CLUSTER_VPC, 3);
+    let (subnets, ips) = new_endpoint_addresses(&three, &obs, CLUSTER_VPC, 3, false);
     assert_eq!(subnets, s(&["subnet-a", "subnet-b", "subnet-c"]));
     assert_eq!(
         ips,
@@ -255,7 +255,7 @@ fn an_inbound_endpoint_made_again_asks_for_the_published_addresses() {
     );
     // An address outside every subnet (the subnet is gone) is not asked for.
     obs.cluster_subnets.retain(|s| s.id != "subnet-b");
-    let (subnets, ips) = new_endpoint_addresses(&config(), &obs, CLUSTER_VPC, 2);
+    let (subnets, ips) = new_endpoint_addresses(&config(), &obs, CLUSTER_VPC, 2, false);
     assert_eq!(subnets, s(&["subnet-a", "subnet-c"]));
     assert_eq!(ips, vec![Some("10.0.1.10".into()), None]);
 }

@@ -4,6 +4,7 @@
 //! fixtures here, the situations in one file per family.
 
 mod build;
+mod dualstack;
 mod progress;
 mod records;
 mod settings;
@@ -58,6 +59,7 @@ fn subnet(id: &str, vpc: &str, az: &str) -> SubnetView {
         vpc_id: vpc.into(),
         az: az.into(),
         cidr: None,
+        ipv6_cidr: None,
     }
 }
 
@@ -140,6 +142,7 @@ fn complete() -> Observation {
             name: id.into(),
             creation_time: "2026-01-01T00:00:00Z".into(),
             ip_count: 2,
+            endpoint_type: EndpointType::Ipv4,
             ips,
         };
     let inbound_ips = vec![
@@ -297,6 +300,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::AuthorizeIngress { .. } => "authorize",
             Action::RevokeIngress { .. } => "revoke",
             Action::CreateEndpoint { .. } => "create-endpoint",
+            Action::ChangeEndpointType { .. } => "change-type",
             Action::AddEndpointIps { .. } => "add-ips",
             Action::RemoveEndpointIps { .. } => "remove-ips",
             Action::CreateRule { .. } => "create-rule",
@@ -310,6 +314,17 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::DeleteParameters { .. } => "delete-params",
         })
         .collect()
+}
+
+/// The plan's publication (it has one).
+fn publication(p: &Plan) -> &Publication {
+    p.actions
+        .iter()
+        .find_map(|a| match a {
+            Action::PublishParameters(p) => Some(p.as_ref()),
+            _ => None,
+        })
+        .expect("a publication")
 }
 
 fn count(plan: &Plan, kind: &str) -> usize {

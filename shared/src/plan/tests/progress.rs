@@ -67,16 +67,6 @@ fn ip(id: &str, subnet: &str, addr: &str, status: &str) -> EndpointIp {
     }
 }
 
-fn publication(p: &Plan) -> &Publication {
-    p.actions
-        .iter()
-        .find_map(|a| match a {
-            Action::PublishParameters(p) => Some(p.as_ref()),
-            _ => None,
-        })
-        .expect("a publication")
-}
-
 #[test]
 fn a_failed_ip_is_replaced_never_published_and_named() {
     let mut obs = complete();

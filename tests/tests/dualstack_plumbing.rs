@@ -1,0 +1,198 @@
+//! Dual-stack plumbing against the emulator (Resolver taking its time): an
+//! IPv6 cluster gets a DUALSTACK inbound endpoint whose IPv4 and IPv6
+//! addresses are published and admitted on every hop; the type changes in
+//! place both ways; an endpoint made again keeps both kinds of address.
+
+use eks_private_dns_tests::*;
+use shared::config::*;
+use shared::reconcile::Report;
+
+/// An IPv6 on-premises network, besides the world's IPv4 one.
+const ONPREM_V6: &str = "fd12:3456:789a::/48";
+
+struct DualWorld {
+    w: World,
+    vpc: Vpc,
+}
+
+/// The common world, plus a dual-stack VPC peered with the client VPC and
+/// a private IPv6 cluster "v6" in its two dual-stack subnets.
+async fn dual_world() -> DualWorld {
+    let w = World::new(EmulatorOptions::slow_resolver(), &[]).await;
+    let (vpc, _) = w
+        .aws
+        .dual_stack_vpc("10.70", &[("a", true), ("b", true)])
+        .await
+        .unwrap();
+    w.aws.peer(&vpc.id, &w.client_vpc.id).await.unwrap();
+    w.aws.ipv6_cluster("v6", &vpc).await.unwrap();
+    DualWorld { w, vpc }
+}
+
+fn settings(w: &World, endpoint_type: &str) -> Config {
+    let onprem = format!("{ONPREM},{ONPREM_V6}");
+    config(&[
+        (ENV_CLIENT_VPC_IDS, &w.client_vpc.id),
+        (ENV_ONPREM_CIDRS, &onprem),
+        (ENV_ENDPOINT_TYPE, endpoint_type),
+    ])
+}
+
+fn ok(report: &Report) {
+    assert_converged(report);
+}
+
+/// The VPC's inbound endpoint: its id, type, group and (IPv4, IPv6) pairs.
+async fn inbound(w: &World, vpc: &Vpc) -> (String, String, String, Vec<(String, Option<String>)>) {
+    let snap = w.aws.snapshot().await.unwrap();
+    let found: Vec<_> = snap
+        .inbound_endpoints()
+        .into_iter()
+        .filter(|e| e.host_vpc_id() == Some(vpc.id.as_str()))
+        .collect();
+    assert_eq!(found.len(), 1, "one inbound endpoint: {found:#?}");
+    let e = found[0];
+    let id = e.id().unwrap().to_string();
+    let kind = e
+        .resolver_endpoint_type()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_default();
+    let group = e.security_group_ids()[0].clone();
+    let addresses = w.aws.endpoint_addresses(&id).await;
+    (id, kind, group, addresses)
+}
+
+fn published(snap: &Snapshot, leaf: &str) -> Option<String> {
+    snap.parameters
+        .get(&format!("/eks-private-dns/v6/{leaf}"))
+        .map(|(value, _)| value.clone())
+}
+
+fn joined(addresses: &[(String, Option<String>)], ipv6: bool) -> String {
+    let mut list: Vec<String> = addresses
+        .iter()
+        .filter_map(|(v4, v6)| if ipv6 { v6.clone() } else { Some(v4.clone()) })
+        .collect();
+    list.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+    list.join(",")
+}
+
+#[tokio::test]
+async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
+    let DualWorld { w, vpc } = dual_world().await;
+    let rec = w.emulator.reconciler(settings(&w, "auto"));
+    ok(&rec.reconcile("v6", None).await);
+
+    let (_, kind, group, addresses) = inbound(&w, &vpc).await;
+    assert_eq!(kind, "DUALSTACK");
+    assert_eq!(addresses.len(), 2);
+    assert!(
+        addresses.iter().all(|(_, v6)| v6.is_some()),
+        "{addresses:?}"
+    );
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(
+        published(&snap, "inbound-ips"),
+        Some(joined(&addresses, false))
+    );
+    assert_eq!(
+        published(&snap, "inbound-ipv6"),
+        Some(joined(&addresses, true))
+    );
+    // The IPv6 on-premises network on 53 (both protocols) and on 443.
+    let dns: Vec<_> = snap
+        .ingress(&group)
+        .into_iter()
+        .filter(|r| r.2 == ONPREM_V6)
+        .map(|r| (r.0, r.1))
+        .collect();
+    assert_eq!(dns, [("tcp".to_string(), 53), ("udp".to_string(), 53)]);
+    let api = w.cluster_sg("v6").await;
+    assert!(
+        snap.ingress(&api)
+            .iter()
+            .any(|r| r.2 == ONPREM_V6 && r.1 == 443),
+        "{:#?}",
+        snap.ingress(&api)
+    );
+    assert_paths(&rec, "v6").await;
+
+    // Nothing to do the second time.
+    let again = rec.reconcile("v6", None).await;
+    ok(&again);
+    assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
+}
+
+#[tokio::test]
+async fn the_endpoint_type_changes_in_place_both_ways() {
+    let DualWorld { w, vpc } = dual_world().await;
+    let v4 = w.emulator.reconciler(settings(&w, "ipv4"));
+    ok(&v4.reconcile("v6", None).await);
+    let (id, kind, _, before) = inbound(&w, &vpc).await;
+    assert_eq!(kind, "IPV4");
+    assert!(before.iter().all(|(_, v6)| v6.is_none()));
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(published(&snap, "inbound-ipv6"), None);
+
+    // auto: the same endpoint, made dual-stack, its IPv4 addresses kept.
+    let auto = w.emulator.reconciler(settings(&w, "auto"));
+    let report = auto.reconcile("v6", None).await;
+    ok(&report);
+    assert!(
+        report.actions.iter().any(|a| a.contains("to DUALSTACK")),
+        "{:#?}",
+        report.actions
+    );
+    let (same, kind, _, after) = inbound(&w, &vpc).await;
+    assert_eq!((same.as_str(), kind.as_str()), (id.as_str(), "DUALSTACK"));
+    assert_eq!(joined(&after, false), joined(&before, false));
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(published(&snap, "inbound-ipv6"), Some(joined(&after, true)));
+    assert_paths(&auto, "v6").await;
+    let quiet = auto.reconcile("v6", None).await;
+    ok(&quiet);
+    assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
+
+    // ipv4 again: back, and inbound-ipv6 goes.
+    ok(&v4.reconcile("v6", None).await);
+    let (same, kind, _, back) = inbound(&w, &vpc).await;
+    assert_eq!((same.as_str(), kind.as_str()), (id.as_str(), "IPV4"));
+    assert_eq!(joined(&back, false), joined(&before, false));
+    let snap = w.aws.snapshot().await.unwrap();
+    assert_eq!(published(&snap, "inbound-ipv6"), None);
+}
+
+#[tokio::test]
+async fn a_dual_stack_endpoint_made_again_keeps_both_kinds_of_address() {
+    let DualWorld { w, vpc } = dual_world().await;
+    let rec = w.emulator.reconciler(settings(&w, "auto"));
+    ok(&rec.reconcile("v6", None).await);
+    let (old, _, _, addresses) = inbound(&w, &vpc).await;
+
+    w.aws.delete_endpoint_by_hand(&old).await;
+
+    ok(&rec.reconcile("v6", None).await);
+    let (new, kind, _, again) = inbound(&w, &vpc).await;
+    assert_ne!(new, old);
+    assert_eq!(kind, "DUALSTACK");
+    assert_eq!(again, addresses, "the same IPv4 and IPv6 addresses");
+    assert_paths(&rec, "v6").await;
+}
+
+#[tokio::test]
+async fn dualstack_in_subnets_without_ipv6_blocks_says_which_and_makes_nothing() {
+    let w = World::new(EmulatorOptions::default(), &[]).await;
+    w.aws
+        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .await
+        .unwrap();
+    let rec = w.emulator.reconciler(settings(&w, "dualstack"));
+    let report = rec.reconcile("prod", None).await;
+    assert_eq!(report.decision, "invalid");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&w.cluster_vpc.subnets[0]) && error.contains(ENV_ENDPOINT_TYPE),
+        "{error}"
+    );
+    w.aws.snapshot().await.unwrap().assert_clean();
+}
