@@ -139,6 +139,19 @@ impl DnsStub {
         })
     }
 
+    /// Stop answering, and return once the sockets are closed (dropping
+    /// the stub only asks its tasks to stop; the port may stay bound for
+    /// a moment after).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
     /// How many questions for `name` the stub has been asked so far.
     pub fn queries(&self, name: &str) -> usize {
         let key = name.trim_end_matches('.').to_lowercase();

@@ -116,11 +116,30 @@ async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
         snap.ingress(&api)
     );
     assert_paths(&rec, "v6").await;
+    // One Forwarders Changed event, with both kinds of address.
+    let events = w.emulator.events().await.unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        addresses_of(&events[0], "inbound-ipv6"),
+        joined(&addresses, true)
+    );
 
-    // Nothing to do the second time.
+    // Nothing to do the second time, and no event.
     let again = rec.reconcile("v6", None).await;
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
+    assert_eq!(w.emulator.events().await.unwrap().len(), 1);
+}
+
+/// A Forwarders Changed event's addresses of `key`, joined.
+fn addresses_of(event: &serde_json::Value, key: &str) -> String {
+    let list: Vec<String> = event["detail"][key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    list.join(",")
 }
 
 #[tokio::test]
@@ -149,9 +168,21 @@ async fn the_endpoint_type_changes_in_place_both_ways() {
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(published(&snap, "inbound-ipv6"), Some(joined(&after, true)));
     assert_paths(&auto, "v6").await;
+    // The forwarders gained the IPv6 addresses: exactly one more event.
+    let events = w.emulator.events().await.unwrap();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(
+        addresses_of(&events[1], "inbound-ipv6"),
+        joined(&after, true)
+    );
+    assert_eq!(
+        addresses_of(&events[1], "inbound-ips"),
+        joined(&before, false)
+    );
     let quiet = auto.reconcile("v6", None).await;
     ok(&quiet);
     assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
+    assert_eq!(w.emulator.events().await.unwrap().len(), 2);
 
     // ipv4 again: back, and inbound-ipv6 goes.
     ok(&v4.reconcile("v6", None).await);
@@ -177,6 +208,8 @@ async fn a_dual_stack_endpoint_made_again_keeps_both_kinds_of_address() {
     assert_eq!(kind, "DUALSTACK");
     assert_eq!(again, addresses, "the same IPv4 and IPv6 addresses");
     assert_paths(&rec, "v6").await;
+    // The forwarders are as they were: no event beyond the first.
+    assert_eq!(w.emulator.events().await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! The on-premises side with real DNS servers on loopback: a cluster is
 //! published in the emulator's SSM with loopback "inbound IPs" served by a
 //! stub authoritative server; each server (BIND, Unbound, dnsmasq, PowerDNS
-//! Recursor) runs
-//! with the rendered file and DNSSEC validation on, and `dig` through it
-//! gets the stub's answer. `verify` passes against the stub and fails
+//! Recursor, Knot Resolver) runs with the rendered file and DNSSEC
+//! validation on, and `dig` through it gets the stub's answer: for an IPv4
+//! cluster, and for a dual-stack one over IPv4 and IPv6 (::1), the stub
+//! answering on ::1 only. `verify` passes against the stub and fails
 //! clearly against a dead address.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,6 +45,11 @@ fn spawn(cmd: &mut Command) -> Server {
 /// dig through 127.0.0.1:port until the answers satisfy `want` (the server
 /// is starting or reloading), or 20 s have passed; the last answers.
 fn dig_until(port: u16, name: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    dig_at("127.0.0.1", port, name, want)
+}
+
+/// The same through `server` (an address the server listens on).
+fn dig_at(server: &str, port: u16, name: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = Command::new(tool("dig"))
@@ -53,7 +59,7 @@ fn dig_until(port: u16, name: &str, want: impl Fn(&[String]) -> bool) -> Vec<Str
                 "+time=2",
                 "-p",
                 &port.to_string(),
-                "@127.0.0.1",
+                &format!("@{server}"),
                 name,
                 "A",
             ])
@@ -106,12 +112,18 @@ async fn stub(ips: &[&str], zone: Zone) -> DnsStub {
         .iter()
         .map(|ip| SocketAddr::new(ip.parse().unwrap(), 53))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match DnsStub::start(&binds, zone.clone()).await {
             Ok(stub) => return stub,
             Err(e) if Instant::now() > deadline => {
-                panic!("stub binds port 53 (run as root): {e}")
+                // Name whatever holds the port, if anything does.
+                let holders = Command::new("ss")
+                    .args(["-Hlnptu", "sport = :53"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default();
+                panic!("stub binds port 53 of {ips:?} (run as root): {e}; port 53 is held by: {holders}")
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -123,6 +135,48 @@ async fn stub(ips: &[&str], zone: Zone) -> DnsStub {
 async fn published(emulator: &Emulator, cluster: &str, ips: &[&str]) -> DnsStub {
     publish(emulator, cluster, NAME, ips, &[]).await;
     stub(ips, vec![(NAME.to_string(), vec![ANSWER.into()])]).await
+}
+
+/// The cluster a server forwards for: IPv4 only, its two inbound addresses
+/// answering; or dual-stack (127.0.0.2 and ::1), where only the IPv6 one
+/// answers, so that an answer proves the server forwarded over IPv6.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    V4,
+    Dual,
+}
+
+impl Stack {
+    /// Publish the cluster and start the stub where it answers.
+    async fn cluster(self, emulator: &Emulator) -> DnsStub {
+        match self {
+            Stack::V4 => published(emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await,
+            Stack::Dual => {
+                publish(emulator, "demo", NAME, &["127.0.0.2"], &["::1"]).await;
+                stub(&["::1"], vec![(NAME.to_string(), vec![ANSWER.into()])]).await
+            }
+        }
+    }
+
+    /// The addresses the server listens on: over IPv6 as well for a
+    /// dual-stack cluster, as a site with IPv6 clients runs it.
+    fn listen(self) -> &'static [&'static str] {
+        match self {
+            Stack::V4 => &["127.0.0.1"],
+            Stack::Dual => &["127.0.0.1", "::1"],
+        }
+    }
+
+    /// dig through every address the server listens on: each gets the
+    /// stub's answer, which the stub (`inbound`, on ::1 only for a
+    /// dual-stack cluster) was asked for.
+    fn assert_answers(self, port: u16, inbound: &DnsStub) {
+        for server in self.listen() {
+            let answers = dig_at(server, port, NAME, |a| !a.is_empty());
+            assert_eq!(answers, vec![ANSWER.to_string()], "through {server}");
+        }
+        assert!(inbound.queries(NAME) > 0, "the inbound stub was asked");
+    }
 }
 
 /// Run the CLI against the emulator.
@@ -169,13 +223,22 @@ const UPSTREAM: &str = "127.0.0.4";
 /// A named.conf on a free loopback port, with DNSSEC validation on, that
 /// includes the rendered eks-options.conf and eks-zones.conf in `dir`.
 fn named_conf(dir: &Path) -> (u16, std::path::PathBuf) {
+    named_conf_for(dir, Stack::V4)
+}
+
+/// The same, listening on ::1 as well for a dual-stack cluster.
+fn named_conf_for(dir: &Path, stack: Stack) -> (u16, std::path::PathBuf) {
     let port = free_port();
     let conf = dir.join("named.conf");
+    let v6 = match stack {
+        Stack::V4 => "none;".to_string(),
+        Stack::Dual => "::1;".to_string(),
+    };
     std::fs::write(
         &conf,
         format!(
             "options {{\n\tdirectory \"{d}\";\n\tpid-file none;\n\tlisten-on port {port} {{ 127.0.0.1; }};\n\
-             \tlisten-on-v6 {{ none; }};\n\trecursion yes;\n\tallow-query {{ 127.0.0.1; }};\n\
+             \tlisten-on-v6 port {port} {{ {v6} }};\n\trecursion yes;\n\tallow-query {{ 127.0.0.1; ::1; }};\n\
              \tforwarders {{ {UPSTREAM}; }};\n\tforward only;\n\
              \tdnssec-validation auto;\n\tinclude \"{d}/eks-options.conf\";\n}};\n\
              include \"{d}/eks-zones.conf\";\n",
@@ -186,33 +249,79 @@ fn named_conf(dir: &Path) -> (u16, std::path::PathBuf) {
     (port, conf)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bind_forwards_the_name_with_validation_on() {
+/// A test of each server, for an IPv4 cluster and for a dual-stack one.
+macro_rules! both_stacks {
+    ($run:ident, $v4:ident, $dual:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $v4() {
+            $run(Stack::V4).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $dual() {
+            $run(Stack::Dual).await;
+        }
+    };
+}
+
+both_stacks!(
+    bind,
+    bind_forwards_the_name_with_validation_on,
+    bind_forwards_over_ipv6_for_a_dual_stack_cluster
+);
+both_stacks!(
+    unbound,
+    unbound_forwards_the_name_with_validation_on,
+    unbound_forwards_over_ipv6_for_a_dual_stack_cluster
+);
+both_stacks!(
+    dnsmasq,
+    dnsmasq_forwards_the_name_with_rebind_protection_on,
+    dnsmasq_forwards_over_ipv6_for_a_dual_stack_cluster
+);
+both_stacks!(
+    powerdns,
+    powerdns_forwards_the_name_with_validation_on,
+    powerdns_forwards_over_ipv6_for_a_dual_stack_cluster
+);
+both_stacks!(
+    knot_resolver,
+    knot_resolver_forwards_the_name_with_validation_on,
+    knot_resolver_forwards_over_ipv6_for_a_dual_stack_cluster
+);
+
+async fn bind(stack: Stack) {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let inbound = stack.cluster(&emulator).await;
     let _upstream = stub(&[UPSTREAM], Vec::new()).await;
     let dir = scratch("onprem-bind");
     render(&emulator, "bind", &dir.join("eks-zones.conf"));
     render(&emulator, "bind-options", &dir.join("eks-options.conf"));
-    let (port, conf) = named_conf(&dir);
+    let (port, conf) = named_conf_for(&dir, stack);
     let _named = spawn(Command::new(tool("named")).args(["-g", "-c"]).arg(&conf));
-    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    stack.assert_answers(port, &inbound);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unbound_forwards_the_name_with_validation_on() {
+async fn unbound(stack: Stack) {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let inbound = stack.cluster(&emulator).await;
     let dir = scratch("onprem-unbound");
     render(&emulator, "unbound", &dir.join("eks.conf"));
     let port = free_port();
     let conf = dir.join("unbound.conf");
+    let (interfaces, ip6): (String, &str) = match stack {
+        Stack::V4 => ("\tinterface: 127.0.0.1\n".into(), "no"),
+        Stack::Dual => (
+            "\tinterface: 127.0.0.1\n\tinterface: ::1\n\taccess-control: ::1 allow\n".into(),
+            "yes",
+        ),
+    };
     std::fs::write(
         &conf,
         format!(
-            "server:\n\tinterface: 127.0.0.1\n\tport: {port}\n\tdo-ip6: no\n\tchroot: \"\"\n\tusername: \"\"\n\
+            "server:\n{interfaces}\tport: {port}\n\tdo-ip6: {ip6}\n\tchroot: \"\"\n\tusername: \"\"\n\
              \tdirectory: \"{d}\"\n\tpidfile: \"\"\n\tuse-syslog: no\n\taccess-control: 127.0.0.0/8 allow\n\
              \tdo-not-query-localhost: no\n\tmodule-config: \"validator iterator\"\n\
              \tprivate-address: 10.0.0.0/8\n\ttrust-anchor: \". DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\"\n\
@@ -222,14 +331,13 @@ async fn unbound_forwards_the_name_with_validation_on() {
     )
     .unwrap();
     let _unbound = spawn(Command::new(tool("unbound")).args(["-d", "-c"]).arg(&conf));
-    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    stack.assert_answers(port, &inbound);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dnsmasq_forwards_the_name_with_rebind_protection_on() {
+async fn dnsmasq(stack: Stack) {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let inbound = stack.cluster(&emulator).await;
     let dir = scratch("onprem-dnsmasq");
     let file = dir.join("eks.conf");
     render(&emulator, "dnsmasq", &file);
@@ -242,27 +350,24 @@ async fn dnsmasq_forwards_the_name_with_rebind_protection_on() {
                 "--no-hosts",
                 "--stop-dns-rebind",
             ])
-            .args([
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--user=root",
-            ])
+            .arg("--bind-interfaces")
+            .arg(format!("--listen-address={}", stack.listen().join(",")))
+            .arg("--user=root")
             .arg(format!("--port={port}"))
             .arg("--pid-file")
             .arg(format!("--conf-file={}", file.display())),
     );
-    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    stack.assert_answers(port, &inbound);
 }
 
 /// PowerDNS Recursor, as an air-gapped site runs it: DNSSEC validation on,
 /// root hints that name only the loopback upstream (so that priming never
 /// leaves this machine), the rendered forward-zones-file and the rendered
 /// Lua file whose negative trust anchors let the private names through.
-#[tokio::test(flavor = "multi_thread")]
-async fn powerdns_forwards_the_name_with_validation_on() {
+async fn powerdns(stack: Stack) {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let inbound = stack.cluster(&emulator).await;
     let _upstream = stub(&[UPSTREAM], Vec::new()).await;
     let dir = scratch("onprem-powerdns");
     render(&emulator, "powerdns", &dir.join("eks-forward-zones"));
@@ -274,11 +379,16 @@ async fn powerdns_forwards_the_name_with_validation_on() {
     )
     .unwrap();
     let port = free_port();
+    let listen = stack.listen().join(", ");
+    let (allow, query_from) = match stack {
+        Stack::V4 => ("127.0.0.0/8", "127.0.0.1"),
+        Stack::Dual => ("127.0.0.0/8, ::1/128", "127.0.0.1, ::1"),
+    };
     std::fs::write(
         dir.join("recursor.conf"),
         format!(
-            "local-address=127.0.0.1\nlocal-port={port}\nallow-from=127.0.0.0/8\n\
-             dont-query=\nquery-local-address=127.0.0.1\nhint-file={d}/root.hints\n\
+            "local-address={listen}\nlocal-port={port}\nallow-from={allow}\n\
+             dont-query=\nquery-local-address={query_from}\nhint-file={d}/root.hints\n\
              dnssec=validate\nforward-zones-file={d}/eks-forward-zones\n\
              lua-config-file={d}/eks-nta.lua\nsocket-dir={d}\ndaemon=no\nwrite-pid=no\n\
              disable-syslog=yes\nquiet=yes\n",
@@ -288,7 +398,7 @@ async fn powerdns_forwards_the_name_with_validation_on() {
     .unwrap();
     let _recursor =
         spawn(Command::new(tool("pdns_recursor")).arg(format!("--config-dir={}", dir.display())));
-    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    stack.assert_answers(port, &inbound);
 }
 
 /// Knot Resolver, as an air-gapped site runs it: validating with the root's
@@ -296,20 +406,25 @@ async fn powerdns_forwards_the_name_with_validation_on() {
 /// rendered file loaded with dofile(), whose stub policy is what sends the
 /// private name to the inbound addresses (without it the name goes to the
 /// upstream, which knows nothing).
-#[tokio::test(flavor = "multi_thread")]
-async fn knot_resolver_forwards_the_name_with_validation_on() {
+async fn knot_resolver(stack: Stack) {
     let _turn = PORT_53.lock().await;
     let emulator = Emulator::start().unwrap();
-    let _stub = published(&emulator, "demo", &["127.0.0.2", "127.0.0.3"]).await;
+    let inbound = stack.cluster(&emulator).await;
     let _upstream = stub(&[UPSTREAM], Vec::new()).await;
     let dir = scratch("onprem-knot");
     render(&emulator, "knot", &dir.join("eks-forwarders.lua"));
     let port = free_port();
     let conf = dir.join("kresd.conf");
+    let listen: String = stack
+        .listen()
+        .iter()
+        .map(|a| format!("net.listen('{a}', {port}, {{ kind = 'dns' }})\n"))
+        .collect();
+    let ipv6 = stack == Stack::Dual;
     std::fs::write(
         &conf,
         format!(
-            "net.ipv6 = false\nnet.listen('127.0.0.1', {port}, {{ kind = 'dns' }})\n\
+            "net.ipv6 = {ipv6}\n{listen}\
              modules = {{ 'hints > iterate' }}\n\
              hints.root({{ ['local-root.'] = '{UPSTREAM}' }})\n\
              trust_anchors.add_file('/usr/share/dns/root.key', true)\n\
@@ -325,7 +440,7 @@ async fn knot_resolver_forwards_the_name_with_validation_on() {
             .arg(&conf)
             .arg(&dir),
     );
-    assert_eq!(dig(port, NAME), vec![ANSWER.to_string()]);
+    stack.assert_answers(port, &inbound);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -437,7 +552,7 @@ async fn verify_asks_a_dual_stack_endpoint_for_aaaa_too() {
     let run = |args: &[&str]| cli(&emulator, args);
     let servers = ["127.0.0.2", "::1"];
     {
-        let _stub = stub(
+        let both = stub(
             &servers,
             vec![(NAME.to_string(), vec![ANSWER.into(), v6.into()])],
         )
@@ -458,6 +573,7 @@ async fn verify_asks_a_dual_stack_endpoint_for_aaaa_too() {
             };
             assert_eq!(c["addresses"], serde_json::json!([want]), "{c}");
         }
+        both.stop().await;
     }
     // The same servers without the AAAA record: the AAAA queries fail.
     let _stub = stub(&servers, vec![(NAME.to_string(), vec![ANSWER.into()])]).await;
