@@ -122,6 +122,7 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
         obs,
         dns: dns_hop(&vpc_id, obs.cluster_vpc_dns),
         inbound_ips: inbound.map(|e| e.ipv4s()).unwrap_or_default(),
+        inbound_ipv6: inbound.map(|e| e.ipv6s()).unwrap_or_default(),
         inbound_hop: endpoint_hop("inbound endpoint live", inbound),
         inbound_groups: inbound
             .map(|e| e.security_group_ids.iter().map(String::as_str).collect())
@@ -161,6 +162,7 @@ struct Shared<'a> {
     obs: &'a Observation,
     dns: Hop,
     inbound_ips: Vec<String>,
+    inbound_ipv6: Vec<String>,
     inbound_hop: Hop,
     inbound_groups: Vec<&'a str>,
     control_plane: String,
@@ -186,7 +188,7 @@ fn client_path(c: &Shared, client: &String) -> Path {
             .find(|a| a.rule_id == r.id && &a.vpc_id == client)
     });
     hops.push(association_hop(rule, association, host, client));
-    hops.push(targets_hop(rule, &c.inbound_ips));
+    hops.push(targets_hop(rule, c));
     let outbound = rule
         .and_then(|r| r.endpoint_id.as_deref())
         .and_then(|id| obs.endpoints.iter().find(|e| e.id == id));
@@ -266,19 +268,32 @@ fn association_hop(
     }
 }
 
-fn targets_hop(rule: Option<&RuleView>, inbound_ips: &[String]) -> Hop {
+/// A target as an address and port ("[2001:db8::5]:53" for IPv6).
+fn target_label(t: &crate::model::TargetAddress) -> String {
+    if t.ip.contains(':') {
+        format!("[{}]:{}", t.ip, t.port)
+    } else {
+        format!("{}:{}", t.ip, t.port)
+    }
+}
+
+/// The rule's targets: the live inbound addresses, the IPv6 ones too
+/// where its outbound endpoint has IPv6 addresses (`plan::rule_targets`).
+fn targets_hop(rule: Option<&RuleView>, c: &Shared) -> Hop {
     match rule {
         None => hop("rule targets", "-", false, "no rule"),
         Some(r) => {
-            let mut targets: Vec<String> = r
-                .targets
-                .iter()
-                .map(|t| format!("{}:{}", t.ip, t.port))
-                .collect();
+            let mut targets: Vec<String> = r.targets.iter().map(target_label).collect();
             targets.sort();
-            let mut wanted: Vec<String> = inbound_ips
+            let with_ipv6 = c
+                .obs
+                .endpoints
                 .iter()
-                .map(|ip| format!("{ip}:{DNS_PORT}"))
+                .any(|e| Some(&e.id) == r.endpoint_id.as_ref() && e.endpoint_type.has_ipv6());
+            let ipv6 = if with_ipv6 { &c.inbound_ipv6[..] } else { &[] };
+            let mut wanted: Vec<String> = crate::plan::rule_targets(&c.inbound_ips, ipv6)
+                .iter()
+                .map(target_label)
                 .collect();
             wanted.sort();
             let ok = !wanted.is_empty() && targets == wanted;

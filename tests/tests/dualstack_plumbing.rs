@@ -229,3 +229,114 @@ async fn dualstack_in_subnets_without_ipv6_blocks_says_which_and_makes_nothing()
     );
     w.aws.snapshot().await.unwrap().assert_clean();
 }
+
+/// A configured outbound endpoint that is dual-stack, in a client VPC with
+/// an IPv6 block: the rule targets the inbound IPv6 addresses as well, and
+/// the client VPC's IPv6 block is admitted on 53 and 443.
+#[tokio::test]
+async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitted() {
+    use aws_sdk_route53resolver::types::{
+        IpAddressRequest, ResolverEndpointDirection, ResolverEndpointStatus, ResolverEndpointType,
+    };
+    let DualWorld { w, vpc } = dual_world().await;
+    let (client, subnets) = w
+        .aws
+        .dual_stack_vpc("10.80", &[("a", true), ("b", true)])
+        .await
+        .unwrap();
+    w.aws.peer(&vpc.id, &client.id).await.unwrap();
+    let client_v6 = w
+        .aws
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&client.id)
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .ipv6_cidr_block_association_set()[0]
+        .ipv6_cidr_block()
+        .unwrap()
+        .to_string();
+    let group = w
+        .aws
+        .security_group(&client, "corp-out", &[])
+        .await
+        .unwrap();
+    let outbound = w
+        .aws
+        .resolver
+        .create_resolver_endpoint()
+        .creator_request_id("corp-outbound")
+        .name("corp-outbound")
+        .direction(ResolverEndpointDirection::Outbound)
+        .resolver_endpoint_type(ResolverEndpointType::Dualstack)
+        .security_group_ids(&group)
+        .set_ip_addresses(Some(
+            subnets
+                .iter()
+                .map(|(id, _)| IpAddressRequest::builder().subnet_id(id).build().unwrap())
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .resolver_endpoint()
+        .and_then(|e| e.id())
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        let e = w
+            .aws
+            .resolver
+            .get_resolver_endpoint()
+            .resolver_endpoint_id(&outbound)
+            .send()
+            .await
+            .unwrap();
+        if e.resolver_endpoint().unwrap().status() == Some(&ResolverEndpointStatus::Operational) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let settings = config(&[
+        (ENV_CLIENT_VPC_IDS, &client.id),
+        (ENV_ONPREM_CIDRS, ONPREM),
+        (ENV_OUTBOUND_ENDPOINT_ID, &outbound),
+    ]);
+    let rec = w.emulator.reconciler(settings);
+    ok(&rec.reconcile("v6", None).await);
+
+    let (_, kind, group, addresses) = inbound(&w, &vpc).await;
+    assert_eq!(kind, "DUALSTACK");
+    let snap = w.aws.snapshot().await.unwrap();
+    let host = w.host("v6").await;
+    let rules = snap.rules_for(&host);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].resolver_endpoint_id(), Some(outbound.as_str()));
+    let mut targets: Vec<String> = rules[0]
+        .target_ips()
+        .iter()
+        .filter_map(|t| t.ip().or(t.ipv6()).map(str::to_string))
+        .collect();
+    targets.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+    let mut want: Vec<String> = addresses
+        .iter()
+        .flat_map(|(v4, v6)| [Some(v4.clone()), v6.clone()])
+        .flatten()
+        .collect();
+    want.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+    assert_eq!(targets, want, "IPv4 and IPv6 targets");
+    let admits = |group: &str, port: i32| {
+        snap.ingress(group)
+            .iter()
+            .any(|r| r.2 == client_v6 && r.1 == port)
+    };
+    assert!(admits(&group, 53), "{:#?}", snap.ingress(&group));
+    let api = w.cluster_sg("v6").await;
+    assert!(admits(&api, 443), "{:#?}", snap.ingress(&api));
+    assert_paths(&rec, "v6").await;
+    let quiet = rec.reconcile("v6", None).await;
+    ok(&quiet);
+    assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
+}
