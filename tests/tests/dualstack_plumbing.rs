@@ -129,6 +129,12 @@ async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
     assert_eq!(w.emulator.events().await.unwrap().len(), 1);
+    // Nor for the sweep, which reads the fleet its own way.
+    let swept = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!((swept.managed, swept.failed), (1, 0), "{swept:#?}");
+    assert_eq!(swept.write_calls, 0, "{swept:#?}");
 }
 
 /// A Forwarders Changed event's addresses of `key`, joined.
