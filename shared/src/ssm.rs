@@ -155,6 +155,11 @@ pub struct Publication {
     pub inbound_endpoint_id: Option<String>,
     pub inbound_ips: Option<Vec<String>>,
     pub inbound_ipv6: Option<Vec<String>>,
+    /// The inbound endpoint is (or is being made) dual-stack: its
+    /// addresses are not published until its IPv6 ones are known, so that
+    /// the forwarders change once.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dual_stack: bool,
     pub outbound_endpoint_id: Option<String>,
     pub uses_outbound: bool,
     pub rule_id: Option<String>,
@@ -283,6 +288,9 @@ impl Publication {
         }
         ips.sort_by_key(|ip| ip_sort_key(ip));
         let mut ipv6 = self.inbound_ipv6.clone().unwrap_or_default();
+        if self.dual_stack && ipv6.is_empty() {
+            return None;
+        }
         ipv6.sort();
         if self.uses_outbound && self.outbound_endpoint_id.is_none() {
             return None;

@@ -231,9 +231,11 @@ pub(super) fn plan_inbound<'a>(
         endpoint,
         ips: None,
         ipv6: None,
+        dual_stack: false,
     };
     let endpoint_type = inbound_type(config, obs, d, endpoint)?;
     let dual_stack = endpoint_type == EndpointType::DualStack;
+    found.dual_stack = dual_stack;
     match endpoint {
         None => {
             let count = config.inbound_ips as usize;
@@ -364,6 +366,8 @@ pub(super) struct Inbound<'a> {
     pub(super) endpoint: Option<&'a EndpointView>,
     pub(super) ips: Option<Vec<String>>,
     pub(super) ipv6: Option<Vec<String>>,
+    /// The endpoint is to be dual-stack.
+    pub(super) dual_stack: bool,
 }
 
 /// TCP and UDP 53 from every CIDR of every cluster that uses the endpoint,

@@ -55,6 +55,7 @@ pub(super) fn managed(
         inbound_endpoint_id: inbound.endpoint.map(|e| e.id.clone()),
         inbound_ips: inbound.ips,
         inbound_ipv6: inbound.ipv6,
+        dual_stack: inbound.dual_stack,
         outbound_endpoint_id: in_use.map(str::to_string),
         uses_outbound: outbound.is_some(),
         rule_id,

@@ -235,3 +235,31 @@ fn a_lean_look_is_enough_only_when_the_type_is_settled() {
     let ipv4 = with_setting(EndpointTypeSetting::Ipv4);
     assert!(details_wanted(&ipv4, &owner(), &obs));
 }
+
+#[test]
+fn a_dual_stack_endpoint_is_published_only_with_its_ipv6_addresses() {
+    // Made dual-stack, its IPv6 addresses not listed yet (AWS still
+    // UPDATING): nothing is published until they are, so that the
+    // forwarders change once.
+    let mut obs = ipv6_cluster();
+    let inbound = obs.endpoints.iter_mut().find(|e| e.id == IN_EP).unwrap();
+    inbound.endpoint_type = EndpointType::DualStack;
+    let p = plan_of(&obs);
+    let publication = publication(&p);
+    assert!(publication.dual_stack);
+    assert!(publication.render(None).is_none());
+    // Listed: published, both kinds.
+    dual(&mut obs);
+    let rendered = publication_of_plan(&plan_of(&obs));
+    assert!(rendered.contains("inbound-ipv6"), "{rendered}");
+}
+
+fn publication_of_plan(p: &Plan) -> String {
+    let rendered = publication(p).render(None).expect("renders");
+    rendered
+        .values
+        .iter()
+        .map(|(name, _, _)| name.clone())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

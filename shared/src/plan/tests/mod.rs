@@ -257,6 +257,7 @@ fn complete() -> Observation {
         inbound_endpoint_id: Some(IN_EP.into()),
         inbound_ips: Some(vec!["10.0.1.10".into(), "10.0.2.10".into()]),
         inbound_ipv6: Some(vec![]),
+        dual_stack: false,
         outbound_endpoint_id: Some(OUT_EP.into()),
         uses_outbound: true,
         rule_id: Some(RULE.into()),
