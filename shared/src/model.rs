@@ -277,19 +277,34 @@ impl EndpointView {
 
     /// The endpoint's live IPv4 addresses, sorted.
     pub fn ipv4s(&self) -> Vec<String> {
-        let mut ips: Vec<String> = self.live_ips().filter_map(|ip| ip.ip.clone()).collect();
-        ips.sort_by_key(|ip| ip_sort_key(ip));
-        ips.dedup();
-        ips
+        ipv4s_of(self.live_ips())
     }
 
     /// The endpoint's live IPv6 addresses, sorted.
     pub fn ipv6s(&self) -> Vec<String> {
-        let mut ips: Vec<String> = self.live_ips().filter_map(|ip| ip.ipv6.clone()).collect();
-        ips.sort();
-        ips.dedup();
-        ips
+        ipv6s_of(self.live_ips())
     }
+
+    /// Whether it has IPv6 addresses (it reaches IPv6 targets).
+    pub fn has_ipv6(&self) -> bool {
+        self.endpoint_type.has_ipv6()
+    }
+}
+
+/// The IPv4 addresses of `ips`, sorted numerically, once each.
+pub fn ipv4s_of<'a>(ips: impl IntoIterator<Item = &'a EndpointIp>) -> Vec<String> {
+    let mut list: Vec<String> = ips.into_iter().filter_map(|ip| ip.ip.clone()).collect();
+    list.sort_by_key(|ip| ip_sort_key(ip));
+    list.dedup();
+    list
+}
+
+/// The IPv6 addresses of `ips`, sorted, once each.
+pub fn ipv6s_of<'a>(ips: impl IntoIterator<Item = &'a EndpointIp>) -> Vec<String> {
+    let mut list: Vec<String> = ips.into_iter().filter_map(|ip| ip.ipv6.clone()).collect();
+    list.sort();
+    list.dedup();
+    list
 }
 
 /// Sort IPv4 addresses numerically (10.0.2.5 before 10.0.10.5).

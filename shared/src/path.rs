@@ -285,11 +285,10 @@ fn targets_hop(rule: Option<&RuleView>, c: &Shared) -> Hop {
         Some(r) => {
             let mut targets: Vec<String> = r.targets.iter().map(target_label).collect();
             targets.sort();
-            let with_ipv6 = c
-                .obs
-                .endpoints
-                .iter()
-                .any(|e| Some(&e.id) == r.endpoint_id.as_ref() && e.endpoint_type.has_ipv6());
+            let with_ipv6 = r
+                .endpoint_id
+                .as_deref()
+                .is_some_and(|id| crate::plan::reaches_ipv6(c.obs, id));
             let ipv6 = if with_ipv6 { &c.inbound_ipv6[..] } else { &[] };
             let mut wanted: Vec<String> = crate::plan::rule_targets(&c.inbound_ips, ipv6)
                 .iter()

@@ -381,12 +381,13 @@ impl Aws {
 
     /// A VPC `{prefix}.0.0/16` with an Amazon-provided IPv6 block and DNS
     /// on, and a subnet per (AZ, dual-stack) of `azs`, the dual-stack ones
-    /// with a /64 of it: the VPC and each subnet with its IPv6 block.
+    /// with a /64 of it: the VPC, its IPv6 block, and each subnet with its
+    /// IPv6 block.
     pub async fn dual_stack_vpc(
         &self,
         prefix: &str,
         azs: &[(&str, bool)],
-    ) -> Result<(Vpc, Vec<(String, Option<ipnet::Ipv6Net>)>)> {
+    ) -> Result<(Vpc, ipnet::Ipv6Net, Vec<(String, Option<ipnet::Ipv6Net>)>)> {
         let vpc_id = self
             .ec2
             .create_vpc()
@@ -427,7 +428,27 @@ impl Aws {
             id: vpc_id,
             subnets: subnets.iter().map(|(id, _)| id.clone()).collect(),
         };
-        Ok((vpc, subnets))
+        Ok((vpc, block, subnets))
+    }
+
+    /// Wait (10 s at most) until a Resolver endpoint is OPERATIONAL.
+    pub async fn until_endpoint_operational(&self, id: &str) {
+        use aws_sdk_route53resolver::types::ResolverEndpointStatus;
+        for _ in 0..100 {
+            let out = self
+                .resolver
+                .get_resolver_endpoint()
+                .resolver_endpoint_id(id)
+                .send()
+                .await
+                .unwrap();
+            let status = out.resolver_endpoint().and_then(|e| e.status());
+            if status == Some(&ResolverEndpointStatus::Operational) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("endpoint {id} never became OPERATIONAL");
     }
 
     /// Delete a Resolver endpoint as someone would by hand, and wait (30 s

@@ -3,8 +3,6 @@
 //! ignores (ResolverEndpointType, Ipv6 addresses, IPv6 rule targets), which
 //! the dual-stack plumbing will be proven against.
 
-use std::time::Duration;
-
 use aws_sdk_route53resolver::types::{
     IpAddressRequest, ResolverEndpointDirection, ResolverEndpointStatus, ResolverEndpointType,
     TargetAddress, UpdateIpAddress,
@@ -20,23 +18,6 @@ fn ip(subnet: &str, ip: Option<&str>, ipv6: Option<&str>) -> IpAddressRequest {
         .unwrap()
 }
 
-async fn until_operational(aws: &Aws, id: &str) {
-    for _ in 0..100 {
-        let out = aws
-            .resolver
-            .get_resolver_endpoint()
-            .resolver_endpoint_id(id)
-            .send()
-            .await
-            .unwrap();
-        if out.resolver_endpoint().unwrap().status() == Some(&ResolverEndpointStatus::Operational) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("endpoint {id} never became OPERATIONAL");
-}
-
 #[tokio::test]
 async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     let emulator = Emulator::start_with(EmulatorOptions {
@@ -45,7 +26,7 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     })
     .unwrap();
     let aws = emulator.aws();
-    let (vpc, subnets) = aws
+    let (vpc, _, subnets) = aws
         .dual_stack_vpc("10.60", &[("a", true), ("b", true), ("c", false)])
         .await
         .unwrap();
@@ -134,7 +115,7 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
         .await
         .iter()
         .all(|(_, v6)| v6.is_none()));
-    until_operational(&aws, &v4_id).await;
+    aws.until_endpoint_operational(&v4_id).await;
     let first = aws
         .resolver
         .list_resolver_endpoint_ip_addresses()
@@ -169,7 +150,7 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
         updated.resolver_endpoint_type(),
         Some(&ResolverEndpointType::Dualstack)
     );
-    until_operational(&aws, &v4_id).await;
+    aws.until_endpoint_operational(&v4_id).await;
     let now = aws.endpoint_addresses(&v4_id).await;
     assert!(now.iter().all(|(_, v6)| v6.is_some()), "{now:?}");
     assert!(now

@@ -19,7 +19,7 @@ struct DualWorld {
 /// a private IPv6 cluster "v6" in its two dual-stack subnets.
 async fn dual_world() -> DualWorld {
     let w = World::new(EmulatorOptions::slow_resolver(), &[]).await;
-    let (vpc, _) = w
+    let (vpc, _, _) = w
         .aws
         .dual_stack_vpc("10.70", &[("a", true), ("b", true)])
         .await
@@ -242,28 +242,16 @@ async fn dualstack_in_subnets_without_ipv6_blocks_says_which_and_makes_nothing()
 #[tokio::test]
 async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitted() {
     use aws_sdk_route53resolver::types::{
-        IpAddressRequest, ResolverEndpointDirection, ResolverEndpointStatus, ResolverEndpointType,
+        IpAddressRequest, ResolverEndpointDirection, ResolverEndpointType,
     };
     let DualWorld { w, vpc } = dual_world().await;
-    let (client, subnets) = w
+    let (client, client_block, subnets) = w
         .aws
         .dual_stack_vpc("10.80", &[("a", true), ("b", true)])
         .await
         .unwrap();
     w.aws.peer(&vpc.id, &client.id).await.unwrap();
-    let client_v6 = w
-        .aws
-        .ec2
-        .describe_vpcs()
-        .vpc_ids(&client.id)
-        .send()
-        .await
-        .unwrap()
-        .vpcs()[0]
-        .ipv6_cidr_block_association_set()[0]
-        .ipv6_cidr_block()
-        .unwrap()
-        .to_string();
+    let client_v6 = client_block.to_string();
     let group = w
         .aws
         .security_group(&client, "corp-out", &[])
@@ -291,20 +279,7 @@ async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitte
         .and_then(|e| e.id())
         .unwrap()
         .to_string();
-    for _ in 0..100 {
-        let e = w
-            .aws
-            .resolver
-            .get_resolver_endpoint()
-            .resolver_endpoint_id(&outbound)
-            .send()
-            .await
-            .unwrap();
-        if e.resolver_endpoint().unwrap().status() == Some(&ResolverEndpointStatus::Operational) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    w.aws.until_endpoint_operational(&outbound).await;
     let settings = config(&[
         (ENV_CLIENT_VPC_IDS, &client.id),
         (ENV_ONPREM_CIDRS, ONPREM),

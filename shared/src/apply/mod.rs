@@ -256,22 +256,13 @@ impl<'a> Applier<'a> {
             return Ok(());
         };
         let ips = observe::endpoint_ips(self.clients, &id).await?;
-        let mut addresses: Vec<String> = ips
-            .iter()
-            .filter(|ip| ip.status.is_live())
-            .filter_map(|ip| ip.ip.clone())
-            .filter(|ip| !removing.contains(ip))
-            .collect();
-        addresses.sort_by_key(|ip| crate::model::ip_sort_key(ip));
-        addresses.dedup();
-        let mut ipv6: Vec<String> = ips
+        let staying: Vec<_> = ips
             .iter()
             .filter(|ip| ip.status.is_live())
             .filter(|ip| !ip.ip.as_ref().is_some_and(|v4| removing.contains(v4)))
-            .filter_map(|ip| ip.ipv6.clone())
             .collect();
-        ipv6.sort();
-        ipv6.dedup();
+        let addresses = crate::model::ipv4s_of(staying.iter().copied());
+        let ipv6 = crate::model::ipv6s_of(staying.iter().copied());
         if addresses.is_empty() {
             return Err(ApplyError::Aws(AwsError::new(
                 "Route53Resolver.ListResolverEndpointIpAddresses",

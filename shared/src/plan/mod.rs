@@ -47,7 +47,7 @@ pub use inbound::{addresses_to_keep, new_endpoint_addresses, pick_subnets};
 pub use invalid::Invalid;
 pub use orphans::{plan_shared_orphans, shared_leaders, SharedView};
 pub use outbound::outbound_vpc_hint;
-pub use rule::{rule_targets, MAX_RULE_TARGETS};
+pub use rule::{reaches_ipv6, rule_targets, MAX_RULE_TARGETS};
 
 use access::*;
 use desired::*;
@@ -365,23 +365,14 @@ pub fn details_wanted(config: &Config, owner: &Owner, obs: &Observation) -> bool
     !(sized && outbound_served && typed)
 }
 
-/// Whether an inbound endpoint of `current` type is what the setting wants
-/// without reading the subnets: those decide only a change of type.
+/// Whether the inbound endpoint's `current` type is what the setting
+/// wants without reading the subnets (`stack::settled`).
 fn type_settled(config: &Config, obs: &Observation, current: EndpointType) -> bool {
-    use crate::config::EndpointTypeSetting as Setting;
-    let wants_dual = obs.cluster.as_ref().is_some_and(|c| {
-        c.ipv6
-            || c.endpoint_host
-                .as_deref()
-                .is_some_and(stack::is_dual_stack_host)
-    });
-    match (config.endpoint_type, current) {
-        (_, EndpointType::Ipv6) => true,
-        (Setting::Ipv4, t) => t == EndpointType::Ipv4,
-        (Setting::DualStack, t) => t == EndpointType::DualStack,
-        (Setting::Auto, EndpointType::Ipv4) => !wants_dual,
-        (Setting::Auto, _) => true,
-    }
+    let Some(c) = obs.cluster.as_ref() else {
+        return true;
+    };
+    let host = c.endpoint_host.as_deref().unwrap_or_default();
+    stack::settled(config.endpoint_type, c.ipv6, host, current)
 }
 
 /// The client VPC ids the observe step should describe for this cluster.

@@ -39,10 +39,7 @@ pub(super) fn plan_rule(
         return (m, None);
     };
     let with_ipv6 = match outbound {
-        EndpointRef::Existing(id) => obs
-            .endpoints
-            .iter()
-            .any(|e| &e.id == id && e.endpoint_type.has_ipv6()),
+        EndpointRef::Existing(id) => reaches_ipv6(obs, id),
         EndpointRef::New(_) => false,
     };
     let targets = match &inbound.ips {
@@ -98,6 +95,14 @@ pub fn rule_targets(ipv4: &[String], ipv6: &[String]) -> Vec<TargetAddress> {
             port: DNS_PORT,
         })
         .collect()
+}
+
+/// Whether the outbound endpoint `endpoint_id` has IPv6 addresses, so
+/// that a rule through it targets the inbound IPv6 addresses too.
+pub fn reaches_ipv6(obs: &Observation, endpoint_id: &str) -> bool {
+    obs.endpoints
+        .iter()
+        .any(|e| e.id == endpoint_id && e.has_ipv6())
 }
 
 /// Target IPs per rule (Route 53 quotas).

@@ -37,7 +37,7 @@ pub fn choose(
         .map(|(id, _)| id.clone())
         .collect();
     let all_have = !subnets.is_empty() && without.is_empty();
-    let wanted = ipv6_family || is_dual_stack_host(host);
+    let wanted = wants_dual_stack(ipv6_family, host);
     match setting {
         EndpointTypeSetting::Ipv4 => Ok(EndpointType::Ipv4),
         // AWS made it, so its subnets have IPv6 blocks.
@@ -46,6 +46,28 @@ pub fn choose(
         EndpointTypeSetting::DualStack => Err(NoIpv6Blocks(without)),
         EndpointTypeSetting::Auto if wanted && all_have => Ok(EndpointType::DualStack),
         EndpointTypeSetting::Auto => Ok(EndpointType::Ipv4),
+    }
+}
+
+/// Whether the cluster is one that `auto` makes dual-stack for.
+fn wants_dual_stack(ipv6_family: bool, host: &str) -> bool {
+    ipv6_family || is_dual_stack_host(host)
+}
+
+/// Whether an endpoint of `current` type is what `choose` would keep, with
+/// no need to read the subnets (they decide only a change of type).
+pub fn settled(
+    setting: EndpointTypeSetting,
+    ipv6_family: bool,
+    host: &str,
+    current: EndpointType,
+) -> bool {
+    match (setting, current) {
+        (_, EndpointType::Ipv6) => true,
+        (EndpointTypeSetting::Ipv4, t) => t == EndpointType::Ipv4,
+        (EndpointTypeSetting::DualStack, t) => t == EndpointType::DualStack,
+        (EndpointTypeSetting::Auto, EndpointType::Ipv4) => !wants_dual_stack(ipv6_family, host),
+        (EndpointTypeSetting::Auto, _) => true,
     }
 }
 
