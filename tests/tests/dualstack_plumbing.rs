@@ -197,6 +197,7 @@ async fn the_endpoint_type_changes_in_place_both_ways() {
     assert_eq!(joined(&back, false), joined(&before, false));
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(published(&snap, "inbound-ipv6"), None);
+    assert_paths(&v4, "v6").await;
 }
 
 #[tokio::test]
