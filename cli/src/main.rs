@@ -82,7 +82,7 @@ enum Command {
         /// How long to wait for EKS (--wait) and for AWS, in seconds.
         #[arg(long, default_value_t = 900)]
         timeout: u64,
-        /// First poll interval of --wait, in seconds (it doubles up to 30).
+        /// First poll interval of --wait, in seconds (it doubles after each look).
         #[arg(long, default_value_t = 5.0, hide = true)]
         poll: f64,
     },
@@ -143,7 +143,7 @@ enum Command {
     Sweep {
         /// How long to wait for AWS to finish what the sweep started, in
         /// seconds (0: do not wait).
-        #[arg(long, default_value_t = 840)]
+        #[arg(long, default_value_t = shared::reconcile::DEFAULT_WAIT.as_secs())]
         timeout: u64,
     },
     /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs.
@@ -158,9 +158,9 @@ enum Command {
         /// How long to wait for a cluster that is CREATING or UPDATING and
         /// for AWS to finish the plumbing, in seconds (the Lambda waits for
         /// its remaining time, less a tenth, at most a minute).
-        #[arg(long, default_value_t = 840)]
+        #[arg(long, default_value_t = shared::reconcile::DEFAULT_WAIT.as_secs())]
         timeout: u64,
-        /// First poll interval, in seconds (it doubles up to 30).
+        /// First poll interval, in seconds (it doubles after each look).
         #[arg(long, default_value_t = 5.0, hide = true)]
         poll: f64,
     },

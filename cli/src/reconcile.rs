@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use shared::config::Mode;
 use shared::handler::{handle_event, EventResult};
+use shared::reconcile::Request;
 use shared::wait::Patience;
 
 use crate::*;
@@ -16,7 +17,7 @@ use crate::*;
 /// Print the plan; exit 0 when there is nothing to do, 2 when there is.
 pub(crate) async fn plan(cli: &Cli, cluster: &str) -> Result<ExitCode> {
     let (rec, settings) = reconciler_and_settings(cli, Mode::Plan).await?;
-    let mut report = rec.reconcile_in(cluster, None, Mode::Plan).await;
+    let mut report = rec.reconcile(Request::from(cluster).mode(Mode::Plan)).await;
     report.settings = settings;
     emit(cli.output, &report, || print_report(&report))?;
     if let Some(error) = &report.error {
@@ -40,32 +41,29 @@ pub(crate) async fn apply(
     poll: f64,
 ) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Apply).await?;
-    let deadline = Instant::now() + Duration::from_secs(timeout);
-    let report = if wait {
-        let tty = std::io::stderr().is_terminal();
-        rec.reconcile_waiting(
-            cluster,
-            None,
-            deadline,
-            Duration::from_secs_f64(poll.max(0.05)),
-            |report, delay| {
-                if tty {
-                    eprintln!(
-                        "{}: {}; checking again in {:.0} s",
-                        report.cluster,
-                        report.detail.as_deref().unwrap_or("pending"),
-                        delay.as_secs_f64()
-                    );
-                }
-            },
-        )
-        .await
-    } else if no_wait {
-        rec.reconcile_until(cluster, None, Patience::none()).await
-    } else {
-        let patience = rec.waiting.until(tokio::time::Instant::from_std(deadline));
-        rec.reconcile_until(cluster, None, patience).await
+    let tty = std::io::stderr().is_terminal();
+    let show = |report: &shared::reconcile::Report, delay: Duration| {
+        if tty {
+            eprintln!(
+                "{}: {}; checking again in {:.0} s",
+                report.cluster,
+                report.detail.as_deref().unwrap_or("pending"),
+                delay.as_secs_f64()
+            );
+        }
     };
+    let patience = if no_wait {
+        Patience::none()
+    } else {
+        rec.patience_for(Duration::from_secs(timeout))
+    };
+    let mut request = Request::from(cluster).patience(patience);
+    if wait {
+        request = request
+            .while_eks_works(Duration::from_secs_f64(poll.max(0.05)))
+            .progress(&show);
+    }
+    let report = rec.reconcile(request).await;
     emit(cli.output, &report, || print_report(&report))?;
     finish(&report)
 }
@@ -117,7 +115,7 @@ pub(crate) async fn handle_event_file(
 pub(crate) async fn sweep(cli: &Cli, timeout: u64) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Apply).await?;
     let tty = std::io::stderr().is_terminal();
-    let patience = rec.waiting.from_now_for(Duration::from_secs(timeout));
+    let patience = rec.patience_for(Duration::from_secs(timeout));
     let summary = shared::sweep::sweep(&rec, patience, |done, total, report| {
         if tty {
             let what = if report.is_converging() {

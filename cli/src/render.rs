@@ -165,7 +165,7 @@ async fn read_all(
 ) -> Result<Read> {
     let prefix = &readers.source.prefix;
     let path = match target.cluster {
-        Some(name) => format!("{prefix}/{name}"),
+        Some(name) => shared::ssm::cluster_folder(prefix, &shared::model::ClusterId::home(name)),
         None => prefix.clone(),
     };
     let mut read = Read {
@@ -298,7 +298,7 @@ pub(crate) async fn render_watch(
     let readers = readers(cli, format, target).await?;
     let mut last: Vec<Published> = Vec::new();
     let mut reload_owed = false;
-    loop {
+    for pass_number in 1u64.. {
         let pass = async {
             let read = read_all(&readers, target, Some(&last)).await?;
             for warning in &read.warnings {
@@ -313,10 +313,19 @@ pub(crate) async fn render_watch(
                 if changed {
                     eprintln!("{} updated ({} clusters)", out.display(), clusters.len());
                 }
+                tracing::info!(
+                    pass = pass_number,
+                    changed,
+                    clusters = clusters.len(),
+                    "render pass"
+                );
                 reload_owed |= changed;
                 last = clusters;
             }
-            Err(e) => eprintln!("warning: keeping {}: {e:#}", out.display()),
+            Err(e) => {
+                tracing::info!(pass = pass_number, failed = true, "render pass");
+                eprintln!("warning: keeping {}: {e:#}", out.display())
+            }
         }
         if let (true, Some(command)) = (reload_owed, target.reload) {
             match run_reload(command) {
@@ -326,6 +335,7 @@ pub(crate) async fn render_watch(
         }
         tokio::time::sleep(every).await;
     }
+    unreachable!("a watch goes on until it is stopped")
 }
 
 /// Replace `out` with `text` unless it holds it already (`before`, as

@@ -46,7 +46,11 @@ impl Args for Settings {
                     .hide_env_values(true)
                     .global(true)
                     .value_name(v.name.trim_start_matches("EKS_PRIVATE_DNS_"))
-                    .help(v.help.trim_end_matches('.')),
+                    .help(format!(
+                        "{} [default: {}]",
+                        v.help.trim_end_matches('.'),
+                        v.default
+                    )),
             )
         })
     }
@@ -90,7 +94,7 @@ pub(crate) async fn reconciler_in(
     // never the deployment's: its Lambdas run elsewhere.
     let mut clients = Clients::from_env(region.clone(), given.resolver_rate, given.tls_roots)
         .await
-        .map_err(|e| anyhow!("{}", e.message))?;
+        .map_err(|e| anyhow!("{e}"))?;
     let owner = shared::owner::Owner::new(&given.owner);
     let published = shared::settings::load(&clients, &given.ssm_prefix, &owner)
         .await
@@ -110,7 +114,7 @@ pub(crate) async fn reconciler_in(
     if config.resolver_rate != given.resolver_rate {
         clients = Clients::from_env(region.clone(), config.resolver_rate, given.tls_roots)
             .await
-            .map_err(|e| anyhow!("{}", e.message))?;
+            .map_err(|e| anyhow!("{e}"))?;
     }
     let mut rec = Reconciler::new(clients, config);
     rec.role = Role::Operator { force: cli.force };

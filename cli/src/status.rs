@@ -6,6 +6,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use shared::config::Mode;
+use shared::model::ClusterId;
 use shared::plan::Decision;
 use shared::ssm::{parameter_name, PARAM_INBOUND_IPS};
 
@@ -33,7 +34,8 @@ pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
     };
     let mut rows = Vec::new();
     for name in names {
-        let (plan, obs) = rec.plan(&name, None).await.map_err(|e| anyhow!("{e}"))?;
+        let cluster = ClusterId::home(&name);
+        let (plan, obs) = rec.plan(&cluster, None).await.map_err(|e| anyhow!("{e}"))?;
         let (status, access) = match &obs.cluster {
             Some(c) => (
                 c.status.as_str().to_string(),
@@ -47,7 +49,7 @@ pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
             ),
             None => ("gone".into(), "-".into()),
         };
-        let ips_name = parameter_name(&rec.config.ssm_prefix, &name, PARAM_INBOUND_IPS);
+        let ips_name = parameter_name(&rec.config.ssm_prefix, &cluster, PARAM_INBOUND_IPS);
         let inbound_ips: Vec<String> = obs
             .parameters
             .iter()

@@ -5,12 +5,17 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 
 use shared::config::Mode;
+use shared::model::ClusterId;
+use shared::ssm::cluster_folder;
 
 use crate::*;
 
 pub(crate) async fn verify_path(cli: &Cli, cluster: &str) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Plan).await?;
-    let paths = rec.paths(cluster).await.map_err(|e| anyhow!(e))?;
+    let paths = rec
+        .paths(&ClusterId::home(cluster))
+        .await
+        .map_err(|e| anyhow!(e))?;
     emit(cli.output, &paths, || {
         println!("{} ({cluster})", paths.endpoint);
         for path in &paths.paths {
@@ -62,13 +67,13 @@ pub(crate) async fn verify(
         .transpose()
         .map_err(|e| anyhow!("--server: {e}"))?;
     let rec = reconciler(cli, Mode::Plan).await?;
-    let prefix = rec.config.ssm_prefix.clone();
-    let found = published_under(&rec, &format!("{prefix}/{cluster}")).await?;
+    let folder = cluster_folder(&rec.config.ssm_prefix, &ClusterId::home(cluster));
+    let found = published_under(&rec, &folder).await?;
     let (clusters, warnings) = (found.clusters, found.warnings);
     let Some(published) = clusters.into_iter().find(|c| c.cluster == cluster) else {
         let why = warnings.join("; ");
         return Err(anyhow!(
-            "cluster {cluster} is not published under {prefix}/{cluster}/{}",
+            "cluster {cluster} is not published under {folder}/{}",
             if why.is_empty() {
                 String::new()
             } else {

@@ -20,10 +20,24 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
+use crate::model::Account;
+
 /// Counts every attempt (so retries count too), by service and operation.
+///
+/// The clients' own counter counts every call of the process. A reconcile
+/// or a sweep counts its own calls with a counter of its own
+/// (`CallCounter::count`): each call is counted by every scope it is made
+/// in, so that the reconciles of a concurrent sweep count their own calls
+/// and not their neighbours', and the sweep counts them all.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter {
     inner: Arc<Mutex<Counts>>,
+}
+
+tokio::task_local! {
+    /// The counters of the scopes the running future is inside, outermost
+    /// first.
+    static SCOPES: Vec<CallCounter>;
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -95,20 +109,33 @@ impl CallCounter {
         self.inner.lock().expect("counter lock").clone()
     }
 
+    /// Run `work` with every call made in it (and every poll and lost
+    /// race noted) counted here too, besides in the scopes around it.
+    pub async fn count<F: std::future::Future>(&self, work: F) -> F::Output {
+        let mut scopes = SCOPES.try_with(Vec::clone).unwrap_or_default();
+        scopes.push(self.clone());
+        SCOPES.scope(scopes, work).await
+    }
+
+    /// Apply `change` to this counter and to those of the scopes the
+    /// running future is inside.
+    fn note(&self, change: impl Fn(&mut Counts)) {
+        change(&mut self.inner.lock().expect("counter lock"));
+        let _ = SCOPES.try_with(|scopes| {
+            for scope in scopes {
+                change(&mut scope.inner.lock().expect("counter lock"));
+            }
+        });
+    }
+
     /// Note a create that found its resource made already, and adopted it.
     pub fn add_lost_race(&self) {
-        self.inner.lock().expect("counter lock").lost_races += 1;
+        self.note(|c| c.lost_races += 1);
     }
 
     /// Note one look taken while waiting (`service`: "Route53Resolver", "EC2").
     pub fn add_poll(&self, service: &str) {
-        *self
-            .inner
-            .lock()
-            .expect("counter lock")
-            .polls
-            .entry(service.to_string())
-            .or_default() += 1;
+        self.note(|c| *c.polls.entry(service.to_string()).or_default() += 1);
     }
 }
 
@@ -125,13 +152,7 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
             let key = format!("{}.{}", meta.service(), meta.name());
-            *self
-                .inner
-                .lock()
-                .expect("counter lock")
-                .calls
-                .entry(key)
-                .or_default() += 1;
+            self.note(|c| *c.calls.entry(key.clone()).or_default() += 1);
         }
         Ok(())
     }
@@ -151,24 +172,15 @@ impl Intercept for CallCounter {
                 .and_then(|r| r.err())
                 .map(|e| {
                     let text = format!("{e:?}");
-                    THROTTLING_CODES.iter().any(|c| text.contains(c))
+                    codes_of(ErrorKind::Throttled).any(|c| text.contains(c))
                 })
                 .unwrap_or(false);
         if throttled {
-            self.inner.lock().expect("counter lock").throttles += 1;
+            self.note(|c| c.throttles += 1);
         }
         Ok(())
     }
 }
-
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-];
 
 /// How long one attempt and one operation (its retries included) may take.
 /// The SDK's clients have no such limit unless given one: a request whose
@@ -214,8 +226,45 @@ pub struct Clients {
     events_config: aws_sdk_eventbridge::config::Builder,
     pub counter: CallCounter,
     pub region: String,
+    /// The account these clients act in: `Home` for the deployment's own.
+    pub account: Account,
     /// Every Route 53 Resolver request of this process waits for it.
     pub resolver_limiter: Arc<crate::limit::RateLimiter>,
+}
+
+/// The clients of each account a deployment acts in, found by account:
+/// its own today (and, with spoke accounts, each spoke's).
+#[derive(Clone, Copy, Debug)]
+pub struct Accounts<'a> {
+    home: &'a Clients,
+}
+
+impl<'a> Accounts<'a> {
+    pub fn new(home: &'a Clients) -> Accounts<'a> {
+        Accounts { home }
+    }
+
+    /// The deployment's own account's clients.
+    pub fn home(&self) -> &'a Clients {
+        self.home
+    }
+
+    /// The clients that act in `account`.
+    pub fn get(&self, account: &Account) -> Result<&'a Clients, NotServed> {
+        match account {
+            Account::Home => Ok(self.home),
+            Account::Id(_) => Err(NotServed {
+                account: account.clone(),
+            }),
+        }
+    }
+}
+
+/// An account this deployment has no clients for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{account} is not served by this deployment")]
+pub struct NotServed {
+    pub account: Account,
 }
 
 impl Clients {
@@ -243,7 +292,7 @@ impl Clients {
         region: Option<String>,
         resolver_rate: f64,
         roots: crate::tls::TlsRoots,
-    ) -> Result<Clients, AwsError> {
+    ) -> Result<Clients, NoRegion> {
         use aws_config::environment::{
             EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
         };
@@ -271,7 +320,7 @@ impl Clients {
     pub fn from_sdk_config(
         sdk: &aws_config::SdkConfig,
         resolver_rate: f64,
-    ) -> Result<Clients, AwsError> {
+    ) -> Result<Clients, NoRegion> {
         Clients::from_sdk_config_with(sdk, resolver_rate, Timeouts::default())
     }
 
@@ -279,16 +328,9 @@ impl Clients {
         sdk: &aws_config::SdkConfig,
         resolver_rate: f64,
         timeouts: Timeouts,
-    ) -> Result<Clients, AwsError> {
+    ) -> Result<Clients, NoRegion> {
         use aws_smithy_types::timeout::TimeoutConfig;
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            AwsError::new(
-                "configuration",
-                Some("NoRegion".into()),
-                "no AWS region is set; set AWS_REGION or pass --region".into(),
-                ErrorKind::Other,
-            )
-        })?;
+        let region = sdk.region().map(|r| r.to_string()).ok_or(NoRegion)?;
         let counter = CallCounter::default();
         let timeout = TimeoutConfig::builder()
             .connect_timeout(timeouts.connect)
@@ -340,21 +382,29 @@ impl Clients {
             events_config,
             counter,
             region,
+            account: Account::Home,
             resolver_limiter,
         })
     }
 }
 
+/// No AWS region is configured: nothing can be asked of AWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no AWS region is set; set AWS_REGION or pass --region")]
+pub struct NoRegion;
+
 /// A failed AWS call: which one, the service's error code and message,
-/// what kind of failure it is (from one table of codes), whether trying
-/// again later can help, and the SDK's error as its source.
+/// what kind of failure it is (from one table of codes; whether trying
+/// again later can help follows from it), and the SDK's error as its
+/// source. Failures that are not AWS's (a step that waits for an earlier
+/// one, a resource of someone else's in the way) are the apply's and the
+/// reconcile's own errors, never this.
 #[derive(Clone, Debug)]
 pub struct AwsError {
     pub operation: String,
     pub code: Option<String>,
     pub message: String,
     pub kind: ErrorKind,
-    pub transient: bool,
     pub source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -362,19 +412,8 @@ pub struct AwsError {
 /// same failure as the SDK reported it.
 impl PartialEq for AwsError {
     fn eq(&self, other: &AwsError) -> bool {
-        (
-            &self.operation,
-            &self.code,
-            &self.message,
-            self.kind,
-            self.transient,
-        ) == (
-            &other.operation,
-            &other.code,
-            &other.message,
-            other.kind,
-            other.transient,
-        )
+        (&self.operation, &self.code, &self.message, self.kind)
+            == (&other.operation, &other.code, &other.message, other.kind)
     }
 }
 
@@ -414,25 +453,25 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The request never got an answer (a connection, a timeout).
     Network,
-    /// What a step needs is not there yet (an endpoint without addresses,
-    /// a resource an earlier action of the plan makes): a later run
-    /// finishes. Ours, never an AWS code.
-    NotYet,
     /// Anything else: the request is wrong as it stands.
     Other,
 }
 
 impl ErrorKind {
-    /// Whether the same call may succeed later.
+    /// Whether the same call may succeed later. Exhaustive: a new kind
+    /// must say.
     pub fn is_transient(self) -> bool {
-        matches!(
-            self,
+        match self {
             ErrorKind::Throttled
-                | ErrorKind::Unavailable
-                | ErrorKind::InUse
-                | ErrorKind::Network
-                | ErrorKind::NotYet
-        )
+            | ErrorKind::Unavailable
+            | ErrorKind::InUse
+            | ErrorKind::Network => true,
+            ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::AccessDenied
+            | ErrorKind::LimitExceeded
+            | ErrorKind::Other => false,
+        }
     }
 }
 
@@ -475,6 +514,14 @@ const CODES: &[(&str, ErrorKind)] = &[
     ("UnauthorizedOperation", ErrorKind::AccessDenied),
     ("LimitExceededException", ErrorKind::LimitExceeded),
 ];
+
+/// The codes of one kind, as the table lists them.
+pub fn codes_of(kind: ErrorKind) -> impl Iterator<Item = &'static str> {
+    CODES
+        .iter()
+        .filter(move |(_, k)| *k == kind)
+        .map(|(code, _)| *code)
+}
 
 /// The kind of an error code.
 pub fn kind_of(code: &str) -> ErrorKind {
@@ -522,7 +569,8 @@ impl AwsError {
         error
     }
 
-    /// An error of ours about a call (`operation`), of `kind`.
+    /// A failure AWS reported outside an SDK error (an entry of a batch
+    /// call refused), of `kind`.
     pub fn new(
         operation: &str,
         code: Option<String>,
@@ -534,9 +582,13 @@ impl AwsError {
             code,
             message,
             kind,
-            transient: kind.is_transient(),
             source: None,
         }
+    }
+
+    /// Whether the same call may succeed later (from its kind).
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
     }
 
     pub fn is_code(&self, code: &str) -> bool {
@@ -614,7 +666,18 @@ mod tests {
             assert!(!transient.contains(&code), "{code}");
         }
         let e = AwsError::new("EC2.DescribeVpcs", None, "x".into(), ErrorKind::Network);
-        assert!(e.transient && e.source().is_none());
+        assert!(e.is_transient() && e.source().is_none());
+        assert_eq!(
+            codes_of(ErrorKind::Throttled).collect::<Vec<_>>(),
+            [
+                "Throttling",
+                "ThrottlingException",
+                "ThrottledException",
+                "RequestLimitExceeded",
+                "TooManyRequestsException",
+                "RequestThrottled"
+            ]
+        );
     }
 
     #[test]
@@ -624,6 +687,38 @@ mod tests {
         assert!(!is_write_operation("Route53Resolver.ListResolverRules"));
         assert!(!is_write_operation("EKS.DescribeCluster"));
         assert!(!is_write_operation("SSM.GetParametersByPath"));
+    }
+
+    #[tokio::test]
+    async fn a_scope_counts_what_is_noted_inside_it_and_every_scope_around_it() {
+        let process = CallCounter::default();
+        let (outer, first, second) = (
+            CallCounter::default(),
+            CallCounter::default(),
+            CallCounter::default(),
+        );
+        outer
+            .count(async {
+                let a = first.count(async {
+                    process.add_poll("EC2");
+                    tokio::task::yield_now().await;
+                    process.add_poll("EC2");
+                });
+                let b = second.count(async {
+                    tokio::task::yield_now().await;
+                    process.add_lost_race();
+                });
+                futures::join!(a, b);
+            })
+            .await;
+        process.add_poll("EC2");
+        assert_eq!(process.snapshot().total_polls(), 3);
+        assert_eq!(outer.snapshot().total_polls(), 2);
+        assert_eq!(outer.snapshot().lost_races, 1);
+        assert_eq!(first.snapshot().total_polls(), 2);
+        assert_eq!(first.snapshot().lost_races, 0);
+        assert_eq!(second.snapshot().total_polls(), 0);
+        assert_eq!(second.snapshot().lost_races, 1);
     }
 
     #[test]

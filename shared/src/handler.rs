@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::event::{self, EventError, EventOutcome};
-use crate::reconcile::{Reconciler, Report};
+use crate::reconcile::{Reconciler, Report, Request};
 
 /// What became of one event.
 #[derive(Debug)]
@@ -20,8 +20,9 @@ pub enum EventResult {
 }
 
 /// Handle one raw event. For CreateCluster and UpdateClusterConfig the
-/// reconcile waits, polling from `first_poll`, while EKS is still working
-/// on the cluster; every reconcile waits for AWS to finish the plumbing. No
+/// reconcile waits, looking again after `first_poll` (the Lambda's is
+/// `reconcile::EKS_FIRST_POLL`), while EKS is still working on the
+/// cluster; every reconcile waits for AWS to finish the plumbing. No
 /// wait goes past `deadline`: whatever is still pending then is finished by
 /// the next sweep.
 pub async fn handle_event(
@@ -52,31 +53,21 @@ pub async fn handle_event(
                     });
                 }
             }
-            let report = if target.starts_long_change {
-                reconciler
-                    .reconcile_waiting(
-                        &target.cluster_name,
-                        target.cluster_arn.clone(),
-                        deadline,
-                        first_poll,
-                        |report, delay| {
-                            tracing::info!(
-                                cluster = %report.cluster,
-                                detail = report.detail.as_deref().unwrap_or(""),
-                                retry_in_s = delay.as_secs_f64(),
-                                "cluster still in progress; waiting"
-                            );
-                        },
-                    )
-                    .await
-            } else {
-                let patience = reconciler
-                    .waiting
-                    .until(tokio::time::Instant::from_std(deadline));
-                reconciler
-                    .reconcile_until(&target.cluster_name, target.cluster_arn.clone(), patience)
-                    .await
+            let log = |report: &Report, delay: Duration| {
+                tracing::info!(
+                    cluster = %report.cluster,
+                    detail = report.detail.as_deref().unwrap_or(""),
+                    retry_in_s = delay.as_secs_f64(),
+                    "cluster still in progress; waiting"
+                );
             };
+            let mut request = Request::from(target.cluster_name.as_str())
+                .hinted_arn(target.cluster_arn.clone())
+                .patience(reconciler.patience_until(tokio::time::Instant::from_std(deadline)));
+            if target.starts_long_change {
+                request = request.while_eks_works(first_poll).progress(&log);
+            }
+            let report = reconciler.reconcile(request).await;
             Ok(EventResult::Reconciled {
                 event_name: target.event_name,
                 report: Box::new(report),

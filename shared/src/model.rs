@@ -1,5 +1,7 @@
 //! What the observe step sees, in plain data the planner can reason about
-//! without I/O. The AWS adapters translate SDK types into these.
+//! without I/O. The AWS adapters translate SDK types into these, each
+//! resource with the account it lives in (the parameters, always the
+//! deployment's own, and subnets, always their VPC's, excepted).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,76 @@ use serde::{Deserialize, Serialize};
 pub use crate::status::{AssociationStatus, EndpointStatus, IpStatus, RuleStatus};
 
 pub type Tags = BTreeMap<String, String>;
+
+/// The account a resource lives in, or a cluster runs in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Account {
+    /// The account the deployment runs in (the caller's, for the CLI).
+    #[default]
+    Home,
+    /// Another account, by its 12-digit id.
+    Id(String),
+}
+
+impl Account {
+    pub fn is_home(&self) -> bool {
+        *self == Account::Home
+    }
+
+    /// The account `id` names, seen from a deployment in `home` (when
+    /// known): `Home` for its own.
+    pub fn of(id: &str, home: Option<&str>) -> Account {
+        if home == Some(id) {
+            Account::Home
+        } else {
+            Account::Id(id.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::Home => f.write_str("this account"),
+            Account::Id(id) => write!(f, "account {id}"),
+        }
+    }
+}
+
+impl Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Account::Home => s.serialize_str("home"),
+            Account::Id(id) => s.serialize_str(id),
+        }
+    }
+}
+
+/// A cluster, by the account it runs in and its name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterId {
+    pub account: Account,
+    pub name: String,
+}
+
+impl ClusterId {
+    /// A cluster of the deployment's own account.
+    pub fn home(name: &str) -> ClusterId {
+        ClusterId {
+            account: Account::Home,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.account {
+            Account::Home => f.write_str(&self.name),
+            Account::Id(id) => write!(f, "{}:{}", id, self.name),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -60,6 +132,8 @@ impl ClusterStatus {
 /// DescribeCluster, reduced to what matters here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterView {
+    /// The account it runs in.
+    pub account: Account,
     pub name: String,
     pub arn: String,
     pub status: ClusterStatus,
@@ -148,6 +222,7 @@ pub fn normalize_domain(name: &str) -> String {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpcView {
+    pub account: Account,
     pub id: String,
     pub cidrs: Vec<IpNet>,
     pub tags: Tags,
@@ -224,11 +299,35 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
+    /// The API's value (ResolverEndpointDirection).
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Inbound => "INBOUND",
             Direction::Outbound => "OUTBOUND",
         }
+    }
+
+    /// The word for it in our tags (eks-private-dns:role), names and
+    /// sentences: "inbound", "outbound".
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// The direction a role tag's value names.
+    pub fn of_word(word: &str) -> Option<Direction> {
+        Direction::ALL.into_iter().find(|d| d.word() == word)
+    }
+}
+
+/// In sentences: "inbound", "outbound".
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
     }
 }
 
@@ -244,6 +343,7 @@ pub struct EndpointIp {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointView {
+    pub account: Account,
     pub id: String,
     pub arn: String,
     pub direction: Direction,
@@ -323,11 +423,11 @@ pub struct TargetAddress {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleView {
+    pub account: Account,
     pub id: String,
     pub arn: String,
     /// Normalized: lower case, no trailing dot.
     pub domain: String,
-    pub rule_type: String,
     pub endpoint_id: Option<String>,
     pub targets: Vec<TargetAddress>,
     pub creator_request_id: String,
@@ -336,8 +436,10 @@ pub struct RuleView {
     pub status_message: String,
 }
 
+/// A rule's association with a VPC: it lives in the VPC's account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssociationView {
+    pub account: Account,
     pub id: String,
     pub rule_id: String,
     pub vpc_id: String,
@@ -354,6 +456,7 @@ impl AssociationView {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityGroupView {
+    pub account: Account,
     pub id: String,
     pub vpc_id: String,
     pub name: String,
@@ -396,13 +499,46 @@ impl std::fmt::Display for Permission {
     }
 }
 
+/// A security group rule's protocol as EC2 lists it (IpProtocol).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpProtocol {
+    Tcp,
+    Udp,
+    /// "-1": every protocol and port.
+    All,
+    /// Another protocol, by its name or number.
+    Other(String),
+}
+
+impl IpProtocol {
+    pub fn parse(value: &str) -> IpProtocol {
+        match value {
+            "tcp" | "6" => IpProtocol::Tcp,
+            "udp" | "17" => IpProtocol::Udp,
+            "-1" | "all" => IpProtocol::All,
+            other => IpProtocol::Other(other.to_string()),
+        }
+    }
+
+    /// Whether a rule of this protocol on ports `from..=to` admits
+    /// `protocol` on `port`.
+    pub fn covers(&self, protocol: Protocol, port: i32, from: i32, to: i32) -> bool {
+        match self {
+            IpProtocol::All => true,
+            IpProtocol::Tcp => protocol == Protocol::Tcp && from <= port && port <= to,
+            IpProtocol::Udp => protocol == Protocol::Udp && from <= port && port <= to,
+            IpProtocol::Other(_) => false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityGroupRuleView {
+    pub account: Account,
     pub id: String,
     pub group_id: String,
     pub is_egress: bool,
-    /// "tcp", "udp", "-1" (all), or a protocol number.
-    pub protocol: String,
+    pub protocol: IpProtocol,
     pub from_port: i32,
     pub to_port: i32,
     pub cidr: Option<IpNet>,
@@ -416,20 +552,20 @@ impl SecurityGroupRuleView {
         if self.is_egress || self.cidr != Some(permission.cidr) {
             return false;
         }
-        if self.protocol == "-1" {
-            return true;
-        }
-        self.protocol == permission.protocol.as_str()
-            && self.from_port <= permission.port
-            && permission.port <= self.to_port
+        self.protocol.covers(
+            permission.protocol,
+            permission.port,
+            self.from_port,
+            self.to_port,
+        )
     }
 
     /// The single permission this rule grants, when it is of the form we make.
     pub fn as_permission(&self) -> Option<Permission> {
-        let protocol = match self.protocol.as_str() {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            _ => return None,
+        let protocol = match self.protocol {
+            IpProtocol::Tcp => Protocol::Tcp,
+            IpProtocol::Udp => Protocol::Udp,
+            IpProtocol::All | IpProtocol::Other(_) => return None,
         };
         if self.is_egress || self.from_port != self.to_port {
             return None;
@@ -442,6 +578,7 @@ impl SecurityGroupRuleView {
     }
 }
 
+/// A parameter of ours: every one lives in the deployment's own account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParameterView {
     pub name: String,

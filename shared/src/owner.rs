@@ -20,16 +20,13 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::model::Tags;
+use crate::model::{Direction, Tags};
 
 pub const TAG_OWNER: &str = "eks-private-dns:owner";
 pub const TAG_CLUSTER: &str = "eks-private-dns:cluster";
 pub const TAG_VPC: &str = "eks-private-dns:vpc";
 pub const TAG_ROLE: &str = "eks-private-dns:role";
 pub const TAG_NAME: &str = "Name";
-
-pub const ROLE_INBOUND: &str = "inbound";
-pub const ROLE_OUTBOUND: &str = "outbound";
 
 /// How many generations of one CreatorRequestId we try before giving up.
 pub const MAX_GENERATIONS: u32 = 8;
@@ -84,6 +81,14 @@ impl Owner {
         tags.get(TAG_OWNER).map(String::as_str) == Some(self.id.as_str())
     }
 
+    /// The role a resource of ours serves, by its role tag; None for a
+    /// resource that is not ours or has no such tag.
+    pub fn role_of(&self, tags: &Tags) -> Option<Direction> {
+        self.is_ours(tags)
+            .then(|| tags.get(TAG_ROLE).and_then(|w| Direction::of_word(w)))
+            .flatten()
+    }
+
     pub fn inbound_creator_id(&self, vpc_id: &str, generation: u32) -> String {
         format!("{}in-g{}-{vpc_id}", self.prefix, generation.max(1))
     }
@@ -135,7 +140,7 @@ impl Owner {
 
     /// Unique per VPC and owner: "eks-private-dns-inbound" for the default
     /// owner, "eks-private-dns-{owner}-inbound" for any other.
-    pub fn security_group_name(&self, role: &str) -> String {
+    pub fn security_group_name(&self, role: Direction) -> String {
         if self.id == crate::config::DEFAULT_OWNER {
             format!("eks-private-dns-{role}")
         } else {
@@ -143,11 +148,13 @@ impl Owner {
         }
     }
 
-    pub fn shared_tags(&self, vpc_id: &str, role: &str) -> Tags {
+    /// The tags of a shared resource (an endpoint, its security group)
+    /// that serves `role` in `vpc_id`.
+    pub fn shared_tags(&self, vpc_id: &str, role: Direction) -> Tags {
         let mut tags = Tags::new();
         tags.insert(TAG_OWNER.into(), self.id.clone());
         tags.insert(TAG_VPC.into(), vpc_id.into());
-        tags.insert(TAG_ROLE.into(), role.into());
+        tags.insert(TAG_ROLE.into(), role.word().into());
         tags.insert(TAG_NAME.into(), format!("eks-private-dns-{role}-{vpc_id}"));
         tags
     }

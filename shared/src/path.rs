@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::config::{ClusterTags, Config};
 use crate::model::*;
 use crate::owner::Owner;
-use crate::plan::{client_vpc_hint, Observation, API_PORT, DNS_PORT};
+use crate::plan::{Observation, API_PORT, DNS_PORT};
 use crate::ssm::{parameter_name, PARAM_INBOUND_IPS};
 
 /// One hop of one path.
@@ -100,7 +100,8 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
     let (host, vpc_id) = cluster.host_and_vpc()?;
     let tags =
         ClusterTags::parse(&cluster.name, &cluster.tags, config).map_err(|e| e.to_string())?;
-    let clients: Vec<String> = client_vpc_hint(config, obs)
+    let clients: Vec<String> = obs
+        .client_vpc_ids(config)
         .into_iter()
         .filter(|id| *id != vpc_id)
         .collect();
@@ -136,7 +137,7 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
         host: host.clone(),
     };
     let mut paths: Vec<Path> = clients.iter().map(|c| client_path(&shared, c)).collect();
-    let published_name = parameter_name(&config.ssm_prefix, &cluster.name, PARAM_INBOUND_IPS);
+    let published_name = parameter_name(&config.ssm_prefix, &obs.cluster_id(), PARAM_INBOUND_IPS);
     let published: Option<Vec<String>> = obs
         .parameters
         .iter()
@@ -277,24 +278,46 @@ fn target_label(t: &crate::model::TargetAddress) -> String {
     }
 }
 
+/// The most target IPs a Resolver rule takes (Route 53 quotas).
+const RULE_TARGETS_QUOTA: usize = 6;
+
+/// What a rule must target, worked out here from the endpoints as AWS
+/// lists them (never with the planner's own functions, so that the check
+/// can disagree with the planner): every live IPv4 address of the inbound
+/// endpoint on 53, and its live IPv6 addresses too when the rule's
+/// outbound endpoint has IPv6 addresses of its own (it reaches no IPv6
+/// target otherwise) and the quota holds them all.
+fn expected_targets(rule: &RuleView, c: &Shared) -> Vec<String> {
+    let outbound_has_ipv6 = c.obs.endpoints.iter().any(|e| {
+        Some(e.id.as_str()) == rule.endpoint_id.as_deref()
+            && e.live_ips().any(|ip| ip.ipv6.is_some())
+    });
+    let with_ipv6 =
+        outbound_has_ipv6 && c.inbound_ips.len() + c.inbound_ipv6.len() <= RULE_TARGETS_QUOTA;
+    let mut wanted: Vec<String> = c
+        .inbound_ips
+        .iter()
+        .map(|ip| format!("{ip}:53"))
+        .chain(
+            c.inbound_ipv6
+                .iter()
+                .filter(|_| with_ipv6)
+                .map(|ip| format!("[{ip}]:53")),
+        )
+        .collect();
+    wanted.sort();
+    wanted
+}
+
 /// The rule's targets: the live inbound addresses, the IPv6 ones too
-/// where its outbound endpoint has IPv6 addresses (`plan::rule_targets`).
+/// where its outbound endpoint has IPv6 addresses (`expected_targets`).
 fn targets_hop(rule: Option<&RuleView>, c: &Shared) -> Hop {
     match rule {
         None => hop("rule targets", "-", false, "no rule"),
         Some(r) => {
             let mut targets: Vec<String> = r.targets.iter().map(target_label).collect();
             targets.sort();
-            let with_ipv6 = r
-                .endpoint_id
-                .as_deref()
-                .is_some_and(|id| crate::plan::reaches_ipv6(c.obs, id));
-            let ipv6 = if with_ipv6 { &c.inbound_ipv6[..] } else { &[] };
-            let mut wanted: Vec<String> = crate::plan::rule_targets(&c.inbound_ips, ipv6)
-                .iter()
-                .map(target_label)
-                .collect();
-            wanted.sort();
+            let wanted = expected_targets(r, c);
             let ok = !wanted.is_empty() && targets == wanted;
             hop(
                 "rule targets = live inbound IPs on 53",
@@ -460,10 +483,7 @@ fn admits_hop(
                 groups.contains(&r.group_id.as_str())
                     && !r.is_egress
                     && r.cidr.is_some_and(|c| c.contains(source))
-                    && (r.protocol == "-1"
-                        || (r.protocol == protocol.as_str()
-                            && r.from_port <= port
-                            && port <= r.to_port))
+                    && r.protocol.covers(*protocol, port, r.from_port, r.to_port)
             });
             if !admitted {
                 missing.push(format!("{}/{port} from {source}", protocol.as_str()));
@@ -497,10 +517,11 @@ mod tests {
 
     fn rule(group: &str, protocol: &str, port: i32, cidr: &str) -> SecurityGroupRuleView {
         SecurityGroupRuleView {
+            account: Account::Home,
             id: format!("sgr-{group}-{protocol}-{cidr}"),
             group_id: group.into(),
             is_egress: false,
-            protocol: protocol.into(),
+            protocol: IpProtocol::parse(protocol),
             from_port: port,
             to_port: port,
             cidr: Some(cidr.parse().unwrap()),
@@ -546,6 +567,7 @@ mod tests {
     #[test]
     fn an_endpoint_serves_only_when_operational_with_an_attached_ip() {
         let mut e = EndpointView {
+            account: Account::Home,
             id: "rslvr-in-1".into(),
             arn: String::new(),
             direction: Direction::Inbound,

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::model::Direction;
+use crate::model::{Account, Direction};
 use crate::status::{AssociationStatus, EndpointStatus};
 
 /// Something AWS is still doing that the plumbing needs finished.
@@ -16,22 +16,45 @@ use crate::status::{AssociationStatus, EndpointStatus};
 pub enum Wait {
     /// An endpoint to become OPERATIONAL.
     Endpoint {
+        /// Where it is (in each variant): the account whose clients look.
+        account: Account,
         endpoint_id: String,
         direction: Direction,
         status: EndpointStatus,
     },
     /// A rule's association with a VPC to become COMPLETE.
     Association {
+        account: Account,
         rule_id: String,
         vpc_id: String,
         status: AssociationStatus,
     },
     /// A rule's association with a VPC to be gone (DELETING or FAILED).
-    AssociationGone { rule_id: String, vpc_id: String },
+    AssociationGone {
+        account: Account,
+        rule_id: String,
+        vpc_id: String,
+    },
     /// A deleted rule to be gone.
-    RuleGone { rule_id: String },
+    RuleGone { account: Account, rule_id: String },
     /// A deleted endpoint to be gone.
-    EndpointGone { endpoint_id: String },
+    EndpointGone {
+        account: Account,
+        endpoint_id: String,
+    },
+}
+
+impl Wait {
+    /// The account of what it waits for.
+    pub fn account(&self) -> &Account {
+        match self {
+            Wait::Endpoint { account, .. }
+            | Wait::Association { account, .. }
+            | Wait::AssociationGone { account, .. }
+            | Wait::RuleGone { account, .. }
+            | Wait::EndpointGone { account, .. } => account,
+        }
+    }
 }
 
 impl Wait {
@@ -41,20 +64,21 @@ impl Wait {
                 endpoint_id,
                 direction,
                 status,
-            } => format!(
-                "{} endpoint {endpoint_id} is {status}",
-                direction.as_str().to_lowercase()
-            ),
+                ..
+            } => format!("{direction} endpoint {endpoint_id} is {status}"),
             Wait::Association {
                 rule_id,
                 vpc_id,
                 status,
+                ..
             } => format!("the association of rule {rule_id} with {vpc_id} is {status}"),
-            Wait::AssociationGone { rule_id, vpc_id } => {
+            Wait::AssociationGone {
+                rule_id, vpc_id, ..
+            } => {
                 format!("the association of rule {rule_id} with {vpc_id} is going away")
             }
-            Wait::RuleGone { rule_id } => format!("rule {rule_id} is DELETING"),
-            Wait::EndpointGone { endpoint_id } => format!("endpoint {endpoint_id} is DELETING"),
+            Wait::RuleGone { rule_id, .. } => format!("rule {rule_id} is DELETING"),
+            Wait::EndpointGone { endpoint_id, .. } => format!("endpoint {endpoint_id} is DELETING"),
         }
     }
 }

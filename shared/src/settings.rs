@@ -18,14 +18,13 @@ use crate::aws::{AwsError, Clients};
 use crate::config::{Config, ConfigError};
 use crate::model::ParameterView;
 use crate::owner::Owner;
-use crate::ssm::DEPLOYMENT_PREFIX;
 
 pub const SETTINGS_SCHEMA: u32 = 1;
 
 /// The parameter that holds the deployment's settings: a name no cluster
-/// can have (`DEPLOYMENT_PREFIX`).
+/// can have (`ssm::settings_name`).
 pub fn parameter_name(prefix: &str) -> String {
-    format!("{prefix}/{DEPLOYMENT_PREFIX}deployment/settings")
+    crate::ssm::settings_name(prefix)
 }
 
 /// What the parameter says.
@@ -136,19 +135,23 @@ pub async fn load(
 ) -> Result<Option<Published>, AwsError> {
     let name = parameter_name(prefix);
     let folder = name.rsplit_once('/').map(|(f, _)| f).unwrap_or(prefix);
-    let owned = crate::observe::owned_parameter_names(clients, folder, owner, None).await;
-    let owned = match owned {
-        Ok(owned) => owned,
-        Err(e) if e.is_access_denied() => return Ok(None),
-        Err(e) => return Err(e),
+    // Both at once (one round before the reconcile's): whether it is ours,
+    // and what it says.
+    let (owned, params) = tokio::join!(
+        crate::observe::owned_parameter_names(clients, folder, owner, None),
+        crate::observe::parameters_under(clients, folder),
+    );
+    fn allowed<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+        match result {
+            Err(e) if e.is_access_denied() => Ok(None),
+            other => other.map(Some),
+        }
+    }
+    let (Some(owned), Some(params)) = (allowed(owned)?, allowed(params)?) else {
+        return Ok(None);
     };
     if !owned.contains(&name) {
         return Ok(None);
     }
-    let params = crate::observe::parameters_under(clients, folder).await;
-    match params {
-        Ok(params) => Ok(Published::find(prefix, &params)),
-        Err(e) if e.is_access_denied() => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(Published::find(prefix, &params))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ip_sort_key;
+use crate::model::{ip_sort_key, Account, ClusterId};
 
 /// The `state` parameter: what was made for one cluster. It is also the
 /// record that a cluster uses its VPC's shared inbound endpoint.
@@ -149,6 +149,9 @@ impl StateDoc {
 pub struct Publication {
     pub prefix: String,
     pub cluster: String,
+    /// The account the cluster runs in (its folder under the prefix).
+    #[serde(skip_serializing_if = "Account::is_home")]
+    pub account: Account,
     pub cluster_arn: String,
     pub vpc_id: String,
     pub endpoint_host: String,
@@ -189,8 +192,75 @@ pub const PARAM_STATE: &str = "state";
 /// records, not a cluster's: no EKS cluster name starts with it.
 pub const DEPLOYMENT_PREFIX: &str = "_";
 
-pub fn parameter_name(prefix: &str, cluster: &str, leaf: &str) -> String {
-    format!("{prefix}/{cluster}/{leaf}")
+/// The layout of the parameters under the prefix, built and parsed here
+/// only:
+///
+/// | whose                                  | name                                  |
+/// |----------------------------------------|---------------------------------------|
+/// | a cluster of the deployment's account  | `{prefix}/{cluster}/{leaf}`           |
+/// | a cluster of another account (a spoke) | `{prefix}/{account}/{cluster}/{leaf}` |
+/// | the deployment's own settings          | `{prefix}/_deployment/settings`       |
+///
+/// A cluster's folder is where its leaves (endpoint, inbound-ips,
+/// inbound-ipv6, state) are; an EKS cluster name never starts with `_`.
+pub fn cluster_folder(prefix: &str, cluster: &ClusterId) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    match &cluster.account {
+        Account::Home => format!("{prefix}/{}", cluster.name),
+        Account::Id(account) => format!("{prefix}/{account}/{}", cluster.name),
+    }
+}
+
+/// The name of a cluster's parameter `leaf`.
+pub fn parameter_name(prefix: &str, cluster: &ClusterId, leaf: &str) -> String {
+    format!("{}/{leaf}", cluster_folder(prefix, cluster))
+}
+
+/// The name of the deployment's settings parameter.
+pub fn settings_name(prefix: &str) -> String {
+    format!("{prefix}/{DEPLOYMENT_PREFIX}deployment/settings")
+}
+
+/// A cluster's parameter, by its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterPath {
+    pub cluster: ClusterId,
+    pub leaf: String,
+}
+
+/// What a parameter's name under `prefix` says: whose it is and which
+/// leaf. None for a name outside the layout (another prefix, the
+/// deployment's own records, deeper or shallower names).
+pub fn parse_parameter_name(prefix: &str, name: &str) -> Option<ParameterPath> {
+    let rest = name
+        .strip_prefix(prefix.trim_end_matches('/'))?
+        .strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (account, cluster, leaf) = match parts.as_slice() {
+        [cluster, leaf] => (Account::Home, *cluster, *leaf),
+        [account, cluster, leaf] if is_account_id(account) => {
+            (Account::Id(account.to_string()), *cluster, *leaf)
+        }
+        _ => return None,
+    };
+    let named = !cluster.is_empty() && !leaf.is_empty() && !cluster.starts_with(DEPLOYMENT_PREFIX);
+    named.then(|| ParameterPath {
+        cluster: ClusterId {
+            account,
+            name: cluster.to_string(),
+        },
+        leaf: leaf.to_string(),
+    })
+}
+
+/// Whether a parameter name is a cluster's state document.
+pub fn is_state_name(prefix: &str, name: &str) -> bool {
+    parse_parameter_name(prefix, name).is_some_and(|p| p.leaf == PARAM_STATE)
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account_id(value: &str) -> bool {
+    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The parameter values, ready to write.
@@ -277,6 +347,28 @@ impl RenderedParameters {
 }
 
 impl Publication {
+    /// The cluster whose parameters these are.
+    pub fn cluster_id(&self) -> ClusterId {
+        ClusterId {
+            account: self.account.clone(),
+            name: self.cluster.clone(),
+        }
+    }
+
+    /// Whether it waits only for the IPv6 addresses of a dual-stack
+    /// inbound endpoint (its IPv4 ones are known): it is published once
+    /// they are listed.
+    pub fn awaits_ipv6(&self) -> bool {
+        self.dual_stack
+            && self.inbound_ips.as_ref().is_some_and(|ips| !ips.is_empty())
+            && self.inbound_ipv6.as_ref().is_none_or(Vec::is_empty)
+    }
+
+    /// Where its parameters go.
+    pub fn folder(&self) -> String {
+        cluster_folder(&self.prefix, &self.cluster_id())
+    }
+
     /// Render the parameters. `updated_at` is the time stamp for a state
     /// document that changes; None when only comparing. Returns None while
     /// a part is still unknown.
@@ -302,7 +394,8 @@ impl Publication {
         associated.sort();
         let mut rule_ids = self.control_plane_rule_ids.clone();
         rule_ids.sort();
-        let state_name = parameter_name(&self.prefix, &self.cluster, PARAM_STATE);
+        let id = self.cluster_id();
+        let state_name = parameter_name(&self.prefix, &id, PARAM_STATE);
         let previous = self
             .current
             .get(&state_name)
@@ -312,7 +405,7 @@ impl Publication {
             Forwarders::digest_of(&self.endpoint_host, &ips, &ipv6),
         );
         let previous_stamp = previous.map(|d| d.updated_at);
-        let name = |leaf| parameter_name(&self.prefix, &self.cluster, leaf);
+        let name = |leaf| parameter_name(&self.prefix, &id, leaf);
         let mut values = vec![
             (name(PARAM_ENDPOINT), self.endpoint_host.clone(), "String"),
             (name(PARAM_INBOUND_IPS), ips.join(","), "StringList"),
@@ -375,5 +468,64 @@ impl Publication {
             ips,
             ipv6,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_name_parses_back_to_its_cluster_and_leaf() {
+        let spoke = ClusterId {
+            account: Account::Id("210987654321".into()),
+            name: "prod".into(),
+        };
+        for prefix in ["/eks-private-dns", "/team/dns"] {
+            for cluster in [
+                ClusterId::home("prod"),
+                ClusterId::home("123456789012"),
+                spoke.clone(),
+            ] {
+                for leaf in [
+                    PARAM_ENDPOINT,
+                    PARAM_INBOUND_IPS,
+                    PARAM_INBOUND_IPV6,
+                    PARAM_STATE,
+                ] {
+                    let name = parameter_name(prefix, &cluster, leaf);
+                    assert_eq!(
+                        parse_parameter_name(prefix, &name),
+                        Some(ParameterPath {
+                            cluster: cluster.clone(),
+                            leaf: leaf.to_string()
+                        }),
+                        "{name}"
+                    );
+                    assert!(name.starts_with(&format!("{}/", cluster_folder(prefix, &cluster))));
+                    assert_eq!(is_state_name(prefix, &name), leaf == PARAM_STATE);
+                }
+            }
+        }
+        assert_eq!(
+            parameter_name("/eks-private-dns", &spoke, PARAM_STATE),
+            "/eks-private-dns/210987654321/prod/state"
+        );
+    }
+
+    #[test]
+    fn names_outside_the_layout_are_no_clusters() {
+        let prefix = "/eks-private-dns";
+        for name in [
+            settings_name(prefix).as_str(),
+            "/eks-private-dns/prod",
+            "/eks-private-dns/prod/state/extra/deeper",
+            "/eks-private-dns/not-an-account/prod/state",
+            "/eks-private-dns-other/prod/state",
+            "/other/prod/state",
+            "/eks-private-dns//state",
+        ] {
+            assert_eq!(parse_parameter_name(prefix, name), None, "{name}");
+        }
     }
 }

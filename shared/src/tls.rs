@@ -32,6 +32,13 @@ pub enum TlsRoots {
 }
 
 impl TlsRoots {
+    /// Each value's name, the default first.
+    pub const CHOICES: &'static [(&'static str, Self)] = &[
+        ("auto", TlsRoots::Auto),
+        ("amazon", TlsRoots::Amazon),
+        ("system", TlsRoots::System),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TlsRoots::Auto => "auto",

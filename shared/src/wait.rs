@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::aws::{AwsError, Clients};
+use std::collections::BTreeMap;
+
+use crate::apply::ApplyError;
+use crate::aws::{Accounts, AwsError, Clients};
+use crate::model::Account;
 use crate::observe;
 use crate::progress::Wait;
 
@@ -95,15 +99,14 @@ where
     let mut pause = patience.first_poll;
     loop {
         clients.counter.add_poll(service);
-        // A look that fails for a transient reason (after the SDK's own
-        // retries) is one more "not yet": a hiccup during a wait of minutes
-        // does not end the run. At the deadline, the failure is the answer.
         let look = match look().await {
             Ok(look) => look,
-            Err(e) if e.transient && Instant::now() < patience.deadline => {
-                Look::NotYet(format!("looking failed ({e})"))
-            }
-            Err(e) => return Err(e),
+            Err(e) => match crate::policy::on_failed_look(&e, patience) {
+                crate::policy::Verdict::LookAgain { .. } => {
+                    Look::NotYet(format!("looking failed ({e})"))
+                }
+                crate::policy::Verdict::End => return Err(e),
+            },
         };
         match look {
             Look::Ready(value) => return Ok(Waited::Ready(value)),
@@ -120,14 +123,37 @@ where
 }
 
 /// Wait until each of `waits` is finished (or failed, or gone: the next
-/// look at the cluster reports those). Returns what is still in progress
-/// at the deadline.
+/// look at the cluster reports those), each looked at in its account.
+/// Returns what is still in progress at the deadline.
 pub async fn settle(
-    clients: &Clients,
+    accounts: Accounts<'_>,
     waits: &[Wait],
     patience: &Patience,
+) -> Result<Vec<Wait>, ApplyError> {
+    let mut by_account: BTreeMap<&Account, Vec<Wait>> = BTreeMap::new();
+    for wait in waits {
+        by_account
+            .entry(wait.account())
+            .or_default()
+            .push(wait.clone());
+    }
+    let looks = by_account.into_iter().map(|(account, waits)| async move {
+        let clients = accounts.get(account)?;
+        Ok::<_, ApplyError>(settle_in(clients, waits, patience).await?)
+    });
+    Ok(futures::future::try_join_all(looks)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// `settle` for the waits of one account.
+async fn settle_in(
+    clients: &Clients,
+    mut pending: Vec<Wait>,
+    patience: &Patience,
 ) -> Result<Vec<Wait>, AwsError> {
-    let mut pending: Vec<Wait> = waits.to_vec();
     pending.sort();
     pending.dedup();
     if pending.is_empty() {
@@ -174,7 +200,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
     let mut endpoint_ids: Vec<&str> = waits
         .iter()
         .filter_map(|w| match w {
-            Wait::Endpoint { endpoint_id, .. } | Wait::EndpointGone { endpoint_id } => {
+            Wait::Endpoint { endpoint_id, .. } | Wait::EndpointGone { endpoint_id, .. } => {
                 Some(endpoint_id.as_str())
             }
             _ => None,
@@ -183,7 +209,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
     endpoint_ids.sort();
     endpoint_ids.dedup();
     let deleted_rules = waits.iter().filter_map(|w| match w {
-        Wait::RuleGone { rule_id } => Some(rule_id.as_str()),
+        Wait::RuleGone { rule_id, .. } => Some(rule_id.as_str()),
         _ => None,
     });
     let endpoint_looks = endpoints_now(clients, &endpoint_ids);
@@ -201,14 +227,16 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
         tokio::try_join!(endpoint_looks, association_looks, rule_looks)?;
     for endpoint in endpoints.into_iter().flatten() {
         let waited_gone = waits.iter().any(
-            |w| matches!(w, Wait::EndpointGone { endpoint_id } if *endpoint_id == endpoint.id),
+            |w| matches!(w, Wait::EndpointGone { endpoint_id, .. } if *endpoint_id == endpoint.id),
         );
         if waited_gone {
             still.push(Wait::EndpointGone {
+                account: endpoint.account.clone(),
                 endpoint_id: endpoint.id.clone(),
             });
         } else if endpoint.status.is_in_progress() {
             still.push(Wait::Endpoint {
+                account: endpoint.account.clone(),
                 endpoint_id: endpoint.id.clone(),
                 direction: endpoint.direction,
                 status: endpoint.status.clone(),
@@ -218,6 +246,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
     for (rule_id, exists) in rules_left {
         if exists {
             still.push(Wait::RuleGone {
+                account: clients.account.clone(),
                 rule_id: rule_id.to_string(),
             });
         }
@@ -234,6 +263,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
                 {
                     if a.status.is_in_progress() {
                         still.push(Wait::Association {
+                            account: a.account.clone(),
                             rule_id: rule_id.clone(),
                             vpc_id: vpc_id.clone(),
                             status: a.status.clone(),
@@ -241,7 +271,9 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
                     }
                 }
             }
-            Wait::AssociationGone { rule_id, vpc_id } => {
+            Wait::AssociationGone {
+                rule_id, vpc_id, ..
+            } => {
                 if associations
                     .iter()
                     .any(|a| &a.rule_id == rule_id && &a.vpc_id == vpc_id)
@@ -257,8 +289,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
 
 /// The endpoints of `ids` as they are now (gone ones left out). One:
 /// GetResolverEndpoint. More: one ListResolverEndpoints (a page holds 100,
-/// and a region has few: the default quota is four) instead of one call
-/// each.
+/// and the endpoint quota keeps a region's few) instead of one call each.
 async fn endpoints_now(
     clients: &Clients,
     ids: &[&str],

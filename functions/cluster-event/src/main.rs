@@ -2,16 +2,11 @@
 //! cluster-event Lambda: an EventBridge "AWS API Call via CloudTrail" event
 //! from EKS -> reconcile the cluster it names. A thin shell over the core.
 
-use std::time::Duration;
-
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
 use shared::handler::{handle_event, EventResult};
 use shared::Reconciler;
-
-/// First poll while a cluster is CREATING or UPDATING (doubles up to 30 s).
-const FIRST_POLL: Duration = Duration::from_secs(10);
 
 /// A failure Lambda should retry (throttling, a service hiccup); the
 /// on-failure destination keeps the event once retries run out.
@@ -48,7 +43,14 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
     shared::handler::learn_account(reconciler, &event.context.invoked_function_arn);
     let deadline = shared::handler::lambda_deadline(event.context.deadline);
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
-    match handle_event(reconciler, &bytes, deadline, FIRST_POLL).await {
+    match handle_event(
+        reconciler,
+        &bytes,
+        deadline,
+        shared::reconcile::EKS_FIRST_POLL,
+    )
+    .await
+    {
         // Permanent bad input: log it and succeed, so it is not retried.
         Err(e) => {
             tracing::error!(error = %e, "event rejected");
@@ -124,7 +126,9 @@ mod handler_tests {
         let emulator = Emulator::start().unwrap();
         let aws = emulator.aws();
         let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
-        aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+        aws.cluster("demo", &vpc, Access::Private, &[])
+            .await
+            .unwrap();
         let rec = emulator.reconciler(config(&[(
             "EKS_PRIVATE_DNS_ONPREM_CIDRS",
             "192.168.0.0/16",
@@ -144,8 +148,7 @@ mod handler_tests {
         aws.cluster(
             "bad",
             &vpc,
-            true,
-            false,
+            Access::Private,
             &[("eks-private-dns/onprem-cidrs", "198.51.100.0/24")],
         )
         .await

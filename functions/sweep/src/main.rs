@@ -45,9 +45,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<Value, SweepFailed> {
     shared::handler::learn_account(reconciler, &event.context.invoked_function_arn);
     let deadline = shared::handler::lambda_deadline(event.context.deadline);
-    let patience = reconciler
-        .waiting
-        .until(tokio::time::Instant::from_std(deadline));
+    let patience = reconciler.patience_until(tokio::time::Instant::from_std(deadline));
     let summary = sweep(reconciler, patience, |_, _, report| {
         if report.applied || report.error.is_some() || report.is_converging() {
             tracing::info!(
@@ -127,7 +125,9 @@ mod tests {
         let emulator = Emulator::start().unwrap();
         let aws = emulator.aws();
         let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
-        aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+        aws.cluster("demo", &vpc, Access::Private, &[])
+            .await
+            .unwrap();
         let rec = emulator.reconciler(config(&[(
             "EKS_PRIVATE_DNS_ONPREM_CIDRS",
             "192.168.0.0/16",

@@ -5,7 +5,7 @@ use aws_sdk_route53resolver::types::{
     IpAddressRequest, IpAddressUpdate, ResolverEndpointDirection, ResolverEndpointType,
 };
 
-use crate::aws::{aws, AwsError, ErrorKind};
+use crate::aws::{aws, AwsError};
 use crate::model::{Direction, EndpointType};
 use crate::observe::{self};
 use crate::owner::{resolver_name, MAX_GENERATIONS};
@@ -49,6 +49,7 @@ impl Applier<'_> {
                 ips,
                 endpoint_type,
                 ipv6s,
+                ..
             } => {
                 let group_id = group_id(group, resolved)?;
                 let new = NewEndpoint {
@@ -76,6 +77,7 @@ impl Applier<'_> {
                 endpoint_id,
                 subnet_ids,
                 endpoint_ready,
+                ..
             } => {
                 self.add_endpoint_ips(endpoint_id, subnet_ids, endpoint_ready, resolved)
                     .await
@@ -84,6 +86,7 @@ impl Applier<'_> {
                 endpoint_id,
                 ips,
                 endpoint_ready,
+                ..
             } => {
                 self.remove_endpoint_ips(endpoint_id, ips, endpoint_ready, resolved)
                     .await
@@ -114,8 +117,7 @@ impl Applier<'_> {
                     Some(e) if e.status.accepts_ip_changes() => Look::Ready(Some(e.direction)),
                     Some(e) => Look::NotYet(format!(
                         "{} endpoint {endpoint_id} is {}",
-                        e.direction.as_str().to_lowercase(),
-                        e.status
+                        e.direction, e.status
                     )),
                 },
             )
@@ -125,15 +127,9 @@ impl Applier<'_> {
             Waited::Ready(Some(direction)) => Ok(direction),
             // Gone (not found), and no failure of the run: the next one makes
             // a new endpoint.
-            Waited::Ready(None) => Err(ApplyError::Aws(AwsError {
-                transient: true,
-                ..AwsError::new(
-                    "Route53Resolver.GetResolverEndpoint",
-                    Some("ResourceNotFoundException".into()),
-                    format!("endpoint {endpoint_id} is gone; the next run makes a new one"),
-                    ErrorKind::NotFound,
-                )
-            })),
+            Waited::Ready(None) => Err(ApplyError::Gone {
+                what: format!("endpoint {endpoint_id}"),
+            }),
             Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
         }
     }
@@ -219,7 +215,7 @@ impl Applier<'_> {
         new: &NewEndpoint<'_>,
     ) -> Result<String, ApplyError> {
         let (direction, vpc_id) = (new.direction, new.vpc_id);
-        let role = direction_key(direction);
+        let role = direction;
         let tags = self.owner.shared_tags(vpc_id, role);
         let mut ipv6s = new.ipv6s.to_vec();
         for generation in 1..=MAX_GENERATIONS {
@@ -255,13 +251,17 @@ impl Applier<'_> {
                 }
                 Err(e) => {
                     if e.is_code("LimitExceededException") {
-                        return Err(ApplyError::Conflict(format!(
-                            "cannot create the {role} Resolver endpoint in {vpc_id}: the account's \
-                             endpoint quota for this region is reached (4 by default; each cluster \
-                             VPC needs one inbound endpoint, the region one outbound). Request a \
-                             quota increase, or use EKS_PRIVATE_DNS_OUTBOUND_ENDPOINT_ID ({})",
-                            e.message
-                        )));
+                        return Err(ApplyError::conflict(
+                            format!("the {role} Resolver endpoint in {vpc_id}"),
+                            format!(
+                                "cannot create the {role} Resolver endpoint in {vpc_id}: the \
+                                 account's endpoint quota for this region is reached (each \
+                                 cluster VPC needs one inbound endpoint, the region one outbound). \
+                                 Request a quota increase, or use \
+                                 EKS_PRIVATE_DNS_OUTBOUND_ENDPOINT_ID ({})",
+                                e.message
+                            ),
+                        ));
                     }
                     if !e.is_code("ResourceExistsException") {
                         return Err(e.into());
@@ -278,10 +278,13 @@ impl Applier<'_> {
                 }
             }
         }
-        Err(ApplyError::Conflict(format!(
-            "could not create the {role} endpoint in {vpc_id}: all {MAX_GENERATIONS} request ids \
-             are taken"
-        )))
+        Err(ApplyError::conflict(
+            format!("the {role} endpoint in {vpc_id}"),
+            format!(
+                "could not create the {role} endpoint in {vpc_id}: all {MAX_GENERATIONS} request \
+                 ids are taken"
+            ),
+        ))
     }
 
     /// One CreateResolverEndpoint, asking for `ipv6s`.
@@ -292,7 +295,7 @@ impl Applier<'_> {
         ipv6s: &[Option<String>],
         tags: &crate::model::Tags,
     ) -> Result<CreateResolverEndpointOutput, AwsError> {
-        let role = direction_key(new.direction);
+        let role = new.direction;
         let direction = match new.direction {
             Direction::Inbound => ResolverEndpointDirection::Inbound,
             Direction::Outbound => ResolverEndpointDirection::Outbound,
@@ -480,6 +483,7 @@ impl Applier<'_> {
             }
         }
         Ok(Effect::Settle(Wait::EndpointGone {
+            account: self.clients.account.clone(),
             endpoint_id: endpoint_id.clone(),
         }))
     }

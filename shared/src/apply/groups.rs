@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification};
 
 use crate::aws::{aws, AwsError};
-use crate::model::{Permission, Tags};
+use crate::model::{Direction, Permission, Tags};
 use crate::observe::{self, ec2_tags, filter};
 use crate::plan::DNS_PORT;
 use crate::wait::{poll, Look, Waited};
@@ -20,15 +20,18 @@ impl Applier<'_> {
         resolved: &Resolved,
     ) -> Result<Effect, ApplyError> {
         match action {
-            Action::CreateSecurityGroup { role, vpc_id, name } => {
-                let id = self.create_security_group(role, vpc_id, name).await?;
-                Ok(Effect::GroupCreated(role.clone(), id))
+            Action::CreateSecurityGroup {
+                role, vpc_id, name, ..
+            } => {
+                let id = self.create_security_group(*role, vpc_id, name).await?;
+                Ok(Effect::GroupCreated(*role, id))
             }
             Action::AuthorizeIngress {
                 group,
                 permissions,
                 cluster_arn,
                 vpc_id,
+                ..
             } => {
                 let group_id = group_id(group, resolved)?;
                 let tags = match cluster_arn {
@@ -67,7 +70,7 @@ impl Applier<'_> {
 
     pub(super) async fn create_security_group(
         &self,
-        role: &str,
+        role: Direction,
         vpc_id: &str,
         name: &str,
     ) -> Result<String, ApplyError> {
@@ -108,11 +111,14 @@ impl Applier<'_> {
                 if self.owner.is_ours(&tags) {
                     Ok(group.group_id().unwrap_or_default().to_string())
                 } else {
-                    Err(ApplyError::Conflict(format!(
-                        "VPC {vpc_id} already has a security group named {name} that is not ours \
-                         ({}); rename it or set another EKS_PRIVATE_DNS_OWNER",
-                        group.group_id().unwrap_or_default()
-                    )))
+                    let id = group.group_id().unwrap_or_default();
+                    Err(ApplyError::conflict(
+                        id,
+                        format!(
+                            "VPC {vpc_id} already has a security group named {name} that is not \
+                             ours ({id}); rename it or set another EKS_PRIVATE_DNS_OWNER"
+                        ),
+                    ))
                 }
             }
         }
@@ -332,7 +338,7 @@ impl Applier<'_> {
         .await?;
         match waited {
             Waited::Ready(Ok(kept)) => Ok(kept),
-            Waited::Ready(Err(conflict)) => Err(ApplyError::Conflict(conflict)),
+            Waited::Ready(Err(reason)) => Err(ApplyError::conflict(group_id, reason)),
             Waited::StillInProgress(what) => Err(ApplyError::InProgress(what)),
         }
     }

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 
-use crate::aws::{AwsError, Clients, ErrorKind};
-use crate::model::{Direction, Tags, TargetAddress};
+use crate::aws::{Accounts, AwsError, Clients, NotServed};
+use crate::model::{Account, Direction, Tags, TargetAddress};
 use crate::observe::{self};
 use crate::owner::{Owner, TAG_OWNER};
 use crate::plan::{Action, EndpointIpRef, EndpointRef, GroupRef, Phase, Plan, RuleRef, Targets};
@@ -39,21 +39,47 @@ pub enum ApplyError {
         resource: String,
         owner: String,
     },
-    /// A resource of someone else's stands in the way.
-    #[error("{0}")]
-    Conflict(String),
+    /// Something stands in the way that a later run cannot remove by
+    /// itself (a resource of someone else's, a quota): `reason` says what
+    /// and what to do.
+    #[error("{reason}")]
+    Conflict { resource: String, reason: String },
+    /// What an action needs is not there yet (an endpoint without
+    /// addresses, a resource an earlier action of the plan makes): a later
+    /// run finishes.
+    #[error("{what} is not known yet; a later run finishes")]
+    NotYet { what: String },
+    /// What an action works on went away meanwhile: the next run plans
+    /// again from what is there (and makes it anew if it is still wanted).
+    #[error("{what} is gone; the next run makes a new one")]
+    Gone { what: String },
     /// AWS is still doing what this action must wait for, and the deadline
     /// came: not an error of the run, which ends `converging`.
     #[error("still in progress: {0}")]
     InProgress(String),
+    /// The action is in an account this deployment has no clients for.
+    #[error(transparent)]
+    NotServed(#[from] NotServed),
 }
 
 impl ApplyError {
+    /// Whether the same apply may succeed later. Exhaustive: a new
+    /// variant must say.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApplyError::Aws(e) => e.transient,
-            ApplyError::InProgress(_) => true,
-            ApplyError::NotOurs { .. } | ApplyError::Conflict(_) => false,
+            ApplyError::Aws(e) => e.is_transient(),
+            ApplyError::NotYet { .. } | ApplyError::Gone { .. } | ApplyError::InProgress(_) => true,
+            ApplyError::NotOurs { .. } | ApplyError::Conflict { .. } | ApplyError::NotServed(_) => {
+                false
+            }
+        }
+    }
+
+    /// A conflict over `resource`.
+    pub(super) fn conflict(resource: impl Into<String>, reason: impl Into<String>) -> ApplyError {
+        ApplyError::Conflict {
+            resource: resource.into(),
+            reason: reason.into(),
         }
     }
 }
@@ -68,7 +94,7 @@ pub(super) const REFUSALS: u32 = 5;
 #[derive(Debug)]
 pub(super) enum Effect {
     None,
-    GroupCreated(String, String),
+    GroupCreated(Direction, String),
     EndpointCreated(Direction, String),
     /// The endpoint's IPs changed: it is UPDATING.
     EndpointChanged(Direction, String),
@@ -84,8 +110,9 @@ pub(super) enum Effect {
 
 #[derive(Debug, Default)]
 pub(super) struct Resolved {
-    pub(super) groups: BTreeMap<String, String>,
-    pub(super) endpoints: BTreeMap<&'static str, String>,
+    /// The groups and endpoints this apply made, by the direction they serve.
+    pub(super) groups: BTreeMap<Direction, String>,
+    pub(super) endpoints: BTreeMap<Direction, String>,
     pub(super) rule_id: Option<String>,
     pub(super) api_rule_ids: Vec<String>,
     pub(super) associated: BTreeSet<String>,
@@ -94,18 +121,13 @@ pub(super) struct Resolved {
     /// Endpoints whose IPs this apply changed: they are not OPERATIONAL
     /// again until AWS finishes.
     pub(super) changed_endpoints: BTreeSet<String>,
-    /// Endpoints left in place because something came to use them.
-    pub(super) kept: Vec<String>,
 }
 
-pub(super) fn direction_key(d: Direction) -> &'static str {
-    match d {
-        Direction::Inbound => "inbound",
-        Direction::Outbound => "outbound",
-    }
-}
-
+#[derive(Clone, Copy)]
 pub struct Applier<'a> {
+    /// The clients of each account an action may act in.
+    pub accounts: Accounts<'a>,
+    /// Those of the account the action at hand acts in (`Action::account`).
     pub clients: &'a Clients,
     pub owner: &'a Owner,
     /// How long an action may wait for what it depends on (a rule's
@@ -130,6 +152,23 @@ pub struct Applied {
 }
 
 impl<'a> Applier<'a> {
+    pub fn new(accounts: Accounts<'a>, owner: &'a Owner, patience: Patience) -> Applier<'a> {
+        Applier {
+            accounts,
+            clients: accounts.home(),
+            owner,
+            patience,
+        }
+    }
+
+    /// This applier, acting in `account`.
+    fn in_account(&self, account: &Account) -> Result<Applier<'a>, ApplyError> {
+        Ok(Applier {
+            clients: self.accounts.get(account)?,
+            ..*self
+        })
+    }
+
     pub async fn apply(&self, plan: &Plan) -> Result<Applied, ApplyError> {
         let mut resolved = Resolved::default();
         let mut applied = Applied::default();
@@ -159,44 +198,7 @@ impl<'a> Applier<'a> {
                 match result {
                     Ok(effect) => {
                         applied.done.push(action.describe());
-                        match effect {
-                            Effect::None => {}
-                            Effect::GroupCreated(role, id) => {
-                                resolved.groups.insert(role, id);
-                            }
-                            Effect::EndpointCreated(d, id) => {
-                                applied.settle.push(Wait::Endpoint {
-                                    endpoint_id: id.clone(),
-                                    direction: d,
-                                    status: crate::status::EndpointStatus::Creating,
-                                });
-                                resolved.endpoints.insert(direction_key(d), id);
-                            }
-                            Effect::EndpointChanged(d, id) => {
-                                applied.settle.push(Wait::Endpoint {
-                                    endpoint_id: id.clone(),
-                                    direction: d,
-                                    status: crate::status::EndpointStatus::Updating,
-                                });
-                                resolved.changed_endpoints.insert(id);
-                            }
-                            Effect::RuleCreated(id) => resolved.rule_id = Some(id),
-                            Effect::ApiRulesCreated(ids) => resolved.api_rule_ids.extend(ids),
-                            Effect::Associated(rule, vpc) => {
-                                applied.settle.push(Wait::Association {
-                                    rule_id: rule,
-                                    vpc_id: vpc.clone(),
-                                    status: crate::status::AssociationStatus::Creating,
-                                });
-                                resolved.associated.insert(vpc);
-                            }
-                            Effect::Settle(wait) => applied.settle.push(wait),
-                            Effect::Kept(why) => {
-                                tracing::info!(action = %action.describe(), why = %why, "left in place");
-                                resolved.kept.push(why.clone());
-                                applied.kept.push(why);
-                            }
-                        }
+                        take_effect(action, effect, &mut applied, &mut resolved);
                     }
                     Err(ApplyError::InProgress(what)) => {
                         tracing::info!(action = %action.describe(), waiting_for = %what,
@@ -244,18 +246,35 @@ impl<'a> Applier<'a> {
         if !needs {
             return Ok(());
         }
-        let id = resolved.endpoints.get("inbound").cloned().or_else(|| {
-            plan.actions.iter().find_map(|a| match a {
-                Action::AddEndpointIps { endpoint_id, .. }
-                | Action::RemoveEndpointIps { endpoint_id, .. } => Some(endpoint_id.clone()),
-                Action::PublishParameters(p) => p.inbound_endpoint_id.clone(),
-                _ => None,
-            })
+        // The endpoint, and the account it is in: the cluster's.
+        let made = resolved.endpoints.get(&Direction::Inbound).cloned();
+        let found = plan.actions.iter().find_map(|a| match a {
+            Action::CreateEndpoint {
+                account,
+                direction: Direction::Inbound,
+                ..
+            } => made.clone().map(|id| (id, account.clone())),
+            Action::AddEndpointIps {
+                account,
+                endpoint_id,
+                ..
+            }
+            | Action::RemoveEndpointIps {
+                account,
+                endpoint_id,
+                ..
+            } => Some((endpoint_id.clone(), account.clone())),
+            Action::PublishParameters(p) => Some((
+                made.clone().or_else(|| p.inbound_endpoint_id.clone())?,
+                p.account.clone(),
+            )),
+            _ => None,
         });
-        let Some(id) = id else {
+        let Some((id, account)) = found else {
             return Ok(());
         };
-        let ips = observe::endpoint_ips(self.clients, &id).await?;
+        let clients = self.accounts.get(&account)?;
+        let ips = observe::endpoint_ips(clients, &id).await?;
         let staying: Vec<_> = ips
             .iter()
             .filter(|ip| ip.status.is_live())
@@ -264,11 +283,8 @@ impl<'a> Applier<'a> {
         let addresses = crate::model::ipv4s_of(staying.iter().copied());
         let ipv6 = crate::model::ipv6s_of(staying.iter().copied());
         if addresses.is_empty() {
-            return Err(ApplyError::Aws(AwsError::new(
-                "Route53Resolver.ListResolverEndpointIpAddresses",
-                Some("NoAddressesYet".into()),
-                format!("inbound endpoint {id} has no IP addresses yet"),
-                ErrorKind::NotYet,
+            return Err(missing(&format!(
+                "the IP addresses of inbound endpoint {id}"
             )));
         }
         resolved.inbound_ips = Some(addresses);
@@ -276,8 +292,13 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// One action, by the room of its resource kind.
+    /// One action, by the room of its resource kind, in its account.
     async fn run(&self, action: &Action, resolved: &Resolved) -> Result<Effect, ApplyError> {
+        let here = self.in_account(action.account())?;
+        here.run_here(action, resolved).await
+    }
+
+    async fn run_here(&self, action: &Action, resolved: &Resolved) -> Result<Effect, ApplyError> {
         match action {
             Action::CreateSecurityGroup { .. }
             | Action::AuthorizeIngress { .. }
@@ -298,19 +319,57 @@ impl<'a> Applier<'a> {
             }
         }
     }
+}
 
-    // ---- Resolver ---------------------------------------------------------
-
-    // ---- SSM ----------------------------------------------------------------
+/// What one action made, for the apply's record and the actions after it.
+fn take_effect(action: &Action, effect: Effect, applied: &mut Applied, resolved: &mut Resolved) {
+    let account = action.account().clone();
+    match effect {
+        Effect::None => {}
+        Effect::GroupCreated(role, id) => {
+            resolved.groups.insert(role, id);
+        }
+        Effect::EndpointCreated(d, id) => {
+            applied.settle.push(Wait::Endpoint {
+                account,
+                endpoint_id: id.clone(),
+                direction: d,
+                status: crate::status::EndpointStatus::Creating,
+            });
+            resolved.endpoints.insert(d, id);
+        }
+        Effect::EndpointChanged(d, id) => {
+            applied.settle.push(Wait::Endpoint {
+                account,
+                endpoint_id: id.clone(),
+                direction: d,
+                status: crate::status::EndpointStatus::Updating,
+            });
+            resolved.changed_endpoints.insert(id);
+        }
+        Effect::RuleCreated(id) => resolved.rule_id = Some(id),
+        Effect::ApiRulesCreated(ids) => resolved.api_rule_ids.extend(ids),
+        Effect::Associated(rule, vpc) => {
+            applied.settle.push(Wait::Association {
+                account,
+                rule_id: rule,
+                vpc_id: vpc.clone(),
+                status: crate::status::AssociationStatus::Creating,
+            });
+            resolved.associated.insert(vpc);
+        }
+        Effect::Settle(wait) => applied.settle.push(wait),
+        Effect::Kept(why) => {
+            tracing::info!(action = %action.describe(), why = %why, "left in place");
+            applied.kept.push(why);
+        }
+    }
 }
 
 pub(super) fn missing(what: &str) -> ApplyError {
-    ApplyError::Aws(AwsError::new(
-        "apply",
-        Some("Incomplete".into()),
-        format!("{what} is not known yet; a later run finishes"),
-        ErrorKind::NotYet,
-    ))
+    ApplyError::NotYet {
+        what: what.to_string(),
+    }
 }
 
 pub(super) fn group_id(group: &GroupRef, resolved: &Resolved) -> Result<String, ApplyError> {
@@ -332,9 +391,9 @@ pub(super) fn endpoint_id(
         EndpointRef::Existing(id) => Ok(id.clone()),
         EndpointRef::New(d) => resolved
             .endpoints
-            .get(direction_key(*d))
+            .get(d)
             .cloned()
-            .ok_or_else(|| missing(&format!("the new {} endpoint", direction_key(*d)))),
+            .ok_or_else(|| missing(&format!("the new {d} endpoint"))),
     }
 }
 

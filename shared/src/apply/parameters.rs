@@ -3,7 +3,7 @@
 use aws_sdk_ssm::types::ParameterType;
 
 use crate::aws::{aws, AwsError};
-use crate::model::Tags;
+use crate::model::{Direction, Tags};
 use crate::plan::Publication;
 use crate::ssm::{ForwardersChanged, EVENT_DETAIL_TYPE, EVENT_SOURCE};
 
@@ -41,14 +41,14 @@ impl Applier<'_> {
         resolved: &Resolved,
     ) -> Result<(), ApplyError> {
         let mut p = publication.clone();
-        if let Some(id) = resolved.endpoints.get("inbound") {
+        if let Some(id) = resolved.endpoints.get(&Direction::Inbound) {
             p.inbound_endpoint_id = Some(id.clone());
         }
         if p.inbound_ips.is_none() {
             p.inbound_ips = resolved.inbound_ips.clone();
             p.inbound_ipv6 = resolved.inbound_ipv6.clone();
         }
-        if let Some(id) = resolved.endpoints.get("outbound") {
+        if let Some(id) = resolved.endpoints.get(&Direction::Outbound) {
             p.outbound_endpoint_id = Some(id.clone());
         }
         if let Some(id) = &resolved.rule_id {
@@ -60,6 +60,14 @@ impl Applier<'_> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         let Some(mut rendered) = p.render(Some(&now)) else {
+            if p.awaits_ipv6() {
+                // AWS may list a dual-stack endpoint's IPv6 addresses only
+                // once its change ends: the look after the wait publishes
+                // both kinds at once, so that the forwarders change once.
+                tracing::info!(cluster = %p.cluster,
+                    "the inbound IPv6 addresses are not listed yet; published once they are");
+                return Ok(());
+            }
             return Err(missing("the values of the parameters"));
         };
         let tags = self.owner.parameter_tags(&p.cluster_arn, &p.vpc_id);

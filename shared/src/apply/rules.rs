@@ -26,6 +26,7 @@ impl Applier<'_> {
                 domain,
                 targets,
                 endpoint,
+                ..
             } => {
                 let targets = targets_of(targets, resolved)?;
                 let endpoint_id = endpoint_id(endpoint, resolved)?;
@@ -48,6 +49,7 @@ impl Applier<'_> {
                 rule,
                 vpc_id,
                 cluster,
+                ..
             } => {
                 let rule_id = match rule {
                     RuleRef::Existing(id) => id.clone(),
@@ -63,6 +65,7 @@ impl Applier<'_> {
                 rule_id,
                 rule_arn,
                 vpc_id,
+                ..
             } => self.disassociate(rule_id, rule_arn, vpc_id).await,
             Action::DeleteRule {
                 rule_id,
@@ -148,9 +151,13 @@ impl Applier<'_> {
                 }
             }
         }
-        Err(ApplyError::Conflict(format!(
-            "could not create the rule for {domain}: all {MAX_GENERATIONS} request ids are taken"
-        )))
+        Err(ApplyError::conflict(
+            format!("the rule for {domain}"),
+            format!(
+                "could not create the rule for {domain}: all {MAX_GENERATIONS} request ids are \
+                 taken"
+            ),
+        ))
     }
 
     pub(super) async fn associate(
@@ -201,11 +208,15 @@ impl Applier<'_> {
                 .collect();
             refusals += 1;
             if leaving.is_empty() || refusals > REFUSALS {
-                return Err(ApplyError::Conflict(format!(
-                    "VPC {vpc_id} already has another Resolver rule for this cluster's endpoint \
-                     name ({}); remove that association or take the VPC out of the client list",
-                    e.message
-                )));
+                return Err(ApplyError::conflict(
+                    vpc_id,
+                    format!(
+                        "VPC {vpc_id} already has another Resolver rule for this cluster's \
+                         endpoint name ({}); remove that association or take the VPC out of the \
+                         client list",
+                        e.message
+                    ),
+                ));
             }
             let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
                 let now = observe::list_associations(self.clients).await?;
@@ -275,6 +286,7 @@ impl Applier<'_> {
             .map_err(aws("Route53Resolver.DisassociateResolverRule"));
         ok_if_gone(result.map(|_| ()))?;
         Ok(Effect::Settle(Wait::AssociationGone {
+            account: self.clients.account.clone(),
             rule_id: rule_id.clone(),
             vpc_id: vpc_id.clone(),
         }))
@@ -318,6 +330,7 @@ impl Applier<'_> {
             }
         }
         Ok(Effect::Settle(Wait::RuleGone {
+            account: self.clients.account.clone(),
             rule_id: rule_id.clone(),
         }))
     }

@@ -87,6 +87,12 @@ pub enum ApiRulesGroup {
 }
 
 impl ApiRulesGroup {
+    /// Each value's name, the default first.
+    pub const CHOICES: &'static [(&'static str, Self)] = &[
+        ("cluster", ApiRulesGroup::Cluster),
+        ("tagged", ApiRulesGroup::Tagged),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ApiRulesGroup::Cluster => "cluster",
@@ -133,6 +139,10 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Each value's name, the default first.
+    pub const CHOICES: &'static [(&'static str, Self)] =
+        &[("apply", Mode::Apply), ("plan", Mode::Plan)];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Apply => "apply",
@@ -264,14 +274,8 @@ impl Config {
             trigger: choice(get(ENV_TRIGGER), ENV_TRIGGER, "a trigger", Trigger::CHOICES)?,
             ssm_prefix: read(get(ENV_SSM_PREFIX), parse_ssm_prefix)?.unwrap_or(defaults.ssm_prefix),
             owner: read(get(ENV_OWNER), parse_owner)?.unwrap_or(defaults.owner),
-            mode: choice(
-                get(ENV_MODE),
-                ENV_MODE,
-                "a mode",
-                &[("apply", Mode::Apply), ("plan", Mode::Plan)],
-            )?,
-            inbound_ips: read(get(ENV_INBOUND_IPS), parse_inbound_ips)?
-                .unwrap_or(defaults.inbound_ips),
+            mode: choice(get(ENV_MODE), ENV_MODE, "a mode", Mode::CHOICES)?,
+            inbound_ips: number(get(ENV_INBOUND_IPS), ENV_INBOUND_IPS, "a number of IPs")? as u8,
             endpoint_type: choice(
                 get(ENV_ENDPOINT_TYPE),
                 ENV_ENDPOINT_TYPE,
@@ -285,42 +289,24 @@ impl Config {
                 get(ENV_API_RULES_GROUP),
                 ENV_API_RULES_GROUP,
                 "a place for the 443 rules",
-                &[
-                    ("cluster", ApiRulesGroup::Cluster),
-                    ("tagged", ApiRulesGroup::Tagged),
-                ],
+                ApiRulesGroup::CHOICES,
             )?,
-            resolver_rate: read(get(ENV_RESOLVER_RATE), |v| {
-                within(
-                    ENV_RESOLVER_RATE,
-                    v,
-                    0.1..=100.0,
-                    "a rate between 0.1 and 100 requests per second",
-                )
-            })?
-            .unwrap_or(defaults.resolver_rate),
-            sweep_concurrency: read(get(ENV_SWEEP_CONCURRENCY), |v| {
-                within(
-                    ENV_SWEEP_CONCURRENCY,
-                    v,
-                    1..=64,
-                    "a number of clusters between 1 and 64",
-                )
-            })?
-            .unwrap_or(defaults.sweep_concurrency),
-            tls_roots: {
-                use crate::tls::TlsRoots;
-                choice(
-                    get(ENV_TLS_ROOTS),
-                    ENV_TLS_ROOTS,
-                    "a set of root certificates",
-                    &[
-                        ("auto", TlsRoots::Auto),
-                        ("amazon", TlsRoots::Amazon),
-                        ("system", TlsRoots::System),
-                    ],
-                )?
-            },
+            resolver_rate: number(
+                get(ENV_RESOLVER_RATE),
+                ENV_RESOLVER_RATE,
+                "a rate of requests per second",
+            )?,
+            sweep_concurrency: number(
+                get(ENV_SWEEP_CONCURRENCY),
+                ENV_SWEEP_CONCURRENCY,
+                "a number of clusters",
+            )? as usize,
+            tls_roots: choice(
+                get(ENV_TLS_ROOTS),
+                ENV_TLS_ROOTS,
+                "a set of root certificates",
+                crate::tls::TlsRoots::CHOICES,
+            )?,
         })
     }
 }
@@ -333,13 +319,19 @@ fn read<T>(
     value.as_deref().map(parse).transpose()
 }
 
-/// One of `options` by its name; the first when unset.
+/// One of `options` by its name; the first (the table's default) when
+/// unset. `options` has the table's choices of `setting`, in its order (a
+/// test holds every enum's to it).
 fn choice<T: Copy>(
     value: Option<String>,
     setting: &str,
     what: &str,
     options: &[(&str, T)],
 ) -> Result<T, ConfigError> {
+    debug_assert_eq!(
+        options.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        variable(setting).choices()
+    );
     let Some(value) = value else {
         return Ok(options[0].1);
     };
@@ -355,18 +347,29 @@ fn choice<T: Copy>(
     }
 }
 
-/// A number inside `range`.
-fn within<T: std::str::FromStr + PartialOrd>(
-    setting: &str,
-    value: &str,
-    range: std::ops::RangeInclusive<T>,
-    what: &str,
-) -> Result<T, ConfigError> {
-    match value.parse::<T>() {
-        Ok(n) if range.contains(&n) => Ok(n),
+/// The number `setting` is set to, within the table's bounds; the table's
+/// default when unset.
+fn number(value: Option<String>, setting: &str, what: &str) -> Result<f64, ConfigError> {
+    let Value::Number {
+        min,
+        max,
+        default,
+        whole,
+    } = variable(setting).value
+    else {
+        unreachable!("{setting} is a number in the variables table");
+    };
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.parse::<f64>() {
+        Ok(n) if (min..=max).contains(&n) && (!whole || n.fract() == 0.0) => Ok(n),
         _ => Err(ConfigError::new(
             setting,
-            format!("'{value}' is not {what}"),
+            format!(
+                "'{value}' is not {what} from {min} to {max}{}",
+                if whole { " (a whole number)" } else { "" }
+            ),
         )),
     }
 }
@@ -443,10 +446,7 @@ impl Config {
         let settings = self.to_settings();
         let parts: Vec<String> = settings
             .iter()
-            .filter(|(k, _)| VARIABLES.iter().any(|v| v.name == k.as_str() && v.decides))
-            // Left out at its default, as before the setting existed, so
-            // that adding it changed no deployment's digest.
-            .filter(|(k, v)| !(k.as_str() == ENV_ENDPOINT_TYPE && v.as_str() == "auto"))
+            .filter(|(k, v)| variable(k).in_digest(v))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();

@@ -231,16 +231,3 @@ pub(super) fn parse_owner(value: &str) -> Result<String, ConfigError> {
         ))
     }
 }
-
-pub(super) fn parse_inbound_ips(value: &str) -> Result<u8, ConfigError> {
-    match value.parse::<u8>() {
-        Ok(n) if (MIN_INBOUND_IPS..=MAX_INBOUND_IPS).contains(&n) => Ok(n),
-        _ => Err(ConfigError::new(
-            ENV_INBOUND_IPS,
-            format!(
-                "'{value}' is out of range; an inbound endpoint has {MIN_INBOUND_IPS} to \
-                 {MAX_INBOUND_IPS} IP addresses"
-            ),
-        )),
-    }
-}

@@ -1,4 +1,18 @@
-//! One cluster's observation, in three rounds of concurrent calls.
+//! One cluster's observation, in three rounds of concurrent reads through
+//! a `Reader` (AWS itself, or a sweep's fleet read).
+//!
+//! | round | reads                                                              |
+//! |-------|--------------------------------------------------------------------|
+//! | 1     | the cluster, the region's Resolver state, our security groups, the |
+//! |       | cluster's parameters                                               |
+//! | 2     | the rules on the groups that matter, the other clusters recorded   |
+//! |       | in the VPC, the inbound endpoints' addresses, the VPCs named so far|
+//! |       | (client, cluster, outbound), peering, additional groups            |
+//! | 3     | what only building needs (prerequisites, subnets, addresses to     |
+//! |       | keep), outbound addresses, VPCs that peering added                 |
+//!
+//! A look at plumbing that exists and needs no change reads nothing in the
+//! third round: its reads are made only when wanted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,8 +20,8 @@ use futures::future::try_join_all;
 
 use crate::aws::{AwsError, Clients};
 use crate::config::Config;
+use crate::observation::Observation;
 use crate::owner::Owner;
-use crate::plan::{self, Observation};
 
 use super::*;
 
@@ -30,102 +44,58 @@ pub struct Scope<'a> {
     pub owner: &'a Owner,
 }
 
+impl Scope<'_> {
+    /// The account it reads in (its clients').
+    pub fn account(&self) -> &Account {
+        &self.clients.account
+    }
+}
+
 /// Observe everything the planner needs for one cluster, in three rounds of
-/// concurrent calls. With `fleet`, the region-wide parts come from it
-/// instead of being read again.
+/// concurrent reads through `reader`.
 pub async fn observe_cluster(
-    scope: Scope<'_>,
-    cluster_name: &str,
+    reader: &impl Reader,
+    cluster: &ClusterId,
     hinted_arn: Option<String>,
-    fleet: Option<&Fleet>,
     detail: Detail,
 ) -> Result<Observation, AwsError> {
-    let Scope {
-        clients,
-        config,
-        owner,
-    } = scope;
-    // Round 1: nothing here depends on anything else.
-    let mut obs = first_round(clients, config, owner, cluster_name, fleet).await?;
+    let Scope { config, owner, .. } = reader.scope();
+    let mut obs = first_round(reader, cluster).await?;
     obs.hinted_arn = hinted_arn;
-    let state = plan::previous_state(config, &obs);
     let vpc_id = obs
         .cluster
         .as_ref()
         .and_then(|c| c.vpc_id.clone())
-        .or_else(|| state.as_ref().map(|s| s.vpc_id.clone()));
-    // Round 2: what depends on the cluster.
+        .or_else(|| obs.previous_state(config).map(|s| s.vpc_id));
+    // While EKS creates the cluster, or updates anything but its access,
+    // only the cluster is decided on: nothing is built yet.
     let wants_details = obs
         .cluster
         .as_ref()
         .map(|c| !c.status.is_in_progress() || c.access_update.is_some())
         .unwrap_or(false);
-    second_round(
-        clients,
-        config,
-        owner,
-        &mut obs,
-        vpc_id.as_ref(),
-        fleet,
-        wants_details,
-    )
-    .await?;
-    // Round 3: client VPCs (which may come from peering) and the outbound
-    // VPC; and, unless the plumbing exists, what building it needs.
+    second_round(reader, &mut obs, vpc_id.as_ref(), wants_details).await?;
     if wants_details {
-        obs.lean = detail == Detail::Auto && !plan::details_wanted(config, owner, &obs);
-        third_round(clients, config, &mut obs, vpc_id.as_ref(), fleet, detail).await?;
+        obs.lean = detail == Detail::Auto && !obs.details_wanted(config, owner);
+        third_round(reader, &mut obs, vpc_id.as_ref(), detail).await?;
     }
     Ok(obs)
 }
 
 /// The cluster, the region's Resolver state (what is ours of it), our
 /// security groups and this cluster's parameters.
-async fn first_round(
-    clients: &Clients,
-    config: &Config,
-    owner: &Owner,
-    cluster_name: &str,
-    fleet: Option<&Fleet>,
-) -> Result<Observation, AwsError> {
-    let own_path = format!("{}/{}", config.ssm_prefix, cluster_name);
-    let (cluster, resolver, groups, parameters) = match fleet {
-        Some(fleet) => {
-            let prefetched = fleet
-                .prefetched
-                .as_ref()
-                .and_then(|p| p.clusters.get(cluster_name));
-            let cluster = match prefetched {
-                Some(cluster) => cluster.clone(),
-                None => describe_cluster(clients, cluster_name).await?,
-            };
-            let own: Vec<ParameterView> = fleet
-                .parameters
-                .iter()
-                .filter(|p| {
-                    p.name.starts_with(&format!("{own_path}/"))
-                        && !p.name[own_path.len() + 1..].contains('/')
-                })
-                .cloned()
-                .collect();
-            (
-                cluster,
-                fleet.resolver.clone(),
-                fleet.security_groups.clone(),
-                own,
-            )
-        }
-        None => tokio::try_join!(
-            describe_cluster(clients, cluster_name),
-            resolver_state(clients),
-            our_security_groups(clients, owner),
-            parameters_under(clients, &own_path),
-        )?,
-    };
+async fn first_round(reader: &impl Reader, cluster: &ClusterId) -> Result<Observation, AwsError> {
+    let Scope { config, owner, .. } = reader.scope();
+    let (described, (resolver, groups), parameters) = tokio::try_join!(
+        reader.cluster(&cluster.name),
+        reader.region(),
+        reader.parameters(cluster),
+    )?;
     let ours = keep_ours(config, owner, resolver);
     Ok(Observation {
-        cluster_name: cluster_name.to_string(),
-        cluster,
+        cluster_name: cluster.name.clone(),
+        account: cluster.account.clone(),
+        cluster: described,
         security_groups: groups,
         parameters,
         endpoints: ours.endpoints,
@@ -165,64 +135,67 @@ pub fn keep_ours(config: &Config, owner: &Owner, resolver: ResolverState) -> Res
     }
 }
 
+/// The VPCs a look describes before peering is known: the client VPCs
+/// configured and tagged, the cluster VPC (the state records its blocks
+/// outside the private ranges, the only other place an inbound address may
+/// be for `render` to publish it) and the outbound VPC.
+fn vpcs_to_describe(config: &Config, obs: &Observation, vpc_id: Option<&String>) -> Vec<String> {
+    let mut ids = obs.client_vpc_ids(config);
+    ids.extend(vpc_id.cloned());
+    ids.extend(obs.outbound_vpc(config));
+    let mut seen = BTreeSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    ids
+}
+
 /// Security group rules, peering, the other clusters recorded in the VPC,
-/// the addresses of the VPC's inbound endpoints, and (tagged mode) the
-/// cluster's additional groups.
+/// the addresses of the VPC's inbound endpoints, the VPCs named so far,
+/// and (tagged mode) the cluster's additional groups.
 async fn second_round(
-    clients: &Clients,
-    config: &Config,
-    owner: &Owner,
+    reader: &impl Reader,
     obs: &mut Observation,
     vpc_id: Option<&String>,
-    fleet: Option<&Fleet>,
     wants_details: bool,
 ) -> Result<(), AwsError> {
-    let cluster_name = obs.cluster_name.clone();
-    let cluster_name = cluster_name.as_str();
-    let state = plan::previous_state(config, obs);
-    // Rules on our groups (all of them when there is no fleet: our rules
-    // are on our groups and on cluster groups only, so one call by group id
-    // finds them all) and on the control-plane group.
-    let mut rule_group_ids: BTreeSet<String> = obs
-        .security_groups
-        .iter()
-        .filter(|g| fleet.is_none() || Some(&g.vpc_id) == vpc_id)
-        .map(|g| g.id.clone())
-        .collect();
-    if let Some(group) = obs.cluster.as_ref().and_then(|c| c.control_plane_group()) {
-        rule_group_ids.insert(group.to_string());
-    }
-    // With the 443 rules on a tagged additional group: the cluster's
-    // additional groups, and the rules on them (the same call).
+    let Scope {
+        clients, config, ..
+    } = reader.scope();
+    let cluster = obs.cluster_id();
+    let state = obs.previous_state(config);
+    // The rules on the control-plane group (and the one the state
+    // records), and with the 443 rules on a tagged additional group, the
+    // cluster's additional groups and the rules on them.
+    let mut rule_groups: BTreeSet<String> = BTreeSet::new();
+    rule_groups.extend(
+        obs.cluster
+            .as_ref()
+            .and_then(|c| c.control_plane_group())
+            .map(str::to_string),
+    );
+    rule_groups.extend(state.map(|s| s.control_plane_security_group_id));
     let additional: Vec<String> = match (&obs.cluster, config.api_rules_group) {
         (Some(c), crate::config::ApiRulesGroup::Tagged) => c.security_group_ids.clone(),
         _ => Vec::new(),
     };
-    rule_group_ids.extend(additional.iter().cloned());
-    let prefetched = fleet.and_then(|f| f.prefetched.as_ref());
-    let cluster_groups = additional_groups(clients, prefetched, &additional);
-    if let Some(state) = &state {
-        rule_group_ids.insert(state.control_plane_security_group_id.clone());
-    }
+    rule_groups.extend(additional.iter().cloned());
+    let rules = reader.group_rules(
+        &obs.security_groups,
+        vpc_id.map(String::as_str),
+        rule_groups,
+    );
     let peering = async {
         match (vpc_id, config.discover_peered_vpcs && wants_details) {
             (Some(vpc), true) => peered_vpcs(clients, vpc).await,
             _ => Ok(Peers::default()),
         }
     };
-    let rules = rules_on(clients, fleet, &rule_group_ids);
     let registry = async {
-        match (vpc_id, fleet) {
-            (Some(vpc), Some(fleet)) => Ok(registrations_in(
-                recorded_states(&fleet.parameters),
-                vpc,
-                cluster_name,
-            )),
-            (Some(vpc), None) => registrations(clients, config, owner, vpc, cluster_name).await,
-            (None, _) => Ok(Vec::new()),
+        match vpc_id {
+            Some(vpc) => reader.registrations(vpc, &cluster).await,
+            None => Ok(Vec::new()),
         }
     };
-    // Addresses of the VPC's inbound endpoints (already read in a fleet).
+    // Addresses of the VPC's inbound endpoints (a fleet has them).
     let inbound_ids: Vec<String> = obs
         .endpoints
         .iter()
@@ -231,13 +204,25 @@ async fn second_round(
         .map(|e| e.id.clone())
         .collect();
     let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let (peered, sg_rules, registrations, ips, cluster_groups) =
-        tokio::try_join!(peering, rules, registry, ips, cluster_groups)?;
+    let vpc_ids = if wants_details {
+        vpcs_to_describe(config, obs, vpc_id)
+    } else {
+        Vec::new()
+    };
+    let (peered, sg_rules, registrations, ips, cluster_groups, vpcs) = tokio::try_join!(
+        peering,
+        rules,
+        registry,
+        ips,
+        reader.groups(&additional),
+        reader.vpcs(&vpc_ids),
+    )?;
     obs.cluster_groups = cluster_groups;
     obs.peered_vpc_ids = peered.same_account;
     obs.other_account_peers = peered.other_accounts;
     obs.security_group_rules = sg_rules;
     obs.registrations = registrations;
+    obs.vpcs = vpcs;
     let mut ips_by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
         inbound_ids.into_iter().zip(ips).collect();
     for endpoint in &mut obs.endpoints {
@@ -245,81 +230,7 @@ async fn second_round(
             endpoint.ips = Some(ips);
         }
     }
-
     Ok(())
-}
-
-/// The cluster's additional groups (tagged mode), from the prefetch when
-/// it has them all.
-async fn additional_groups(
-    clients: &Clients,
-    prefetched: Option<&Prefetched>,
-    additional: &[String],
-) -> Result<Vec<SecurityGroupView>, AwsError> {
-    if additional.is_empty() {
-        return Ok(Vec::new());
-    }
-    match prefetched.filter(|p| {
-        additional
-            .iter()
-            .all(|id| p.cluster_groups.iter().any(|g| &g.id == id))
-    }) {
-        Some(p) => Ok(p
-            .cluster_groups
-            .iter()
-            .filter(|g| additional.contains(&g.id))
-            .cloned()
-            .collect()),
-        None => security_groups(clients, filter("group-id", additional.to_vec())).await,
-    }
-}
-
-/// Every rule of ours (from the fleet), and the rules on `groups`: from
-/// the prefetch when it read them all, else read now.
-async fn rules_on(
-    clients: &Clients,
-    fleet: Option<&Fleet>,
-    groups: &BTreeSet<String>,
-) -> Result<Vec<SecurityGroupRuleView>, AwsError> {
-    let mut all = match fleet {
-        Some(fleet) => fleet.owned_rules.clone(),
-        None => Vec::new(),
-    };
-    if groups.is_empty() {
-        return Ok(all);
-    }
-    let prefetched = fleet.and_then(|f| f.prefetched.as_ref());
-    let on_groups = match prefetched.filter(|p| groups.is_subset(&p.rule_groups)) {
-        Some(p) => p
-            .rules
-            .iter()
-            .filter(|r| groups.contains(&r.group_id))
-            .cloned()
-            .collect(),
-        None => security_group_rules(clients, vec![filter("group-id", groups.clone())]).await?,
-    };
-    let seen: BTreeSet<String> = all.iter().map(|r| r.id.clone()).collect();
-    all.extend(on_groups.into_iter().filter(|r| !seen.contains(&r.id)));
-    Ok(all)
-}
-
-/// The VPCs `ids`: those the sweep prefetched from it, the others read.
-async fn vpcs_of(
-    clients: &Clients,
-    fleet: Option<&Fleet>,
-    ids: &[String],
-) -> Result<Vec<VpcView>, AwsError> {
-    let known = fleet.and_then(|f| f.prefetched.as_ref()).map(|p| &p.vpcs);
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| !known.is_some_and(|k| k.contains_key(*id)))
-        .cloned()
-        .collect();
-    let mut vpcs = describe_vpcs(clients, &missing).await?;
-    if let Some(known) = known {
-        vpcs.extend(ids.iter().filter_map(|id| known.get(id)).cloned());
-    }
-    Ok(vpcs)
 }
 
 /// The published inbound addresses a new endpoint will ask for (`keep`,
@@ -330,21 +241,23 @@ async fn held_in(
     keep: Vec<String>,
 ) -> Result<BTreeSet<String>, AwsError> {
     match vpc_id {
-        Some(vpc) => addresses_held(clients, vpc, &keep).await,
-        None => Ok(BTreeSet::new()),
+        Some(vpc) if !keep.is_empty() => addresses_held(clients, vpc, &keep).await,
+        _ => Ok(BTreeSet::new()),
     }
 }
 
-/// Client and outbound VPCs, the outbound endpoints' addresses, and unless
-/// the observation is lean, the prerequisites and subnets building needs.
+/// The VPCs that peering added, the outbound endpoints' addresses, and
+/// unless the observation is lean, the prerequisites and subnets building
+/// needs.
 async fn third_round(
-    clients: &Clients,
-    config: &Config,
+    reader: &impl Reader,
     obs: &mut Observation,
     vpc_id: Option<&String>,
-    fleet: Option<&Fleet>,
     detail: Detail,
 ) -> Result<(), AwsError> {
+    let Scope {
+        clients, config, ..
+    } = reader.scope();
     let cluster_subnet_ids = obs
         .cluster
         .as_ref()
@@ -368,21 +281,14 @@ async fn third_round(
             Ok(Vec::new())
         }
     };
-    let mut vpc_ids = plan::client_vpc_hint(config, obs);
-    // The cluster VPC's own blocks, in the same call: the state records
-    // those outside the private ranges, the only other place an inbound
-    // address may be for `render` to publish it.
-    if let Some(vpc) = vpc_id {
-        if !vpc_ids.contains(vpc) {
-            vpc_ids.push(vpc.clone());
-        }
-    }
-    let outbound_vpc = plan::outbound_vpc_hint(config, obs);
-    if let Some(vpc) = &outbound_vpc {
-        if !vpc_ids.contains(vpc) {
-            vpc_ids.push(vpc.clone());
-        }
-    }
+    // Peering may have added client VPCs (and so an outbound VPC) that the
+    // second round could not know of.
+    let described: BTreeSet<&String> = obs.vpcs.iter().map(|v| &v.id).collect();
+    let more_vpcs: Vec<String> = vpcs_to_describe(config, obs, vpc_id)
+        .into_iter()
+        .filter(|id| !described.contains(id))
+        .collect();
+    let outbound_vpc = obs.outbound_vpc(config);
     let needs_outbound_subnets =
         full && outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
     let outbound_subnets = async {
@@ -398,7 +304,7 @@ async fn third_round(
     // outside this cluster's client VPCs (whose CIDR blocks are all
     // admitted, and hold every address of an endpoint in them), and for
     // a full look (verify --path walks them).
-    let client_vpcs = plan::client_vpc_hint(config, obs);
+    let client_vpcs = obs.client_vpc_ids(config);
     let outbound_ids: Vec<String> = obs
         .endpoints
         .iter()
@@ -408,10 +314,14 @@ async fn third_round(
         .map(|e| e.id.clone())
         .collect();
     let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let keep = full.then(|| plan::addresses_to_keep(config, obs));
-    let held = held_in(clients, vpc_id, keep.unwrap_or_default());
+    let keep = if full {
+        obs.addresses_to_keep(config)
+    } else {
+        Vec::new()
+    };
+    let held = held_in(clients, vpc_id, keep);
     let (vpcs, outbound_subnets, dns, subnets, outbound_ips, held) = tokio::try_join!(
-        vpcs_of(clients, fleet, &vpc_ids),
+        reader.vpcs(&more_vpcs),
         outbound_subnets,
         dns,
         subnets,
@@ -426,7 +336,7 @@ async fn third_round(
             endpoint.ips = Some(ips);
         }
     }
-    obs.vpcs = vpcs;
+    obs.vpcs.extend(vpcs);
     obs.outbound_vpc_subnets = outbound_subnets;
     obs.cluster_vpc_dns = dns;
     obs.cluster_subnets = subnets;
@@ -439,6 +349,7 @@ mod tests {
 
     fn endpoint(id: &str, creator: String) -> EndpointView {
         EndpointView {
+            account: Account::Home,
             id: id.into(),
             arn: format!("arn:{id}"),
             direction: Direction::Outbound,
@@ -457,10 +368,10 @@ mod tests {
 
     fn rule(id: &str, creator: String) -> RuleView {
         RuleView {
+            account: Account::Home,
             id: id.into(),
             arn: format!("arn:{id}"),
             domain: "x.gr7.eu-west-1.eks.amazonaws.com".into(),
-            rule_type: "FORWARD".into(),
             endpoint_id: None,
             targets: Vec::new(),
             creator_request_id: creator,
@@ -472,6 +383,7 @@ mod tests {
 
     fn association(rule_id: &str) -> AssociationView {
         AssociationView {
+            account: Account::Home,
             id: format!("assoc-{rule_id}"),
             rule_id: rule_id.into(),
             vpc_id: "vpc-2".into(),

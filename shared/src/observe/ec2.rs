@@ -58,6 +58,7 @@ pub(super) async fn describe_vpcs(
             cidrs.sort();
             cidrs.dedup();
             vpcs.push(VpcView {
+                account: clients.account.clone(),
                 id: vpc.vpc_id().unwrap_or_default().to_string(),
                 cidrs,
                 tags: ec2_tags(vpc.tags()),
@@ -253,6 +254,7 @@ pub(super) async fn security_groups(
         let page = page.map_err(aws("EC2.DescribeSecurityGroups"))?;
         for g in page.security_groups() {
             groups.push(SecurityGroupView {
+                account: clients.account.clone(),
                 id: g.group_id().unwrap_or_default().to_string(),
                 vpc_id: g.vpc_id().unwrap_or_default().to_string(),
                 name: g.group_name().unwrap_or_default().to_string(),
@@ -278,10 +280,11 @@ pub async fn security_group_rules(
         let page = page.map_err(aws("EC2.DescribeSecurityGroupRules"))?;
         for r in page.security_group_rules() {
             rules.push(SecurityGroupRuleView {
+                account: clients.account.clone(),
                 id: r.security_group_rule_id().unwrap_or_default().to_string(),
                 group_id: r.group_id().unwrap_or_default().to_string(),
                 is_egress: r.is_egress().unwrap_or(false),
-                protocol: r.ip_protocol().unwrap_or("-1").to_string(),
+                protocol: IpProtocol::parse(r.ip_protocol().unwrap_or("-1")),
                 from_port: r.from_port().unwrap_or(-1),
                 to_port: r.to_port().unwrap_or(-1),
                 cidr: r.cidr_ipv4().or(r.cidr_ipv6()).and_then(|c| c.parse().ok()),

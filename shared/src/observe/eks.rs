@@ -24,16 +24,17 @@ pub async fn describe_cluster(
     let Some(c) = out.cluster() else {
         return Ok(None);
     };
-    let mut view = cluster_view(c);
+    let mut view = cluster_view(&clients.account, c);
     if view.status == ClusterStatus::Updating {
         view.access_update = access_update(clients, name).await?;
     }
     Ok(Some(view))
 }
 
-pub fn cluster_view(c: &aws_sdk_eks::types::Cluster) -> ClusterView {
+pub fn cluster_view(account: &Account, c: &aws_sdk_eks::types::Cluster) -> ClusterView {
     let vpc = c.resources_vpc_config();
     ClusterView {
+        account: account.clone(),
         name: c.name().unwrap_or_default().to_string(),
         arn: c.arn().unwrap_or_default().to_string(),
         status: ClusterStatus::parse(c.status().map(|s| s.as_str()).unwrap_or("UNKNOWN")),

@@ -96,7 +96,7 @@ pub async fn batch_reads(
             vpc_ids.extend(tags.client_vpc_ids);
         }
     }
-    for state in recorded_states(&fleet.parameters) {
+    for state in recorded_states(&config.ssm_prefix, &fleet.parameters) {
         rule_groups.insert(state.control_plane_security_group_id);
     }
     rule_groups.extend(additional.iter().cloned());

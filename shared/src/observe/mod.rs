@@ -1,7 +1,8 @@
 //! Observe: read what exists, with as few calls and rounds as possible, into
 //! plain data for the planner. Nothing here writes. One room per service
 //! (`eks`, `ec2`, `resolver`, `parameters`), the region-wide read of a sweep
-//! (`fleet`), and one cluster's observation in its rounds (`cluster`).
+//! (`fleet`), the interface a look reads through and its two backends
+//! (`reader`), and one cluster's observation in its rounds (`cluster`).
 
 use aws_sdk_ec2::types::Filter;
 
@@ -12,6 +13,7 @@ mod ec2;
 mod eks;
 mod fleet;
 mod parameters;
+mod reader;
 mod resolver;
 
 pub use cluster::*;
@@ -19,6 +21,7 @@ pub use ec2::*;
 pub use eks::*;
 pub use fleet::*;
 pub use parameters::*;
+pub use reader::*;
 pub use resolver::*;
 
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {

@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use aws_sdk_ssm::types::ParameterStringFilter;
 
 use crate::aws::{aws, AwsError, Clients};
-use crate::config::Config;
 use crate::owner::{Owner, TAG_OWNER, TAG_VPC};
-use crate::ssm::{parameter_name, PARAM_STATE};
+use crate::ssm::{is_state_name, parameter_name, parse_parameter_name, PARAM_STATE};
 
 use super::*;
 
@@ -22,24 +21,27 @@ pub async fn parameters_under(
 /// Other clusters recorded (by their state parameter) as using the inbound
 /// endpoint of `vpc_id`.
 pub async fn registrations(
-    clients: &Clients,
-    config: &Config,
-    owner: &Owner,
+    scope: Scope<'_>,
     vpc_id: &str,
-    except_cluster: &str,
+    except_cluster: &ClusterId,
 ) -> Result<Vec<Registration>, AwsError> {
-    let tagged =
-        owned_parameter_names(clients, &config.ssm_prefix, owner, Some((TAG_VPC, vpc_id))).await?;
-    let own_state = parameter_name(&config.ssm_prefix, except_cluster, PARAM_STATE);
+    let Scope {
+        clients,
+        config,
+        owner,
+    } = scope;
+    let prefix = &config.ssm_prefix;
+    let tagged = owned_parameter_names(clients, prefix, owner, Some((TAG_VPC, vpc_id))).await?;
+    let own_state = parameter_name(prefix, except_cluster, PARAM_STATE);
     let names: Vec<String> = tagged
         .into_iter()
-        .filter(|name| is_state(name) && *name != own_state)
+        .filter(|name| is_state_name(prefix, name) && *name != own_state)
         .collect();
     let docs = parameter_values(clients, &names)
         .await?
         .into_iter()
         .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok());
-    Ok(registrations_in(docs, vpc_id, except_cluster))
+    Ok(registrations_in(docs, vpc_id, &except_cluster.name))
 }
 
 /// The clusters other than `except` that `docs` record in `vpc`, by name.
@@ -216,19 +218,14 @@ pub async fn owned_parameters(
     let metas = owned_parameter_metadata(clients, prefix, owner, None).await?;
     let state_names: Vec<String> = metas
         .iter()
-        .filter(|m| is_state(&m.name))
+        .filter(|m| is_state_name(prefix, &m.name))
         .map(|m| m.name.clone())
         .collect();
     let states = parameter_values(clients, &state_names).await?;
-    let (mut params, unread) = vouched_for(&metas, &states);
+    let (mut params, unread) = vouched_for(prefix, &metas, &states);
     params.extend(parameter_values(clients, &unread).await?);
     params.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(params)
-}
-
-/// Whether `name` is a cluster's state parameter.
-fn is_state(name: &str) -> bool {
-    name.ends_with(&format!("/{PARAM_STATE}"))
 }
 
 /// Split the parameters of `metas` (but the states, whose values are
@@ -238,6 +235,7 @@ fn is_state(name: &str) -> bool {
 /// parameter written since (by hand, by a concurrent run, deleted and made
 /// again) is read.
 pub fn vouched_for(
+    prefix: &str,
     metas: &[ParameterMeta],
     states: &[ParameterView],
 ) -> (Vec<ParameterView>, Vec<String>) {
@@ -245,30 +243,28 @@ pub fn vouched_for(
         .iter()
         .map(|m| (m.name.as_str(), m.modified))
         .collect();
-    let docs: std::collections::BTreeMap<&str, (StateDoc, Option<f64>)> = states
+    let docs: std::collections::BTreeMap<ClusterId, (StateDoc, Option<f64>)> = states
         .iter()
         .filter_map(|p| {
+            let path = parse_parameter_name(prefix, &p.name).filter(|n| n.leaf == PARAM_STATE)?;
             let doc = serde_json::from_str::<StateDoc>(&p.value).ok()?;
-            let folder = p.name.strip_suffix(PARAM_STATE)?;
             let at = modified.get(p.name.as_str()).copied().flatten();
-            Some((folder, (doc, at)))
+            Some((path.cluster, (doc, at)))
         })
         .collect();
     let mut known: Vec<ParameterView> = states.to_vec();
     let mut unread = Vec::new();
-    for meta in metas.iter().filter(|m| !is_state(&m.name)) {
-        let Some((folder, leaf)) = meta.name.rsplit_once('/') else {
+    for meta in metas.iter().filter(|m| !is_state_name(prefix, &m.name)) {
+        let Some(path) = parse_parameter_name(prefix, &meta.name) else {
             unread.push(meta.name.clone());
             continue;
         };
-        let record = docs
-            .get(format!("{folder}/").as_str())
-            .and_then(|(doc, at)| {
-                let recorded = doc.parameters.get(leaf)?;
-                let unchanged = recorded.version == meta.version && meta.version > 0;
-                let before = matches!((meta.modified, at), (Some(m), Some(s)) if m <= *s);
-                (unchanged && before).then(|| recorded.value.clone())
-            });
+        let record = docs.get(&path.cluster).and_then(|(doc, at)| {
+            let recorded = doc.parameters.get(&path.leaf)?;
+            let unchanged = recorded.version == meta.version && meta.version > 0;
+            let before = matches!((meta.modified, at), (Some(m), Some(s)) if m <= *s);
+            (unchanged && before).then(|| recorded.value.clone())
+        });
         match record {
             Some(value) => known.push(ParameterView {
                 name: meta.name.clone(),
@@ -311,11 +307,12 @@ pub(super) async fn parameters_by_path(
     Ok(params)
 }
 
-/// The clusters recorded in `parameters` (by their state documents).
-pub fn recorded_states(parameters: &[ParameterView]) -> Vec<StateDoc> {
+/// The clusters recorded in `parameters` under `prefix` (by their state
+/// documents).
+pub fn recorded_states(prefix: &str, parameters: &[ParameterView]) -> Vec<StateDoc> {
     parameters
         .iter()
-        .filter(|p| is_state(&p.name))
+        .filter(|p| is_state_name(prefix, &p.name))
         .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
         .collect()
 }
@@ -325,6 +322,7 @@ mod tests {
     use super::*;
     use crate::ssm::Recorded;
 
+    const ROOT: &str = "/eks-private-dns";
     const PREFIX: &str = "/eks-private-dns/demo/";
 
     fn meta(leaf: &str, version: i64, modified: Option<f64>) -> ParameterMeta {
@@ -360,7 +358,7 @@ mod tests {
         metas: &[ParameterMeta],
         states: &[ParameterView],
     ) -> (Vec<(String, String)>, Vec<String>) {
-        let (known, unread) = vouched_for(metas, states);
+        let (known, unread) = vouched_for(ROOT, metas, states);
         (
             known
                 .into_iter()
@@ -433,7 +431,7 @@ mod tests {
             assert_eq!(names, known, "{situation}: known");
             assert_eq!(got_unread, unread, "{situation}: unread");
             for (leaf, value) in &got_known {
-                let recorded = records.iter().find(|r| r.0 == leaf).unwrap().2;
+                let (_, _, recorded) = records.iter().find(|(l, _, _)| l == leaf).unwrap();
                 assert_eq!(
                     value, recorded,
                     "{situation}: {leaf} takes the recorded value"
@@ -460,7 +458,7 @@ mod tests {
         broken.value = "{".into();
         assert_eq!(split(&metas, &[broken]).1, vec!["endpoint", "inbound-ips"]);
         // A state keeps its own value.
-        let (all, _) = vouched_for(&metas, &[state(&[])]);
+        let (all, _) = vouched_for(ROOT, &metas, &[state(&[])]);
         assert_eq!(all.len(), 1);
         assert!(all[0].name.ends_with("/state"));
     }

@@ -6,13 +6,17 @@ use crate::model::*;
 use super::*;
 
 /// ResolverEndpoint -> EndpointView; None for a direction we do not know.
-pub fn endpoint_view(e: &aws_sdk_route53resolver::types::ResolverEndpoint) -> Option<EndpointView> {
+pub fn endpoint_view(
+    account: &Account,
+    e: &aws_sdk_route53resolver::types::ResolverEndpoint,
+) -> Option<EndpointView> {
     let direction = match e.direction().map(|d| d.as_str()) {
         Some("INBOUND") => Direction::Inbound,
         Some("OUTBOUND") => Direction::Outbound,
         _ => return None,
     };
     Some(EndpointView {
+        account: account.clone(),
         id: e.id().unwrap_or_default().to_string(),
         arn: e.arn().unwrap_or_default().to_string(),
         direction,
@@ -44,16 +48,15 @@ pub(super) fn ip_view(ip: &aws_sdk_route53resolver::types::IpAddressResponse) ->
     }
 }
 
-pub(super) fn rule_view(r: &aws_sdk_route53resolver::types::ResolverRule) -> RuleView {
+pub(super) fn rule_view(
+    account: &Account,
+    r: &aws_sdk_route53resolver::types::ResolverRule,
+) -> RuleView {
     RuleView {
+        account: account.clone(),
         id: r.id().unwrap_or_default().to_string(),
         arn: r.arn().unwrap_or_default().to_string(),
         domain: normalize_domain(r.domain_name().unwrap_or_default()),
-        rule_type: r
-            .rule_type()
-            .map(|t| t.as_str())
-            .unwrap_or_default()
-            .to_string(),
         endpoint_id: r.resolver_endpoint_id().map(str::to_string),
         targets: r
             .target_ips()
@@ -73,9 +76,11 @@ pub(super) fn rule_view(r: &aws_sdk_route53resolver::types::ResolverRule) -> Rul
 }
 
 pub(super) fn association_view(
+    account: &Account,
     a: &aws_sdk_route53resolver::types::ResolverRuleAssociation,
 ) -> AssociationView {
     AssociationView {
+        account: account.clone(),
         id: a.id().unwrap_or_default().to_string(),
         rule_id: a.resolver_rule_id().unwrap_or_default().to_string(),
         vpc_id: a.vpc_id().unwrap_or_default().to_string(),
@@ -103,7 +108,11 @@ pub async fn list_endpoints(clients: &Clients) -> Result<Vec<EndpointView>, AwsE
     let mut endpoints = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverEndpoints"))?;
-        endpoints.extend(page.resolver_endpoints().iter().filter_map(endpoint_view));
+        endpoints.extend(
+            page.resolver_endpoints()
+                .iter()
+                .filter_map(|e| endpoint_view(&clients.account, e)),
+        );
     }
     Ok(endpoints)
 }
@@ -120,7 +129,9 @@ pub async fn get_endpoint(
         .send()
         .await
     {
-        Ok(out) => Ok(out.resolver_endpoint().and_then(endpoint_view)),
+        Ok(out) => Ok(out
+            .resolver_endpoint()
+            .and_then(|e| endpoint_view(&clients.account, e))),
         Err(e) => {
             let e = AwsError::from_sdk("Route53Resolver.GetResolverEndpoint", e);
             if e.is_not_found() {
@@ -203,7 +214,11 @@ pub(super) async fn list_rules_filtered(
     let mut rules = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("Route53Resolver.ListResolverRules"))?;
-        rules.extend(page.resolver_rules().iter().map(rule_view));
+        rules.extend(
+            page.resolver_rules()
+                .iter()
+                .map(|r| rule_view(&clients.account, r)),
+        );
     }
     Ok(rules)
 }
@@ -238,7 +253,7 @@ pub(super) async fn list_associations_filtered(
         associations.extend(
             page.resolver_rule_associations()
                 .iter()
-                .map(association_view),
+                .map(|a| association_view(&clients.account, a)),
         );
     }
     Ok(associations)

@@ -85,6 +85,9 @@ pub(super) fn reconcile_ingress(
         .collect();
     if !missing.is_empty() {
         actions.push(Action::AuthorizeIngress {
+            // The inbound endpoint's group and the control-plane group are
+            // the cluster's.
+            account: obs.account.clone(),
             group: group.clone(),
             permissions: missing,
             cluster_arn: cluster_arn.cloned(),
@@ -98,15 +101,16 @@ pub(super) fn reconcile_ingress(
 
 pub(super) fn revoke_grouped(rules: &[&SecurityGroupRuleView]) -> Vec<Action> {
     let mut actions = Vec::new();
-    let mut by_group: BTreeMap<&str, Vec<&SecurityGroupRuleView>> = BTreeMap::new();
+    let mut by_group: BTreeMap<(&Account, &str), Vec<&SecurityGroupRuleView>> = BTreeMap::new();
     for rule in rules {
         by_group
-            .entry(rule.group_id.as_str())
+            .entry((&rule.account, rule.group_id.as_str()))
             .or_default()
             .push(rule);
     }
-    for (group_id, rules) in by_group {
+    for ((account, group_id), rules) in by_group {
         actions.push(Action::RevokeIngress {
+            account: account.clone(),
             group_id: group_id.to_string(),
             rule_ids: rules.iter().map(|r| r.id.clone()).collect(),
             permissions: rules

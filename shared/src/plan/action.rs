@@ -10,7 +10,8 @@ use super::*;
 #[serde(rename_all = "kebab-case")]
 pub enum GroupRef {
     Existing(String),
-    New(String),
+    /// The group this plan makes for the endpoint of that direction.
+    New(Direction),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,11 +44,15 @@ pub enum Targets {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     CreateSecurityGroup {
-        role: String,
+        /// The account it acts in.
+        account: Account,
+        role: Direction,
         vpc_id: String,
         name: String,
     },
     AuthorizeIngress {
+        /// The account it acts in.
+        account: Account,
         group: GroupRef,
         permissions: Vec<Permission>,
         /// The cluster ARN for 443 rules; None for the shared 53 rules.
@@ -55,11 +60,15 @@ pub enum Action {
         vpc_id: String,
     },
     RevokeIngress {
+        /// The account it acts in.
+        account: Account,
         group_id: String,
         rule_ids: Vec<String>,
         permissions: Vec<String>,
     },
     CreateEndpoint {
+        /// The account it acts in.
+        account: Account,
         direction: Direction,
         vpc_id: String,
         group: GroupRef,
@@ -77,6 +86,8 @@ pub enum Action {
     /// an IPv6 address from its subnet, or takes them away); waits, as IP
     /// changes do, until the endpoint takes changes.
     ChangeEndpointType {
+        /// The account it acts in.
+        account: Account,
         endpoint_id: String,
         from: EndpointType,
         to: EndpointType,
@@ -85,16 +96,22 @@ pub enum Action {
     /// IP changes wait until the endpoint is OPERATIONAL (or ACTION_NEEDED,
     /// which they repair); `endpoint_ready` says it was when observed.
     AddEndpointIps {
+        /// The account it acts in.
+        account: Account,
         endpoint_id: String,
         subnet_ids: Vec<String>,
         endpoint_ready: bool,
     },
     RemoveEndpointIps {
+        /// The account it acts in.
+        account: Account,
         endpoint_id: String,
         ips: Vec<EndpointIpRef>,
         endpoint_ready: bool,
     },
     CreateRule {
+        /// The account it acts in.
+        account: Account,
         cluster: String,
         cluster_arn: String,
         domain: String,
@@ -102,6 +119,8 @@ pub enum Action {
         endpoint: EndpointRef,
     },
     UpdateRule {
+        /// The account it acts in.
+        account: Account,
         rule_id: String,
         rule_arn: String,
         domain: String,
@@ -109,11 +128,15 @@ pub enum Action {
         endpoint: EndpointRef,
     },
     AssociateRule {
+        /// The account it acts in.
+        account: Account,
         rule: RuleRef,
         vpc_id: String,
         cluster: String,
     },
     DisassociateRule {
+        /// The account it acts in.
+        account: Account,
         rule_id: String,
         rule_arn: String,
         vpc_id: String,
@@ -122,6 +145,8 @@ pub enum Action {
     /// `after_associations`, some was when observed (or is disassociated by
     /// this plan), and the apply step waits until they are gone.
     DeleteRule {
+        /// The account it acts in.
+        account: Account,
         rule_id: String,
         rule_arn: String,
         domain: String,
@@ -130,6 +155,8 @@ pub enum Action {
     /// An endpoint goes once no rule uses it (RSLVR-00600); with
     /// `after_rules`, some rule did when observed.
     DeleteEndpoint {
+        /// The account it acts in.
+        account: Account,
         endpoint_id: String,
         endpoint_arn: String,
         direction: Direction,
@@ -140,8 +167,10 @@ pub enum Action {
     /// with `after_interfaces`, an endpoint did when observed, whose
     /// interfaces stay until its deletion ends.
     DeleteSecurityGroup {
+        /// The account it acts in.
+        account: Account,
         group_id: String,
-        role: String,
+        role: Direction,
         vpc_id: String,
         after_interfaces: bool,
     },
@@ -171,6 +200,61 @@ pub enum ActionKind {
 
 impl ActionKind {
     pub const ALL: [ActionKind; 3] = [ActionKind::Create, ActionKind::Change, ActionKind::Delete];
+}
+
+/// Where the parameters live: always the deployment's own account.
+static PARAMETERS_ACCOUNT: Account = Account::Home;
+
+impl Action {
+    /// The account it acts in: where the resource it makes, changes or
+    /// takes away lives (the apply step acts there with that account's
+    /// clients).
+    pub fn account(&self) -> &Account {
+        match self {
+            Action::CreateSecurityGroup { account, .. }
+            | Action::AuthorizeIngress { account, .. }
+            | Action::RevokeIngress { account, .. }
+            | Action::CreateEndpoint { account, .. }
+            | Action::ChangeEndpointType { account, .. }
+            | Action::AddEndpointIps { account, .. }
+            | Action::RemoveEndpointIps { account, .. }
+            | Action::CreateRule { account, .. }
+            | Action::UpdateRule { account, .. }
+            | Action::AssociateRule { account, .. }
+            | Action::DisassociateRule { account, .. }
+            | Action::DeleteRule { account, .. }
+            | Action::DeleteEndpoint { account, .. }
+            | Action::DeleteSecurityGroup { account, .. } => account,
+            Action::PublishParameters(_) | Action::DeleteParameters { .. } => &PARAMETERS_ACCOUNT,
+        }
+    }
+}
+
+impl Action {
+    /// Whether it takes something away or shrinks it: what a run with
+    /// settings other than the recorded ones holds back (`Plan::hold_back`).
+    /// Exhaustive, so that a new action must say.
+    pub fn takes_away(&self) -> bool {
+        match self {
+            Action::RevokeIngress { .. }
+            | Action::RemoveEndpointIps { .. }
+            | Action::DisassociateRule { .. }
+            | Action::DeleteRule { .. }
+            | Action::DeleteEndpoint { .. }
+            | Action::DeleteSecurityGroup { .. }
+            | Action::DeleteParameters { .. } => true,
+            // DUALSTACK to IPV4 takes the IPv6 addresses away.
+            Action::ChangeEndpointType { from, to, .. } => from.has_ipv6() && !to.has_ipv6(),
+            Action::CreateSecurityGroup { .. }
+            | Action::AuthorizeIngress { .. }
+            | Action::CreateEndpoint { .. }
+            | Action::AddEndpointIps { .. }
+            | Action::CreateRule { .. }
+            | Action::UpdateRule { .. }
+            | Action::AssociateRule { .. }
+            | Action::PublishParameters(_) => false,
+        }
+    }
 }
 
 impl Action {
@@ -254,7 +338,9 @@ impl Action {
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
-            Action::CreateSecurityGroup { role, vpc_id, name } => {
+            Action::CreateSecurityGroup {
+                role, vpc_id, name, ..
+            } => {
                 format!("create {role} endpoint security group {name} in {vpc_id}")
             }
             Action::AuthorizeIngress {
@@ -326,16 +412,11 @@ impl Action {
                 direction,
                 vpc_id,
                 ..
-            } => format!(
-                "delete {} endpoint {endpoint_id} in {vpc_id}",
-                direction.as_str().to_lowercase()
-            ),
+            } => format!("delete {direction} endpoint {endpoint_id} in {vpc_id}"),
             Action::DeleteSecurityGroup { group_id, role, .. } => {
                 format!("delete {role} endpoint security group {group_id}")
             }
-            Action::PublishParameters(p) => {
-                format!("publish parameters under {}/{}/", p.prefix, p.cluster)
-            }
+            Action::PublishParameters(p) => format!("publish parameters under {}/", p.folder()),
             Action::DeleteParameters { names, announce } => {
                 let and_say = if announce.is_some() {
                     " (and announce the forwarders removed)"
@@ -377,8 +458,7 @@ fn describe_create_endpoint(action: &Action) -> String {
         other => format!(" {other}"),
     };
     format!(
-        "create{kind} {} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
-        direction.as_str().to_lowercase(),
+        "create{kind} {direction} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
         subnet_ids.len(),
         subnet_ids.join(", ")
     )
@@ -398,7 +478,7 @@ pub(super) fn group_label(group: &GroupRef) -> String {
 pub(super) fn endpoint_label(endpoint: &EndpointRef) -> String {
     match endpoint {
         EndpointRef::Existing(id) => id.clone(),
-        EndpointRef::New(d) => format!("the new {} endpoint", d.as_str().to_lowercase()),
+        EndpointRef::New(d) => format!("the new {d} endpoint"),
     }
 }
 

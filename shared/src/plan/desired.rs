@@ -7,31 +7,6 @@ use ipnet::IpNet;
 
 use super::*;
 
-/// The client VPC ids of a managed cluster, in order: configured, tagged, peered.
-pub(super) fn client_vpc_ids(
-    config: &Config,
-    tags: &ClusterTags,
-    obs: &Observation,
-) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    let peered = if config.discover_peered_vpcs {
-        obs.peered_vpc_ids.clone()
-    } else {
-        Vec::new()
-    };
-    for id in config
-        .client_vpc_ids
-        .iter()
-        .chain(&tags.client_vpc_ids)
-        .chain(&peered)
-    {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
-    ids
-}
-
 pub(super) struct Desired<'a> {
     pub(super) cluster: &'a ClusterView,
     pub(super) vpc_id: String,
@@ -85,7 +60,7 @@ pub(super) fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desir
         });
     }
     let control_plane_group = api_group(config, cluster, obs)?;
-    let clients = client_vpc_ids(config, &tags, obs);
+    let clients = obs.client_vpc_ids_with(config, &tags);
     let mut cidrs: BTreeSet<IpNet> = BTreeSet::new();
     for id in &clients {
         let Some(vpc) = obs.vpcs.iter().find(|v| &v.id == id) else {
@@ -130,7 +105,8 @@ pub(super) fn recorded_vpc_cidrs(config: &Config, obs: &Observation, vpc_id: &st
             .filter(|c| !crate::config::is_private(c))
             .map(|c| c.to_string())
             .collect(),
-        None => previous_state(config, obs)
+        None => obs
+            .previous_state(config)
             .map(|doc| doc.vpc_cidrs)
             .unwrap_or_default(),
     }

@@ -49,6 +49,7 @@ pub(super) fn note_endpoint_status(
 ) {
     if endpoint.status.is_in_progress() {
         m.waits.push(Wait::Endpoint {
+            account: endpoint.account.clone(),
             endpoint_id: endpoint.id.clone(),
             direction: endpoint.direction,
             status: endpoint.status.clone(),
@@ -56,11 +57,7 @@ pub(super) fn note_endpoint_status(
     }
     if endpoint.status.is_failed() {
         m.problems.push(Problem {
-            resource: format!(
-                "{} endpoint {}",
-                endpoint.direction.as_str().to_lowercase(),
-                endpoint.id
-            ),
+            resource: format!("{} endpoint {}", endpoint.direction, endpoint.id),
             status: endpoint.status.to_string(),
             message: endpoint.status_message.clone(),
             repair,
@@ -97,52 +94,6 @@ pub fn pick_subnets(subnets: &[SubnetView], vpc_id: &str, count: usize) -> Vec<S
     (0..count).map(|i| order[i % order.len()].clone()).collect()
 }
 
-/// The inbound addresses this cluster published, when its VPC has no live
-/// inbound endpoint (deleted by hand, failed and removed): the addresses a
-/// new one asks for, so that on-premises forwarders keep working.
-pub fn addresses_to_keep(config: &Config, obs: &Observation) -> Vec<String> {
-    published_when_gone(config, obs, PARAM_INBOUND_IPS)
-        .into_iter()
-        .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
-        .collect()
-}
-
-/// The same for the IPv6 addresses (`inbound-ipv6`).
-fn ipv6_to_keep(config: &Config, obs: &Observation) -> Vec<std::net::Ipv6Addr> {
-    published_when_gone(config, obs, PARAM_INBOUND_IPV6)
-        .iter()
-        .filter_map(|ip| ip.parse().ok())
-        .collect()
-}
-
-/// The addresses of the parameter `leaf` of this cluster, when its VPC has
-/// no live inbound endpoint.
-fn published_when_gone(config: &Config, obs: &Observation, leaf: &str) -> Vec<String> {
-    let Some(vpc_id) = obs.cluster.as_ref().and_then(|c| c.vpc_id.as_deref()) else {
-        return Vec::new();
-    };
-    let live = obs
-        .endpoints
-        .iter()
-        .any(|e| e.direction == Direction::Inbound && e.vpc_id == vpc_id && !e.is_going_away());
-    if live {
-        return Vec::new();
-    }
-    let name = parameter_name(&config.ssm_prefix, &obs.cluster_name, leaf);
-    obs.parameters
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| {
-            p.value
-                .split(',')
-                .map(str::trim)
-                .filter(|ip| !ip.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The subnets of a new inbound endpoint and the address to ask for in
 /// each: first the published addresses that no interface holds, each in the
 /// subnet whose block holds it; then subnets of the AZs not used yet, then
@@ -159,7 +110,7 @@ pub fn new_endpoint_addresses(
     let mut subnets = Vec::new();
     let mut ips = Vec::new();
     let mut azs = BTreeSet::new();
-    for ip in addresses_to_keep(config, obs) {
+    for ip in obs.addresses_to_keep(config) {
         let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
             continue;
         };
@@ -203,15 +154,16 @@ pub(super) fn plan_inbound<'a>(
     outbound: Option<&EndpointRef>,
 ) -> Result<(Planned, Inbound<'a>), Invalid> {
     let mut m = Planned::default();
-    let group = match find_group(owner, obs, &d.vpc_id, ROLE_INBOUND) {
+    let group = match find_group(owner, obs, &d.vpc_id, Direction::Inbound) {
         Some(sg) => GroupRef::Existing(sg.id.clone()),
         None => {
             m.actions.push(Action::CreateSecurityGroup {
-                role: ROLE_INBOUND.into(),
+                account: obs.account.clone(),
+                role: Direction::Inbound,
                 vpc_id: d.vpc_id.clone(),
-                name: owner.security_group_name(ROLE_INBOUND),
+                name: owner.security_group_name(Direction::Inbound),
             });
-            GroupRef::New(ROLE_INBOUND.into())
+            GroupRef::New(Direction::Inbound)
         }
     };
     let candidates = live_endpoints(owner, obs, Direction::Inbound, Some(&d.vpc_id));
@@ -247,6 +199,7 @@ pub(super) fn plan_inbound<'a>(
                 Vec::new()
             };
             m.actions.push(Action::CreateEndpoint {
+                account: obs.account.clone(),
                 direction: Direction::Inbound,
                 vpc_id: d.vpc_id.clone(),
                 group,
@@ -260,6 +213,7 @@ pub(super) fn plan_inbound<'a>(
             let retyped = endpoint.endpoint_type != endpoint_type && endpoint.ips.is_some();
             if retyped {
                 m.actions.push(Action::ChangeEndpointType {
+                    account: endpoint.account.clone(),
                     endpoint_id: endpoint.id.clone(),
                     from: endpoint.endpoint_type,
                     to: endpoint_type,
@@ -289,7 +243,7 @@ pub(super) fn plan_inbound<'a>(
 /// The type the VPC's inbound endpoint is to have (`stack::choose`), from
 /// the subnets its addresses are in, or would go in. A lean observation
 /// read no subnets: it is lean only when the type is right already
-/// (`details_wanted`).
+/// (`Observation::details_wanted`).
 fn inbound_type(
     config: &Config,
     obs: &Observation,
@@ -341,7 +295,7 @@ fn inbound_type(
 /// endpoint: the published ones (`inbound-ipv6`, when the VPC has no live
 /// inbound endpoint), each in the subnet whose IPv6 block holds it, once.
 fn ipv6_to_ask(config: &Config, obs: &Observation, subnet_ids: &[String]) -> Vec<Option<String>> {
-    let published = ipv6_to_keep(config, obs);
+    let published = obs.ipv6_to_keep(config);
     let mut asked: BTreeSet<std::net::Ipv6Addr> = BTreeSet::new();
     subnet_ids
         .iter()
@@ -433,6 +387,7 @@ pub(super) fn plan_endpoint_ips(
         let chosen = subnets_to_add(obs, endpoint, &live, wanted, dual_stack, &az_of);
         if !chosen.is_empty() {
             m.actions.push(Action::AddEndpointIps {
+                account: endpoint.account.clone(),
                 endpoint_id: endpoint.id.clone(),
                 subnet_ids: chosen,
                 endpoint_ready,
@@ -458,6 +413,7 @@ pub(super) fn plan_endpoint_ips(
     }
     if !removed.is_empty() {
         m.actions.push(Action::RemoveEndpointIps {
+            account: endpoint.account.clone(),
             endpoint_id: endpoint.id.clone(),
             ips: removed,
             endpoint_ready,

@@ -49,6 +49,7 @@ pub(super) fn managed(
     let publication = Publication {
         prefix: config.ssm_prefix.clone(),
         cluster: d.cluster.name.clone(),
+        account: obs.account.clone(),
         cluster_arn: d.cluster.arn.clone(),
         vpc_id: d.vpc_id.clone(),
         endpoint_host: d.host.clone(),

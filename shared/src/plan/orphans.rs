@@ -44,15 +44,11 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
             deleted.insert(endpoint.id.as_str());
         }
     }
-    for group in view
-        .security_groups
-        .iter()
-        .filter(|g| owner.is_ours(&g.tags))
-    {
-        let Some(role) = group.tags.get(TAG_ROLE) else {
+    for group in &view.security_groups {
+        let Some(role) = owner.role_of(&group.tags) else {
             continue;
         };
-        if role == ROLE_INBOUND && view.needed_vpcs.contains(&group.vpc_id) {
+        if role == Direction::Inbound && view.needed_vpcs.contains(&group.vpc_id) {
             continue;
         }
         let in_use = view.endpoints.iter().any(|e| {

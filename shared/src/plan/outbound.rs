@@ -52,18 +52,21 @@ pub(super) fn plan_outbound(
             zones: azs.len(),
         });
     }
-    let group = match find_group(owner, obs, &outbound_vpc, ROLE_OUTBOUND) {
+    let group = match find_group(owner, obs, &outbound_vpc, Direction::Outbound) {
         Some(sg) => GroupRef::Existing(sg.id.clone()),
         None => {
             m.actions.push(Action::CreateSecurityGroup {
-                role: ROLE_OUTBOUND.into(),
+                // The outbound endpoint is the deployment's.
+                account: Account::Home,
+                role: Direction::Outbound,
                 vpc_id: outbound_vpc.clone(),
-                name: owner.security_group_name(ROLE_OUTBOUND),
+                name: owner.security_group_name(Direction::Outbound),
             });
-            GroupRef::New(ROLE_OUTBOUND.into())
+            GroupRef::New(Direction::Outbound)
         }
     };
     m.actions.push(Action::CreateEndpoint {
+        account: Account::Home,
         direction: Direction::Outbound,
         vpc_id: outbound_vpc,
         group,
@@ -86,24 +89,6 @@ pub(super) fn outbound_vpc(config: &Config, d: &Desired) -> String {
         .unwrap_or_else(|| d.association_vpcs[0].clone())
 }
 
-/// The VPC in which the observe step should list subnets for a new outbound
-/// endpoint (the same choice as the planner's).
-pub fn outbound_vpc_hint(config: &Config, obs: &Observation) -> Option<String> {
-    let cluster = obs.cluster.as_ref()?;
-    let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config).ok()?;
-    config
-        .outbound_vpc_id
-        .clone()
-        .or_else(|| config.client_vpc_ids.first().cloned())
-        .or_else(|| {
-            client_vpc_ids(config, &tags, obs)
-                .into_iter()
-                .find(|id| Some(id) != cluster.vpc_id.as_ref())
-        })
-}
-
-/// The client VPC ids the observe step should describe for this cluster.
-/// Whether building or resizing is ahead, so that the observer must read
 /// Delete our outbound endpoints (and their groups) that no remaining rule
 /// of ours uses. The configured endpoint is never ours to delete.
 pub(super) fn collect_unused_outbound(
@@ -127,9 +112,9 @@ pub(super) fn collect_unused_outbound(
         });
         if !used {
             actions.push(delete_endpoint(endpoint, &obs.rules));
-            if let Some(group) = find_group(owner, obs, &endpoint.vpc_id, ROLE_OUTBOUND) {
+            if let Some(group) = find_group(owner, obs, &endpoint.vpc_id, Direction::Outbound) {
                 if endpoint.security_group_ids.contains(&group.id) {
-                    actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
+                    actions.push(delete_group(group, Direction::Outbound, &obs.endpoints));
                 }
             }
         }
@@ -154,9 +139,11 @@ pub(super) fn collect_orphan_outbound_groups(
     if rules_left {
         return actions;
     }
-    for group in obs.security_groups.iter().filter(|g| {
-        owner.is_ours(&g.tags) && g.tags.get(TAG_ROLE).map(String::as_str) == Some(ROLE_OUTBOUND)
-    }) {
+    for group in obs
+        .security_groups
+        .iter()
+        .filter(|g| owner.role_of(&g.tags) == Some(Direction::Outbound))
+    {
         let used = obs
             .endpoints
             .iter()
@@ -165,7 +152,7 @@ pub(super) fn collect_orphan_outbound_groups(
             |a| matches!(a, Action::DeleteSecurityGroup { group_id, .. } if *group_id == group.id),
         );
         if !used && !planned {
-            actions.push(delete_group(group, ROLE_OUTBOUND, &obs.endpoints));
+            actions.push(delete_group(group, Direction::Outbound, &obs.endpoints));
         }
     }
     actions

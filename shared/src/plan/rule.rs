@@ -1,6 +1,6 @@
 //! The cluster's forward rule and its associations.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -56,6 +56,8 @@ pub(super) fn plan_rule(
     let (rule_ref, rule_id) = match current {
         None => {
             m.actions.push(Action::CreateRule {
+                // The rule names the deployment's outbound endpoint.
+                account: Account::Home,
                 cluster: d.cluster.name.clone(),
                 cluster_arn: d.cluster.arn.clone(),
                 domain: d.host.clone(),
@@ -126,6 +128,7 @@ fn update_rule(rule: &RuleView, targets: Targets, outbound: &EndpointRef) -> Opt
         EndpointRef::New(_) => true,
     };
     (targets_differ || endpoint_differs).then(|| Action::UpdateRule {
+        account: rule.account.clone(),
         rule_id: rule.id.clone(),
         rule_arn: rule.arn.clone(),
         domain: rule.domain.clone(),
@@ -150,14 +153,15 @@ fn plan_associations(
         .iter()
         .filter(|a| Some(a.rule_id.as_str()) == rule_id)
         .collect();
-    let associated: BTreeSet<&str> = of_rule
+    let associated: BTreeMap<&str, &Account> = of_rule
         .iter()
         .filter(|a| a.status.is_live())
-        .map(|a| a.vpc_id.as_str())
+        .map(|a| (a.vpc_id.as_str(), &a.account))
         .collect();
     for a in &of_rule {
         if a.status.is_in_progress() {
             m.waits.push(Wait::Association {
+                account: a.account.clone(),
                 rule_id: a.rule_id.clone(),
                 vpc_id: a.vpc_id.clone(),
                 status: a.status.clone(),
@@ -176,6 +180,7 @@ fn plan_associations(
                 }),
             });
             m.actions.push(Action::DisassociateRule {
+                account: a.account.clone(),
                 rule_id: a.rule_id.clone(),
                 rule_arn: current.map(|r| r.arn.clone()).unwrap_or_default(),
                 vpc_id: a.vpc_id.clone(),
@@ -183,7 +188,7 @@ fn plan_associations(
         }
     }
     for vpc in &d.association_vpcs {
-        if associated.contains(vpc.as_str()) {
+        if associated.contains_key(vpc.as_str()) {
             continue;
         }
         let blocking = obs.associations.iter().find(|a| {
@@ -193,10 +198,14 @@ fn plan_associations(
         });
         match blocking {
             Some(a) => m.waits.push(Wait::AssociationGone {
+                account: a.account.clone(),
                 rule_id: a.rule_id.clone(),
                 vpc_id: vpc.clone(),
             }),
             None => m.actions.push(Action::AssociateRule {
+                // A client VPC named by its id alone is of the cluster's
+                // account, and is associated from there.
+                account: obs.account.clone(),
                 rule: rule_ref.clone(),
                 vpc_id: vpc.clone(),
                 cluster: d.cluster.name.clone(),
@@ -204,9 +213,10 @@ fn plan_associations(
         }
     }
     if let Some(rule) = current {
-        for vpc in associated {
+        for (vpc, account) in associated {
             if !d.association_vpcs.iter().any(|v| v == vpc) {
                 m.actions.push(Action::DisassociateRule {
+                    account: account.clone(),
                     rule_id: rule.id.clone(),
                     rule_arn: rule.arn.clone(),
                     vpc_id: vpc.to_string(),
@@ -228,6 +238,7 @@ pub(super) fn remove_rule(obs: &Observation, rule: &RuleView) -> Vec<Action> {
         .iter()
         .filter(|a| a.status != AssociationStatus::Deleting)
         .map(|association| Action::DisassociateRule {
+            account: association.account.clone(),
             rule_id: rule.id.clone(),
             rule_arn: rule.arn.clone(),
             vpc_id: association.vpc_id.clone(),
@@ -235,6 +246,7 @@ pub(super) fn remove_rule(obs: &Observation, rule: &RuleView) -> Vec<Action> {
         .collect();
     if !rule.status.is_going_away() {
         actions.push(Action::DeleteRule {
+            account: rule.account.clone(),
             rule_id: rule.id.clone(),
             rule_arn: rule.arn.clone(),
             domain: rule.domain.clone(),

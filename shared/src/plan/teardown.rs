@@ -7,6 +7,7 @@ use super::*;
 /// Delete an endpoint, after the rules (any status) that use it.
 pub(super) fn delete_endpoint(endpoint: &EndpointView, rules: &[RuleView]) -> Action {
     Action::DeleteEndpoint {
+        account: endpoint.account.clone(),
         endpoint_id: endpoint.id.clone(),
         endpoint_arn: endpoint.arn.clone(),
         direction: endpoint.direction,
@@ -20,12 +21,13 @@ pub(super) fn delete_endpoint(endpoint: &EndpointView, rules: &[RuleView]) -> Ac
 /// Delete one of our groups, after the endpoints (any status) that use it.
 pub(super) fn delete_group(
     group: &SecurityGroupView,
-    role: &str,
+    role: Direction,
     endpoints: &[EndpointView],
 ) -> Action {
     Action::DeleteSecurityGroup {
+        account: group.account.clone(),
         group_id: group.id.clone(),
-        role: role.to_string(),
+        role,
         vpc_id: group.vpc_id.clone(),
         after_interfaces: endpoints
             .iter()
@@ -37,7 +39,7 @@ pub(super) fn delete_group(
 /// nothing else uses any more.
 pub(super) fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec<Action> {
     let mut actions = Vec::new();
-    let state = previous_state(config, obs);
+    let state = obs.previous_state(config);
     let arn = obs
         .cluster
         .as_ref()
@@ -82,8 +84,8 @@ pub(super) fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec
             for endpoint in &inbound {
                 actions.push(delete_endpoint(endpoint, &obs.rules));
             }
-            if let Some(group) = find_group(owner, obs, vpc_id, ROLE_INBOUND) {
-                actions.push(delete_group(group, ROLE_INBOUND, &obs.endpoints));
+            if let Some(group) = find_group(owner, obs, vpc_id, Direction::Inbound) {
+                actions.push(delete_group(group, Direction::Inbound, &obs.endpoints));
             }
         }
     }

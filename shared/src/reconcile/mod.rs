@@ -20,59 +20,108 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::apply::{Applier, ApplyError};
-use crate::aws::{AwsError, Clients, Counts};
+use crate::aws::{Accounts, AwsError, CallCounter, Clients};
 use crate::config::{Config, Mode};
+use crate::model::ClusterId;
 use crate::observe::{self, Detail, Fleet};
 use crate::owner::Owner;
-use crate::plan::{self, Observation, Plan};
+use crate::plan::{self, Invalid, Observation, Plan};
+use crate::policy::{self, Verdict};
 use crate::wait::{self, Patience};
 
 mod report;
 
 pub use report::*;
 
-/// Looks one reconcile takes at most: a plan that still changes something
-/// after this many is fighting something (a concurrent writer) and is left
-/// to the next run.
-const MAX_ROUNDS: u32 = 4;
-
-/// Transient failures (after the SDK's own retries) one reconcile absorbs
-/// by looking again, while its deadline allows.
-const MAX_ABSORBED: usize = 3;
-
 /// How long a reconcile waits for AWS by default: the Lambda's 15 minutes,
-/// less the margin it keeps.
+/// less the margin it keeps (`handler::LAMBDA_MARGIN`).
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(840);
 
-/// How a reconcile waits for AWS when its caller sets no deadline.
-#[derive(Clone, Copy, Debug)]
-pub struct Waiting {
-    pub budget: Duration,
-    pub first_poll: Duration,
-    pub max_poll: Duration,
+/// While EKS is creating or updating a cluster (minutes), the first pause
+/// before looking at it again, by default; the pauses double up to
+/// `EKS_MAX_POLL`.
+pub const EKS_FIRST_POLL: Duration = Duration::from_secs(10);
+pub const EKS_MAX_POLL: Duration = Duration::from_secs(30);
+
+/// What to reconcile, and how: the one way into a reconcile, for the
+/// Lambdas, the CLI and the sweep alike. `Request::from("prod")` is a
+/// cluster of the deployment's own account, in the configured mode,
+/// waiting for AWS as the reconciler does by default.
+pub struct Request<'a> {
+    pub cluster: ClusterId,
+    /// The cluster's ARN as an event or a record gave it (for a cluster
+    /// that is gone, whose leftovers it names).
+    pub hinted_arn: Option<String>,
+    /// None: the configured mode.
+    pub mode: Option<Mode>,
+    /// None: the reconciler's (`Reconciler::patience_for`, its budget).
+    pub patience: Option<Patience>,
+    /// While EKS is still creating or updating the cluster: look again
+    /// (first after this pause, then doubling) until the deadline.
+    pub while_eks_works: Option<Duration>,
+    /// What a sweep read for the whole region, for the first look.
+    pub fleet: Option<&'a Fleet>,
+    /// Told, while EKS works, of each look and the pause before the next.
+    pub progress: Option<&'a Progress<'a>>,
 }
 
-impl Default for Waiting {
-    fn default() -> Self {
-        Waiting {
-            budget: DEFAULT_WAIT,
-            first_poll: wait::FIRST_POLL,
-            max_poll: wait::MAX_POLL,
+/// Told of a look at a cluster EKS is still working on, and of the pause
+/// before the next.
+pub type Progress<'a> = dyn Fn(&Report, Duration) + Sync + 'a;
+
+impl<'a> Request<'a> {
+    pub fn new(cluster: ClusterId) -> Request<'a> {
+        Request {
+            cluster,
+            hinted_arn: None,
+            mode: None,
+            patience: None,
+            while_eks_works: None,
+            fleet: None,
+            progress: None,
         }
     }
+
+    pub fn hinted_arn(mut self, arn: Option<String>) -> Self {
+        self.hinted_arn = arn;
+        self
+    }
+
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    pub fn patience(mut self, patience: Patience) -> Self {
+        self.patience = Some(patience);
+        self
+    }
+
+    pub fn while_eks_works(mut self, first_pause: Duration) -> Self {
+        self.while_eks_works = Some(first_pause);
+        self
+    }
+
+    pub fn fleet(mut self, fleet: &'a Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    pub fn progress(mut self, progress: &'a Progress<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
 }
 
-impl Waiting {
-    pub fn until(&self, deadline: tokio::time::Instant) -> Patience {
-        Patience::until(deadline).with_polls(self.first_poll, self.max_poll)
+impl From<&str> for Request<'_> {
+    fn from(name: &str) -> Self {
+        Request::new(ClusterId::home(name))
     }
+}
 
-    pub fn from_now(&self) -> Patience {
-        self.from_now_for(self.budget)
-    }
-
-    pub fn from_now_for(&self, budget: Duration) -> Patience {
-        self.until(tokio::time::Instant::now() + budget)
+impl From<ClusterId> for Request<'_> {
+    fn from(cluster: ClusterId) -> Self {
+        Request::new(cluster)
     }
 }
 
@@ -93,7 +142,11 @@ pub struct Reconciler {
     /// The account this runs in, when known (the Lambda learns it from its
     /// own ARN): events from any other account are ignored.
     pub account: std::sync::OnceLock<String>,
-    pub waiting: Waiting,
+    /// How long a reconcile waits for AWS when its request sets no
+    /// deadline, and how often it looks (`wait::Patience`).
+    pub wait_budget: Duration,
+    pub first_poll: Duration,
+    pub max_poll: Duration,
 }
 
 /// Who runs a reconcile.
@@ -127,6 +180,15 @@ pub fn held_back_reason(ours: &str, recorded: Option<&str>, whose: &str) -> Stri
     }
 }
 
+/// Why a reconciler cannot be made (at a cold start, or a CLI run).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid configuration: {0}")]
+    Configuration(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Region(#[from] crate::aws::NoRegion),
+}
+
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -134,16 +196,24 @@ pub enum ReconcileError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The cluster wants plumbing that cannot be made as things are (its
+    /// tags, the settings, the prerequisites): nothing was made.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// AWS reports resources failed that the run could not repair.
+    #[error("AWS reports {}", problems.join("; "))]
+    Failed { problems: Vec<String> },
 }
 
 impl ReconcileError {
     /// Whether the same reconcile may succeed later (throttling, a service
-    /// hiccup, a resource still settling). Bad input and foreign resources
-    /// are not.
+    /// hiccup, a resource still settling). Bad input, foreign resources and
+    /// failures that AWS reports are not. Exhaustive: a new variant must say.
     pub fn is_transient(&self) -> bool {
         match self {
-            ReconcileError::Aws(e) => e.transient,
+            ReconcileError::Aws(e) => e.is_transient(),
             ReconcileError::Apply(e) => e.is_transient(),
+            ReconcileError::Invalid(_) | ReconcileError::Failed { .. } => false,
         }
     }
 }
@@ -159,28 +229,54 @@ impl Reconciler {
             publishes_settings: false,
             deployment_digest: None,
             account: std::sync::OnceLock::new(),
-            waiting: Waiting::default(),
+            wait_budget: DEFAULT_WAIT,
+            first_poll: wait::FIRST_POLL,
+            max_poll: wait::MAX_POLL,
         }
+    }
+
+    /// Waiting until `deadline`, looking as this reconciler does.
+    pub fn patience_until(&self, deadline: tokio::time::Instant) -> Patience {
+        Patience::until(deadline).with_polls(self.first_poll, self.max_poll)
+    }
+
+    /// Waiting up to `budget` from now, looking as this reconciler does.
+    pub fn patience_for(&self, budget: Duration) -> Patience {
+        self.patience_until(tokio::time::Instant::now() + budget)
+    }
+
+    /// Waiting up to the default budget from now.
+    pub fn patience(&self) -> Patience {
+        self.patience_for(self.wait_budget)
     }
 
     /// The configuration from the environment and clients from the standard
     /// AWS configuration chain (`region` overrides AWS_REGION): what the
     /// Lambdas build once per cold start.
-    pub async fn from_env(region: Option<String>) -> Result<Reconciler, String> {
-        let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
-        let clients = Clients::from_env(region, config.resolver_rate, config.tls_roots)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn from_env(region: Option<String>) -> Result<Reconciler, SetupError> {
+        let config = Config::from_env()?;
+        let clients = Clients::from_env(region, config.resolver_rate, config.tls_roots).await?;
         Ok(Reconciler::new(clients, config))
     }
 
     /// Observe and plan, changing nothing.
     pub async fn plan(
         &self,
-        cluster: &str,
+        cluster: &ClusterId,
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
         self.observe_and_plan(cluster, hinted_arn, None).await
+    }
+
+    /// The clients of each account this reconciler acts in, found by
+    /// account (its own account's, today).
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(&self.clients)
+    }
+
+    /// An applier of this reconciler's, waiting as `patience` allows.
+    pub fn applier(&self, patience: Patience) -> Applier<'_> {
+        Applier::new(self.accounts(), &self.owner, patience)
     }
 
     /// Where and as whom this reconciler reads.
@@ -194,12 +290,15 @@ impl Reconciler {
 
     /// Observe everything, the prerequisites included (what `verify --path`
     /// walks).
-    pub async fn observe_full(&self, cluster: &str) -> Result<Observation, AwsError> {
-        observe::observe_cluster(self.scope(), cluster, None, None, Detail::Full).await
+    pub async fn observe_full(&self, cluster: &ClusterId) -> Result<Observation, AwsError> {
+        let live = observe::Live {
+            scope: self.scope(),
+        };
+        observe::observe_cluster(&live, cluster, None, Detail::Full).await
     }
 
     /// Every DNS path of the cluster, hop by hop (`path::check`).
-    pub async fn paths(&self, cluster: &str) -> Result<crate::path::Paths, String> {
+    pub async fn paths(&self, cluster: &ClusterId) -> Result<crate::path::Paths, String> {
         let obs = self
             .observe_full(cluster)
             .await
@@ -211,13 +310,31 @@ impl Reconciler {
     /// and plan again when the plan builds or resizes an endpoint.
     async fn observe_and_plan(
         &self,
-        cluster: &str,
+        cluster: &ClusterId,
         hinted_arn: Option<String>,
         fleet: Option<&Fleet>,
     ) -> Result<(Plan, Observation), AwsError> {
-        let observe = |detail| {
-            observe::observe_cluster(self.scope(), cluster, hinted_arn.clone(), fleet, detail)
+        let live = observe::Live {
+            scope: self.scope(),
         };
+        match fleet {
+            Some(fleet) => {
+                let reader = observe::FromFleet { live, fleet };
+                self.look_through(&reader, cluster, hinted_arn).await
+            }
+            None => self.look_through(&live, cluster, hinted_arn).await,
+        }
+    }
+
+    /// `observe_and_plan` through `reader`.
+    async fn look_through(
+        &self,
+        reader: &impl observe::Reader,
+        cluster: &ClusterId,
+        hinted_arn: Option<String>,
+    ) -> Result<(Plan, Observation), AwsError> {
+        let observe =
+            |detail| observe::observe_cluster(reader, cluster, hinted_arn.clone(), detail);
         let obs = observe(Detail::Auto).await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
         if obs.lean && plan.needs_details() {
@@ -228,177 +345,190 @@ impl Reconciler {
         Ok((plan, obs))
     }
 
-    /// Reconcile one cluster in the configured mode, waiting for AWS up to
-    /// the default budget (`waiting`). An AWS failure is in the report
-    /// (`error`, `transient`), never a panic or a lost summary.
-    pub async fn reconcile(&self, cluster: &str, hinted_arn: Option<String>) -> Report {
-        self.reconcile_in(cluster, hinted_arn, self.config.mode)
-            .await
-    }
-
-    pub async fn reconcile_in(
-        &self,
-        cluster: &str,
-        hinted_arn: Option<String>,
-        mode: Mode,
-    ) -> Report {
-        self.reconcile_with(cluster, hinted_arn, mode, None, self.waiting.from_now())
-            .await
-    }
-
-    /// Reconcile, waiting for AWS as `patience` allows
-    /// (`Patience::none()`: make the calls and return).
-    pub async fn reconcile_until(
-        &self,
-        cluster: &str,
-        hinted_arn: Option<String>,
-        patience: Patience,
-    ) -> Report {
-        self.reconcile_with(cluster, hinted_arn, self.config.mode, None, patience)
-            .await
-    }
-
-    /// Reconcile with the region-wide state a sweep read once (`fleet`).
-    /// A plan that would delete a shared resource is made again from a
-    /// fresh observation first, since the fleet may be out of date; later
-    /// looks of the same reconcile are fresh too.
-    pub async fn reconcile_with(
-        &self,
-        cluster: &str,
-        hinted_arn: Option<String>,
-        mode: Mode,
-        fleet: Option<&Fleet>,
-        patience: Patience,
-    ) -> Report {
+    /// Reconcile one cluster: observe, plan and apply, again until a look
+    /// finds nothing to do and nothing in progress, or the deadline comes;
+    /// while EKS is still creating or updating it, as the request says.
+    /// Every failure is in the report (`error`, `transient`), never a panic
+    /// or a lost summary, and the report counts this reconcile's own calls.
+    pub async fn reconcile<'a>(&self, request: impl Into<Request<'a>>) -> Report {
+        let request = request.into();
         let started = Instant::now();
-        let before = self.clients.counter.snapshot();
-        let mut report = Report::new(cluster, mode);
-        let result = self
-            .run(cluster, hinted_arn, mode, fleet, &patience, &mut report)
-            .await;
-        report.outcome = match result {
+        let counter = CallCounter::default();
+        // On the heap: a reconcile's future is large, and the callers (a
+        // sweep's passes, a test's runtime) hold several at once.
+        let mut report = Box::pin(counter.count(self.run_request(&request))).await;
+        report.count(&counter.snapshot());
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    /// A reconcile, and while EKS is still at the cluster (and the request
+    /// says to), another after a pause, until the deadline: what is still
+    /// pending then is the next run's (the scheduled sweep's).
+    async fn run_request(&self, request: &Request<'_>) -> Report {
+        let patience = request.patience.unwrap_or_else(|| self.patience());
+        let mut pause = request.while_eks_works;
+        loop {
+            let mut report = self.run_once(request, &patience).await;
+            let Some(delay) = pause.filter(|_| report.is_pending()) else {
+                return report;
+            };
+            if tokio::time::Instant::now() + delay >= patience.deadline {
+                // EKS is still at it: converging, like AWS being slow anywhere.
+                report.outcome = Outcome::Converging;
+                report.in_progress.push(
+                    report
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| "the cluster is pending".into()),
+                );
+                return report;
+            }
+            if let Some(progress) = request.progress {
+                progress(&report, delay);
+            }
+            tokio::time::sleep(delay).await;
+            pause = Some((delay * 2).min(EKS_MAX_POLL));
+        }
+    }
+
+    /// One reconcile, its outcome decided.
+    async fn run_once(&self, request: &Request<'_>, patience: &Patience) -> Report {
+        let mode = request.mode.unwrap_or(self.config.mode);
+        let mut report = Report::new(&request.cluster.name, mode);
+        let result = self.run(request, mode, patience, &mut report).await;
+        // A run that ends well may still end in an error: the cluster is
+        // invalid, or AWS reports a failure that nothing repaired.
+        let ended = result.and_then(|()| match &report.decision.0 {
+            Some(plan::Decision::Invalid { problem }) => {
+                Err(ReconcileError::Invalid(problem.clone()))
+            }
+            _ if mode == Mode::Apply
+                && report.in_progress.is_empty()
+                && !report.problems.is_empty() =>
+            {
+                Err(ReconcileError::Failed {
+                    problems: report.problems.clone(),
+                })
+            }
+            _ => Ok(()),
+        });
+        report.outcome = match ended {
             Err(e) => {
                 report.transient = Some(e.is_transient());
                 report.error = Some(e.to_string());
                 Outcome::Error
             }
-            Ok(()) if report.is_invalid() => {
-                report.transient = Some(false);
-                report.error = report.detail.clone();
-                Outcome::Error
-            }
             Ok(()) if !report.in_progress.is_empty() && mode == Mode::Apply => Outcome::Converging,
-            Ok(()) if !report.problems.is_empty() && mode == Mode::Apply => {
-                report.transient = Some(false);
-                report.error = Some(format!("AWS reports {}", report.problems.join("; ")));
-                Outcome::Error
-            }
             Ok(()) if report.applied => Outcome::Applied,
             Ok(()) if mode == Mode::Plan && !report.actions.is_empty() => Outcome::Planned,
             Ok(()) => Outcome::NothingToDo,
         };
-        let counts: Counts = self.clients.counter.snapshot().since(&before);
-        report.api_calls = counts.total();
-        report.write_calls = counts.writes();
-        report.throttles = counts.throttles;
-        report.lost_races = counts.lost_races;
-        report.poll_calls = counts.total_polls();
-        report.poll_calls_by_service = counts.polls.clone();
-        report.calls_by_operation = counts.calls;
-        report.duration_ms = started.elapsed().as_millis() as u64;
         report
     }
 
+    /// Look, act and wait, round after round, until a look finds nothing to
+    /// do; a failure goes by the error policy (`policy::on_failure`).
     async fn run(
         &self,
-        cluster: &str,
-        hinted_arn: Option<String>,
+        request: &Request<'_>,
         mode: Mode,
-        fleet: Option<&Fleet>,
         patience: &Patience,
         report: &mut Report,
     ) -> Result<(), ReconcileError> {
-        let mut fleet = fleet;
+        let mut fleet = request.fleet;
         let mut seen_problems: BTreeSet<String> = BTreeSet::new();
-        // A transient failure (throttling, a reset, an answer that never
-        // came, after the SDK's retries) while time remains: look again
-        // rather than end the run with it. Anything else ends it.
-        macro_rules! step {
-            ($result:expr) => {
-                match $result {
-                    Ok(value) => value,
-                    Err(e) => {
-                        let e = ReconcileError::from(e);
-                        if mode == Mode::Apply
-                            && e.is_transient()
-                            && report.absorbed.len() < MAX_ABSORBED
-                            && !patience.expired()
-                        {
-                            tracing::info!(cluster, error = %e, "transient failure; looking again");
-                            report.absorbed.push(e.to_string());
-                            tokio::time::sleep(patience.first_poll).await;
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                }
-            };
-        }
         loop {
             report.rounds += 1;
-            let (mut plan, mut obs) = step!(
-                self.observe_and_plan(cluster, hinted_arn.clone(), fleet)
-                    .await
-            );
-            if fleet.is_some() && plan.deletes_shared() {
-                (plan, obs) = step!(
-                    self.observe_and_plan(cluster, hinted_arn.clone(), None)
-                        .await
-                );
-            }
-            fleet = None;
-            if report.rounds == 1 {
-                self.note_first_look(cluster, &plan, &obs, report);
-            }
-            self.hold_back(cluster, &mut plan, &obs, report);
-            note_look(&plan, &mut seen_problems, report);
-            if mode == Mode::Plan || (plan.is_empty() && plan.waits.is_empty()) {
-                return Ok(());
-            }
-            if report.rounds > MAX_ROUNDS + report.absorbed.len() as u32 {
-                // Still changing after every look: leave it to the next run.
-                report.in_progress.extend(
-                    plan.actions
-                        .iter()
-                        .map(|a| format!("to do: {}", a.describe())),
-                );
-                return Ok(());
-            }
-            let mut waits = plan.waits.clone();
-            if !plan.is_empty() {
-                let applier = Applier {
-                    clients: &self.clients,
-                    owner: &self.owner,
-                    patience: *patience,
-                };
-                let applied = step!(applier.apply(&plan).await);
-                report.applied = true;
-                report.kept.extend(applied.kept);
-                if !applied.stopped.is_empty() {
-                    report.in_progress = applied.stopped;
-                    return Ok(());
+            let round = self
+                .round(
+                    request,
+                    mode,
+                    fleet.take(),
+                    patience,
+                    &mut seen_problems,
+                    report,
+                )
+                .await;
+            match round {
+                Ok(Round::Done) => return Ok(()),
+                Ok(Round::Again) => {}
+                Err(e) => {
+                    let absorbed = report.absorbed.len();
+                    match policy::on_failure(e.is_transient(), mode, absorbed, patience) {
+                        Verdict::LookAgain { pause } => {
+                            tracing::info!(cluster = %request.cluster, error = %e,
+                                "transient failure; looking again");
+                            report.absorbed.push(e.to_string());
+                            tokio::time::sleep(pause).await;
+                        }
+                        Verdict::End => return Err(e),
+                    }
                 }
-                waits.extend(applied.settle);
             }
-            let pending = step!(wait::settle(&self.clients, &waits, patience).await);
-            if !pending.is_empty() {
-                report.in_progress = pending.iter().map(|w| w.describe()).collect();
-                return Ok(());
-            }
-            // Look again: what AWS finished may call for more (the addresses
-            // of a new outbound endpoint on the inbound group), and a look
-            // with nothing to do is the proof that it is done.
         }
+    }
+
+    /// One round: look (observe and plan); unless that is the end, act on
+    /// the plan and wait for what AWS is doing.
+    async fn round(
+        &self,
+        request: &Request<'_>,
+        mode: Mode,
+        fleet: Option<&Fleet>,
+        patience: &Patience,
+        seen_problems: &mut BTreeSet<String>,
+        report: &mut Report,
+    ) -> Result<Round, ReconcileError> {
+        let cluster = request.cluster.name.as_str();
+        let hinted_arn = request.hinted_arn.clone();
+        let (mut plan, mut obs) = self
+            .observe_and_plan(&request.cluster, hinted_arn.clone(), fleet)
+            .await?;
+        // A plan that would delete a shared resource is made again from a
+        // fresh observation: the fleet may be out of date.
+        if fleet.is_some() && plan.deletes_shared() {
+            (plan, obs) = self
+                .observe_and_plan(&request.cluster, hinted_arn, None)
+                .await?;
+        }
+        if report.rounds == 1 {
+            self.note_first_look(cluster, &plan, &obs, report);
+        }
+        self.hold_back(cluster, &mut plan, &obs, report);
+        note_look(&plan, seen_problems, report);
+        if mode == Mode::Plan || (plan.is_empty() && plan.waits.is_empty()) {
+            return Ok(Round::Done);
+        }
+        if policy::out_of_rounds(report.rounds, report.absorbed.len()) {
+            // Still changing after every look: leave it to the next run.
+            report.in_progress.extend(
+                plan.actions
+                    .iter()
+                    .map(|a| format!("to do: {}", a.describe())),
+            );
+            return Ok(Round::Done);
+        }
+        let mut waits = plan.waits.clone();
+        if !plan.is_empty() {
+            let applied = self.applier(*patience).apply(&plan).await?;
+            report.applied = true;
+            report.kept.extend(applied.kept);
+            if !applied.stopped.is_empty() {
+                report.in_progress = applied.stopped;
+                return Ok(Round::Done);
+            }
+            waits.extend(applied.settle);
+        }
+        let pending = wait::settle(self.accounts(), &waits, patience).await?;
+        if !pending.is_empty() {
+            report.in_progress = pending.iter().map(|w| w.describe()).collect();
+            return Ok(Round::Done);
+        }
+        // Look again: what AWS finished may call for more (the addresses
+        // of a new outbound endpoint on the inbound group), and a look
+        // with nothing to do is the proof that it is done.
+        Ok(Round::Again)
     }
 
     /// What the first look settles for the report: the VPC, the decision,
@@ -408,7 +538,7 @@ impl Reconciler {
             .cluster
             .as_ref()
             .and_then(|c| c.vpc_id.clone())
-            .or_else(|| plan::previous_state(&self.config, obs).map(|s| s.vpc_id));
+            .or_else(|| obs.previous_state(&self.config).map(|s| s.vpc_id));
         report.decision = ReportDecision(Some(plan.decision.clone()));
         report.detail = detail_of(&plan.decision);
         if self.config.discover_peered_vpcs {
@@ -428,7 +558,9 @@ impl Reconciler {
     /// is listed as held back (`Role::Operator`, unless forced).
     fn hold_back(&self, cluster: &str, plan: &mut Plan, obs: &Observation, report: &mut Report) {
         let ours = self.config.digest();
-        let recorded = plan::previous_state(&self.config, obs).and_then(|s| s.settings_digest);
+        let recorded = obs
+            .previous_state(&self.config)
+            .and_then(|s| s.settings_digest);
         if self.role.holds_back(&ours, recorded.as_deref())
             && self.deployment_digest.as_deref() != Some(ours.as_str())
         {
@@ -448,45 +580,12 @@ impl Reconciler {
             }
         }
     }
+}
 
-    /// Reconcile, and while EKS is still creating or updating the cluster,
-    /// poll again with backoff until `deadline`; then wait for AWS to
-    /// finish the plumbing until the same deadline. Whatever is still
-    /// pending then is left to the next run (the scheduled sweep).
-    pub async fn reconcile_waiting(
-        &self,
-        cluster: &str,
-        hinted_arn: Option<String>,
-        deadline: Instant,
-        first_delay: Duration,
-        mut progress: impl FnMut(&Report, Duration),
-    ) -> Report {
-        let patience = self.waiting.until(tokio::time::Instant::from_std(deadline));
-        let mut delay = first_delay;
-        loop {
-            let mut report = self
-                .reconcile_until(cluster, hinted_arn.clone(), patience)
-                .await;
-            if !report.is_pending() {
-                return report;
-            }
-            let now = Instant::now();
-            if now + delay >= deadline {
-                // EKS is still at it: converging, like AWS being slow anywhere.
-                report.outcome = Outcome::Converging;
-                report.in_progress.push(
-                    report
-                        .detail
-                        .clone()
-                        .unwrap_or_else(|| "the cluster is pending".into()),
-                );
-                return report;
-            }
-            progress(&report, delay);
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    }
+/// Whether a round was the last.
+enum Round {
+    Done,
+    Again,
 }
 
 /// What one look found, for the report: its actions, the failures AWS

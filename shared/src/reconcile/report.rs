@@ -138,6 +138,41 @@ impl Report {
         }
     }
 
+    /// Record the calls this reconcile made (its own counter's).
+    pub fn count(&mut self, counts: &crate::aws::Counts) {
+        self.api_calls = counts.total();
+        self.write_calls = counts.writes();
+        self.throttles = counts.throttles;
+        self.lost_races = counts.lost_races;
+        self.poll_calls = counts.total_polls();
+        self.poll_calls_by_service = counts.polls.clone();
+        self.calls_by_operation = counts.calls.clone();
+    }
+
+    /// Add the calls of an earlier reconcile of the same cluster (a sweep's
+    /// first pass), and the time it took.
+    pub fn add_calls_of(&mut self, earlier: &Report) {
+        self.api_calls += earlier.api_calls;
+        self.write_calls += earlier.write_calls;
+        self.throttles += earlier.throttles;
+        self.lost_races += earlier.lost_races;
+        self.poll_calls += earlier.poll_calls;
+        for (service, n) in &earlier.poll_calls_by_service {
+            *self
+                .poll_calls_by_service
+                .entry(service.clone())
+                .or_default() += n;
+        }
+        for (operation, n) in &earlier.calls_by_operation {
+            *self
+                .calls_by_operation
+                .entry(operation.clone())
+                .or_default() += n;
+        }
+        self.rounds += earlier.rounds;
+        self.duration_ms += earlier.duration_ms;
+    }
+
     pub fn is_pending(&self) -> bool {
         matches!(self.decision.0, Some(Decision::Pending { .. }))
     }

@@ -8,14 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use crate::model::{endpoint_host, ip_sort_key, ParameterView, StateDoc};
+use crate::model::{endpoint_host, ip_sort_key, ClusterId, ParameterView, StateDoc};
 use crate::owner::TAG_OWNER;
 
 mod windows;
 
-use crate::ssm::{
-    DEPLOYMENT_PREFIX, PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE,
-};
+use crate::ssm::{PARAM_ENDPOINT, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE};
 use windows::windows_script;
 pub use windows::WindowsScope;
 
@@ -129,19 +127,16 @@ pub fn collect_with_skipped(
 ) -> (Vec<Published>, Vec<String>, BTreeSet<String>) {
     let mut by_cluster: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut warnings = Vec::new();
-    let head = format!("{}/", prefix.trim_end_matches('/'));
     for p in parameters {
-        let Some(rest) = p.name.strip_prefix(&head) else {
+        // Only a cluster's parameters: not the deployment's own records
+        // (settings), nor anything else under the prefix.
+        let Some(path) = crate::ssm::parse_parameter_name(prefix, &p.name) else {
             continue;
         };
-        let Some((cluster, leaf)) = rest.split_once('/') else {
-            continue;
-        };
-        // The deployment's own records (settings) sit under a name no
-        // cluster can have.
-        if leaf.contains('/') || cluster.starts_with(DEPLOYMENT_PREFIX) {
+        if !path.cluster.account.is_home() {
             continue;
         }
+        let (cluster, leaf) = (path.cluster.name.as_str(), path.leaf.as_str());
         if !trust.owned.contains(&p.name) {
             warnings.push(format!(
                 "skipping parameter {}: it does not carry our owner tag ({TAG_OWNER}={}), \
@@ -162,7 +157,8 @@ pub fn collect_with_skipped(
             Ok(p) => published.push(p),
             Err(problem) => {
                 warnings.push(format!(
-                    "skipping cluster {cluster} ({head}{cluster}/): {problem}"
+                    "skipping cluster {cluster} ({}/): {problem}",
+                    crate::ssm::cluster_folder(prefix, &ClusterId::home(&cluster))
                 ));
                 skipped.insert(cluster);
             }

@@ -10,13 +10,12 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::apply::Applier;
-use crate::aws::{AwsError, Counts};
+use crate::aws::{AwsError, CallCounter, Counts};
 use crate::event::cluster_name_from_arn;
 use crate::observe::{self, Fleet};
 use crate::owner::{CreatorId, TAG_CLUSTER};
 use crate::plan::{self, Decision, Plan, SharedView};
-use crate::reconcile::{held_back_reason, Outcome, Reconciler, Report};
+use crate::reconcile::{held_back_reason, Outcome, Reconciler, Report, Request};
 use crate::settings::Published;
 use crate::wait::Patience;
 
@@ -147,11 +146,7 @@ async fn publish_settings(
     }
     let mut tags = crate::model::Tags::new();
     tags.insert(crate::owner::TAG_OWNER.into(), reconciler.owner.id.clone());
-    let applier = Applier {
-        clients: &reconciler.clients,
-        owner: &reconciler.owner,
-        patience: Patience::none(),
-    };
+    let applier = reconciler.applier(Patience::none());
     applier
         .put_parameter(
             &crate::settings::parameter_name(prefix),
@@ -204,13 +199,11 @@ fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String
             }
         }
     }
-    let prefix = format!("{}/", reconciler.config.ssm_prefix);
+    let prefix = &reconciler.config.ssm_prefix;
     for parameter in &fleet.parameters {
-        if let Some(rest) = parameter.name.strip_prefix(&prefix) {
-            if let Some((cluster, leaf)) = rest.split_once('/') {
-                if !leaf.contains('/') && crate::event::is_cluster_name(cluster) {
-                    names.entry(cluster.to_string()).or_default();
-                }
+        if let Some(path) = crate::ssm::parse_parameter_name(prefix, &parameter.name) {
+            if path.cluster.account.is_home() && crate::event::is_cluster_name(&path.cluster.name) {
+                names.entry(path.cluster.name).or_default();
             }
         }
     }
@@ -227,10 +220,33 @@ fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String
 pub async fn sweep(
     reconciler: &Reconciler,
     patience: Patience,
-    mut progress: impl FnMut(usize, usize, &Report),
+    progress: impl FnMut(usize, usize, &Report),
 ) -> Result<SweepReport, AwsError> {
     let started = Instant::now();
-    let before = reconciler.clients.counter.snapshot();
+    let counter = CallCounter::default();
+    let mut summary =
+        Box::pin(counter.count(sweep_counted(reconciler, patience, progress, &counter))).await?;
+    let counts: Counts = counter.snapshot();
+    summary.api_calls = counts.total();
+    summary.write_calls = counts.writes();
+    summary.throttles = counts.throttles;
+    summary.lost_races = counts.lost_races;
+    summary.poll_calls = counts.total_polls();
+    for (operation, n) in &counts.calls {
+        let service = operation.split('.').next().unwrap_or(operation).to_string();
+        *summary.api_calls_by_service.entry(service).or_default() += n;
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+/// The sweep, its calls counted by `counter`.
+async fn sweep_counted(
+    reconciler: &Reconciler,
+    patience: Patience,
+    mut progress: impl FnMut(usize, usize, &Report),
+    counter: &CallCounter,
+) -> Result<SweepReport, AwsError> {
     let mode = reconciler.config.mode;
     let mut summary = SweepReport::default();
     let concurrency = reconciler.config.sweep_concurrency.max(1);
@@ -269,7 +285,13 @@ pub async fn sweep(
         })
         .collect();
     let mut second = stream::iter(again.iter())
-        .map(|(name, arn)| reconciler.reconcile_with(name, arn.clone(), mode, None, patience))
+        .map(|(name, arn)| {
+            reconciler.reconcile(
+                Request::from(name.as_str())
+                    .hinted_arn(arn.clone())
+                    .patience(patience),
+            )
+        })
         .buffer_unordered(concurrency);
     let mut finished: Vec<Report> = Vec::new();
     while let Some(report) = second.next().await {
@@ -297,26 +319,8 @@ pub async fn sweep(
     // A sweep that has written nothing looks at the shared leftovers with
     // what it read at its start (nothing of ours changed since); one that
     // wrote looks again.
-    let quiet = reconciler
-        .clients
-        .counter
-        .snapshot()
-        .since(&before)
-        .writes()
-        == 0;
+    let quiet = counter.snapshot().writes() == 0;
     remove_shared_orphans(reconciler, quiet.then_some(&fleet), patience, &mut summary).await?;
-
-    let counts: Counts = reconciler.clients.counter.snapshot().since(&before);
-    summary.api_calls = counts.total();
-    summary.write_calls = counts.writes();
-    summary.throttles = counts.throttles;
-    summary.lost_races = counts.lost_races;
-    summary.poll_calls = counts.total_polls();
-    for (operation, n) in &counts.calls {
-        let service = operation.split('.').next().unwrap_or(operation).to_string();
-        *summary.api_calls_by_service.entry(service).or_default() += n;
-    }
-    summary.duration_ms = started.elapsed().as_millis() as u64;
     Ok(summary)
 }
 
@@ -339,10 +343,11 @@ async fn remove_shared_orphans(
             &read
         }
     };
-    let mut needed_vpcs: BTreeSet<String> = observe::recorded_states(&fresh.parameters)
-        .into_iter()
-        .map(|doc| doc.vpc_id)
-        .collect();
+    let mut needed_vpcs: BTreeSet<String> =
+        observe::recorded_states(&reconciler.config.ssm_prefix, &fresh.parameters)
+            .into_iter()
+            .map(|doc| doc.vpc_id)
+            .collect();
     for report in &summary.reports {
         // A cluster that is managed, pending or failed may need its VPC's
         // endpoint; only "not needed" decisions release it.
@@ -397,11 +402,7 @@ async fn remove_shared_orphans(
         tracing::info!(actions = ?shared.actions.iter().map(|a| a.describe()).collect::<Vec<_>>(),
             "shared resources nothing uses");
         if mode == crate::config::Mode::Apply {
-            let applier = Applier {
-                clients: &reconciler.clients,
-                owner: &reconciler.owner,
-                patience,
-            };
+            let applier = reconciler.applier(patience);
             match applier.apply(&shared).await {
                 Ok(applied) if !applied.stopped.is_empty() => {
                     summary.orphans_removed += applied.done.len();

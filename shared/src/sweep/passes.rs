@@ -64,12 +64,14 @@ pub(super) struct Pass<'a, P: FnMut(usize, usize, &Report)> {
 
 impl<P: FnMut(usize, usize, &Report)> Pass<'_, P> {
     pub(super) async fn run(&mut self, names: &[String], fleet: &Fleet) -> Vec<Report> {
-        let mode = self.reconciler.config.mode;
         let mut reports = Vec::new();
         let mut looks = stream::iter(names.iter())
             .map(|name| {
-                self.reconciler
-                    .reconcile_with(name, None, mode, Some(fleet), Patience::none())
+                self.reconciler.reconcile(
+                    Request::from(name.as_str())
+                        .fleet(fleet)
+                        .patience(Patience::none()),
+                )
             })
             .buffer_unordered(self.concurrency);
         while let Some(report) = looks.next().await {
@@ -129,12 +131,10 @@ pub(super) async fn reconcile_orphans(
             continue;
         }
         let report = reconciler
-            .reconcile_with(
-                &name,
-                arn.clone(),
-                reconciler.config.mode,
-                None,
-                Patience::none(),
+            .reconcile(
+                Request::from(name.as_str())
+                    .hinted_arn(arn.clone())
+                    .patience(Patience::none()),
             )
             .await;
         orphan_arns.insert(name, arn);
@@ -144,12 +144,14 @@ pub(super) async fn reconcile_orphans(
 }
 
 /// A cluster's report from the first pass, with the second pass's (when
-/// it was reconciled again): what the first pass did stays in the record.
+/// it was reconciled again): what the first pass did, and the calls it
+/// made, stay in the record.
 pub(super) fn merge(earlier: Report, later: Option<&Report>) -> Report {
     match later {
         Some(later) => {
             let mut merged = later.clone();
             merged.applied |= earlier.applied;
+            merged.add_calls_of(&earlier);
             let mut actions = earlier.actions;
             actions.extend(merged.actions);
             merged.actions = actions;

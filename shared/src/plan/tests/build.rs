@@ -58,7 +58,7 @@ fn fresh_cluster_gets_everything_in_order() {
                 permissions,
                 ..
             } => {
-                assert_eq!(role, ROLE_INBOUND);
+                assert_eq!(*role, Direction::Inbound);
                 assert_eq!(permissions.len(), 4, "tcp and udp 53 from two CIDRs");
             }
             Action::AuthorizeIngress {
@@ -207,10 +207,7 @@ fn an_inbound_endpoint_made_again_asks_for_the_published_addresses() {
     {
         subnet.cidr = Some(net(cidr));
     }
-    assert_eq!(
-        addresses_to_keep(&config(), &obs),
-        ["10.0.1.10", "10.0.2.10"]
-    );
+    assert_eq!(obs.addresses_to_keep(&config()), ["10.0.1.10", "10.0.2.10"]);
     let created = |obs: &Observation| -> (Vec<String>, Vec<Option<String>>) {
         plan_of(obs)
             .actions
@@ -265,11 +262,11 @@ fn an_inbound_endpoint_made_again_asks_for_the_published_addresses() {
 #[test]
 fn nothing_is_pinned_while_the_endpoint_lives_or_for_a_new_cluster() {
     let obs = complete();
-    assert!(addresses_to_keep(&config(), &obs).is_empty());
+    assert!(obs.addresses_to_keep(&config()).is_empty());
     let mut fresh = complete();
     fresh.endpoints.clear();
     fresh.parameters.clear();
-    assert!(addresses_to_keep(&config(), &fresh).is_empty());
+    assert!(fresh.addresses_to_keep(&config()).is_empty());
     for action in plan_of(&fresh).actions {
         if let Action::CreateEndpoint { ips, .. } = action {
             assert!(ips.iter().all(Option::is_none), "{ips:?}");

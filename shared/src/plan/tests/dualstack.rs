@@ -223,17 +223,17 @@ fn ipv6_targets_only_through_an_outbound_endpoint_with_ipv6() {
 fn a_lean_look_is_enough_only_when_the_type_is_settled() {
     let cfg = config();
     // IPv4 endpoint, IPv4 cluster: settled.
-    assert!(!details_wanted(&cfg, &owner(), &complete()));
+    assert!(!complete().details_wanted(&cfg, &owner()));
     // IPv6 cluster on an IPv4 endpoint: the subnets decide, so read them.
-    assert!(details_wanted(&cfg, &owner(), &ipv6_cluster()));
+    assert!(ipv6_cluster().details_wanted(&cfg, &owner()));
     let mut obs = ipv6_cluster();
     dual(&mut obs);
-    assert!(!details_wanted(&cfg, &owner(), &obs));
+    assert!(!obs.details_wanted(&cfg, &owner()));
     let dualstack = with_setting(EndpointTypeSetting::DualStack);
-    assert!(details_wanted(&dualstack, &owner(), &complete()));
-    assert!(!details_wanted(&dualstack, &owner(), &obs));
+    assert!(complete().details_wanted(&dualstack, &owner()));
+    assert!(!obs.details_wanted(&dualstack, &owner()));
     let ipv4 = with_setting(EndpointTypeSetting::Ipv4);
-    assert!(details_wanted(&ipv4, &owner(), &obs));
+    assert!(obs.details_wanted(&ipv4, &owner()));
 }
 
 #[test]

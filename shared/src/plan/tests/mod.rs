@@ -72,10 +72,11 @@ fn sg_rule(
     t: Tags,
 ) -> SecurityGroupRuleView {
     SecurityGroupRuleView {
+        account: Account::Home,
         id: id.into(),
         group_id: group.into(),
         is_egress: false,
-        protocol: proto.into(),
+        protocol: IpProtocol::parse(proto),
         from_port: port,
         to_port: port,
         cidr: Some(net(cidr)),
@@ -85,6 +86,7 @@ fn sg_rule(
 
 fn cluster() -> ClusterView {
     ClusterView {
+        account: Account::Home,
         access_update: None,
         name: "prod".into(),
         arn: ARN.into(),
@@ -131,6 +133,7 @@ fn complete() -> Observation {
     }
     let endpoint =
         |id: &str, d: Direction, vpc: &str, sg: &str, creator: String, ips| EndpointView {
+            account: Account::Home,
             id: id.into(),
             arn: format!("arn:{id}"),
             direction: d,
@@ -176,6 +179,7 @@ fn complete() -> Observation {
             subnet("subnet-c", CLUSTER_VPC, "eu-west-1c"),
         ],
         vpcs: vec![VpcView {
+            account: Account::Home,
             id: CLIENT_VPC.into(),
             cidrs: vec![net("10.1.0.0/16")],
             tags: Tags::new(),
@@ -203,10 +207,10 @@ fn complete() -> Observation {
             ),
         ],
         rules: vec![RuleView {
+            account: Account::Home,
             id: RULE.into(),
             arn: format!("arn:{RULE}"),
             domain: HOST.into(),
-            rule_type: "FORWARD".into(),
             endpoint_id: Some(OUT_EP.into()),
             targets: vec![
                 TargetAddress {
@@ -224,6 +228,7 @@ fn complete() -> Observation {
             status_message: String::new(),
         }],
         associations: vec![AssociationView {
+            account: Account::Home,
             id: "rslvr-rrassoc-1".into(),
             rule_id: RULE.into(),
             vpc_id: CLIENT_VPC.into(),
@@ -232,16 +237,18 @@ fn complete() -> Observation {
         }],
         security_groups: vec![
             SecurityGroupView {
+                account: Account::Home,
                 id: IN_SG.into(),
                 vpc_id: CLUSTER_VPC.into(),
                 name: "eks-private-dns-inbound".into(),
-                tags: o.shared_tags(CLUSTER_VPC, ROLE_INBOUND),
+                tags: o.shared_tags(CLUSTER_VPC, Direction::Inbound),
             },
             SecurityGroupView {
+                account: Account::Home,
                 id: OUT_SG.into(),
                 vpc_id: CLIENT_VPC.into(),
                 name: "eks-private-dns-outbound".into(),
-                tags: o.shared_tags(CLIENT_VPC, ROLE_OUTBOUND),
+                tags: o.shared_tags(CLIENT_VPC, Direction::Outbound),
             },
         ],
         security_group_rules: sg_rules,
@@ -251,6 +258,7 @@ fn complete() -> Observation {
     let publication = Publication {
         prefix: "/eks-private-dns".into(),
         cluster: "prod".into(),
+        account: Account::Home,
         cluster_arn: ARN.into(),
         vpc_id: CLUSTER_VPC.into(),
         endpoint_host: HOST.into(),

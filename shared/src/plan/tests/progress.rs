@@ -14,7 +14,7 @@ fn lean(mut obs: Observation) -> Observation {
 
 #[test]
 fn a_lean_observation_of_built_plumbing_plans_nothing() {
-    assert!(!details_wanted(&config(), &owner(), &complete()));
+    assert!(!complete().details_wanted(&config(), &owner()));
     let p = plan_of(&lean(complete()));
     assert_eq!(p.decision, Decision::Managed);
     assert!(p.actions.is_empty(), "{:#?}", p.actions);
@@ -27,7 +27,7 @@ fn building_or_resizing_wants_a_full_observation() {
     // made from a lean observation anyway says it needs more.
     let mut obs = complete();
     obs.endpoints.clear();
-    assert!(details_wanted(&config(), &owner(), &obs));
+    assert!(obs.details_wanted(&config(), &owner()));
     let p = plan_of(&lean(obs.clone()));
     assert!(p.needs_details(), "{:?} {:#?}", p.decision, p.actions);
     assert!(plan_of(&obs).needs_details());
@@ -35,14 +35,14 @@ fn building_or_resizing_wants_a_full_observation() {
     // Another number of IPs than configured: never observed lean.
     let mut cfg = config();
     cfg.inbound_ips = 3;
-    assert!(details_wanted(&cfg, &owner(), &complete()));
+    assert!(complete().details_wanted(&cfg, &owner()));
     assert!(plan(&cfg, &owner(), &complete()).needs_details());
 
     // Client VPCs and no outbound endpoint to serve them.
     let mut obs = complete();
     obs.endpoints
         .retain(|e| e.direction != crate::model::Direction::Outbound);
-    assert!(details_wanted(&config(), &owner(), &obs));
+    assert!(obs.details_wanted(&config(), &owner()));
     assert!(plan_of(&lean(obs)).needs_details());
 
     // The prerequisite checks run on a full observation only.
@@ -127,11 +127,13 @@ fn an_endpoint_still_creating_is_waited_for_and_its_ips_used() {
         p.waits,
         vec![
             Wait::Endpoint {
+                account: Account::Home,
                 endpoint_id: IN_EP.into(),
                 direction: Direction::Inbound,
                 status: EndpointStatus::Creating,
             },
             Wait::Association {
+                account: Account::Home,
                 rule_id: RULE.into(),
                 vpc_id: CLIENT_VPC.into(),
                 status: AssociationStatus::Creating,
@@ -171,6 +173,7 @@ fn a_failed_association_is_removed_then_made_again() {
         "not while the failed one is there"
     );
     assert!(p.waits.contains(&Wait::AssociationGone {
+        account: Account::Home,
         rule_id: RULE.into(),
         vpc_id: CLIENT_VPC.into()
     }));

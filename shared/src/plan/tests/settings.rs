@@ -60,6 +60,7 @@ fn holding_back_keeps_only_what_adds() {
 fn the_443_rules_go_on_a_group_tagged_for_us_when_asked() {
     use crate::config::{ApiRulesGroup, TAG_API_RULES};
     let mine = |tags: Tags| SecurityGroupView {
+        account: Account::Home,
         id: "sg-mine".into(),
         vpc_id: CLUSTER_VPC.into(),
         name: "api".into(),
@@ -100,4 +101,26 @@ fn the_443_rules_go_on_a_group_tagged_for_us_when_asked() {
         }
         assert!(p.actions.is_empty());
     }
+}
+
+#[test]
+fn a_change_of_type_takes_away_only_when_it_drops_the_ipv6_addresses() {
+    let change = |from, to| Action::ChangeEndpointType {
+        account: Account::Home,
+        endpoint_id: "rslvr-in-1".into(),
+        from,
+        to,
+        endpoint_ready: true,
+    };
+    assert!(change(EndpointType::DualStack, EndpointType::Ipv4).takes_away());
+    assert!(!change(EndpointType::Ipv4, EndpointType::DualStack).takes_away());
+    let mut p = Plan {
+        cluster: "prod".into(),
+        decision: Decision::Managed,
+        actions: vec![change(EndpointType::DualStack, EndpointType::Ipv4)],
+        waits: Vec::new(),
+        problems: Vec::new(),
+    };
+    assert_eq!(p.hold_back().len(), 1);
+    assert!(p.actions.is_empty());
 }

@@ -76,7 +76,7 @@ fn a_shared_endpoint_stays_while_another_cluster_uses_it() {
         }
     )));
     assert!(p.actions.iter().all(|a| !matches!(a,
-        Action::DeleteSecurityGroup { role, .. } if role == ROLE_INBOUND)));
+        Action::DeleteSecurityGroup { role, .. } if *role == Direction::Inbound)));
     assert_eq!(count(&p, "delete-rule"), 1);
 }
 
