@@ -36,7 +36,7 @@ async fn world(emulator: &Emulator) -> (Vpc, Vpc) {
     let aws = emulator.aws();
     let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
     let client_vpc = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &cluster_vpc, true, false, &[])
+    aws.cluster("demo", &cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     (cluster_vpc, client_vpc)
@@ -158,8 +158,18 @@ async fn errors_are_one_sentence_on_stderr_with_exit_1() {
     // A prerequisite problem names the VPC.
     let aws = emulator.aws();
     let bad = aws.vpc("10.9.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.set_dns(&bad.id, false, true).await.unwrap();
-    aws.cluster("nodns", &bad, true, false, &[]).await.unwrap();
+    aws.set_dns(
+        &bad.id,
+        shared::model::VpcDns {
+            support: false,
+            hostnames: true,
+        },
+    )
+    .await
+    .unwrap();
+    aws.cluster("nodns", &bad, Access::Private, &[])
+        .await
+        .unwrap();
     let out = run(
         &emulator,
         &[("EKS_PRIVATE_DNS_ONPREM_CIDRS", "192.168.0.0/16")],
@@ -326,7 +336,11 @@ async fn apply_waits_for_aws_no_wait_is_converging_and_verify_path_checks_every_
     assert_eq!(clients, vec![client.id.as_str(), "on-prem 192.168.0.0/16"]);
 
     // A teardown waits too, down to the security groups.
-    emulator.aws().set_access("demo", true, true).await.unwrap();
+    emulator
+        .aws()
+        .set_access("demo", Access::PublicAndPrivate)
+        .await
+        .unwrap();
     let out = run(&emulator, &env, &["apply", "--cluster", "demo"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     emulator.aws().snapshot().await.unwrap().assert_clean();
@@ -385,7 +399,7 @@ async fn a_shell_without_the_settings_takes_nothing_away() {
     // publishes its settings.
     let mut rec = emulator.reconciler(config(&settings));
     rec.publishes_settings = true;
-    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+    let summary = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(summary.failed, 0, "{:?}", summary.failures);

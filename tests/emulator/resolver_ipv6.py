@@ -22,12 +22,24 @@ The Route 53 Resolver API reference documents, and moto implements none of:
 IPV6-only endpoints are refused here with a message that says so: the
 product makes IPV4 and DUALSTACK endpoints, and moto's endpoint model gives
 every IP address an IPv4 address.
+
+Where the reference leaves a choice open, the emulator takes the stricter
+one, so that the product may rely on nothing it does not say:
+- An IPv6 address not asked for is "automatically chosen from your subnet",
+  in no documented order: it is chosen at random (seeded by
+  EMULATOR_IPV6_SEED, so that a run repeats), never the lowest free one, so
+  that only asking for an address keeps it.
+- Whether an endpoint whose type changes lists its new IPv6 addresses (or
+  still lists the ones it loses) before the change ends is not documented:
+  they are listed when UPDATING ends, not before.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import random
 from typing import Any, Callable
 
 from moto.ec2.models import ec2_backends
@@ -40,6 +52,9 @@ TYPES = ("IPV4", "IPV6", "DUALSTACK")
 # The endpoint type of the CreateResolverEndpoint being served (requests are
 # served one at a time), for the backend's create to record.
 _creating: dict[str, Any] = {}
+
+# Where IPv6 addresses not asked for come from.
+_choices = random.Random(int(os.environ.get("EMULATOR_IPV6_SEED", "6")))
 
 
 def _subnet(endpoint_or_backend: Any, subnet_id: str) -> Any:
@@ -58,6 +73,7 @@ def _used_ipv6(backend: Any) -> set[str]:
     used: set[str] = set()
     for endpoint in backend.resolver_endpoints.values():
         used.update(getattr(endpoint, "_ipv6", {}).values())
+        used.update(getattr(endpoint, "_ipv6_coming", {}).values())
     return used
 
 
@@ -82,9 +98,9 @@ def _ipv6_for(backend: Any, subnet_id: str, wanted: str | None) -> str:
         if str(address) in used:
             raise InvalidRequestException(f"The IPv6 address '{wanted}' is already in use")
         return str(address)
-    # As EC2 does for the first addresses of a subnet: skip the few it keeps.
-    for offset in range(16, 4096):
-        candidate = str(block[offset])
+    # Anywhere in the block but the first few addresses, which EC2 keeps.
+    for _ in range(64):
+        candidate = str(block[_choices.randrange(16, block.num_addresses)])
         if candidate not in used:
             return candidate
     raise InvalidRequestException(f"Subnet '{subnet_id}' has no free IPv6 address")
@@ -188,19 +204,25 @@ def install(after: Callable[[Callable[[], None]], None], finish_change: Callable
                 "updated to other type"
             )
         takes_ip_changes(endpoint)
+        chosen: dict[str, str] = {}
         if kind == "DUALSTACK":
             by_id = {update["IpId"]: update.get("Ipv6") for update in updates}
-            chosen: dict[str, str] = {}
             for subnet_id, addresses in endpoint.subnets.items():
                 for ip, ip_id in addresses.items():
                     chosen[ip] = _ipv6_for(backend, subnet_id, by_id.get(ip_id))
-            endpoint._ipv6 = chosen
-        else:
-            endpoint._ipv6 = {}
+        # The addresses it gains are held (no one else gets them), and
+        # listed, like the loss of the old ones, once the change ends.
+        endpoint._ipv6_coming = chosen
         endpoint._type = kind
         endpoint._changes += 1
         endpoint.status = "UPDATING"
-        after(lambda: finish_change(endpoint))
+
+        def done() -> None:
+            endpoint._ipv6 = endpoint._ipv6_coming
+            endpoint._ipv6_coming = {}
+            finish_change(endpoint)
+
+        after(done)
 
     original_associate_ip = backend_class.associate_resolver_endpoint_ip_address
 

@@ -19,6 +19,7 @@ use shared::config::Config;
 use shared::owner::TAG_OWNER;
 
 use crate::proxy::{Proxy, Tally};
+use crate::Access;
 use crate::{config, Aws, EmulatorOptions, Snapshot, World, ONPREM};
 
 /// The SDK timeouts of the arena's reconcilers: the product's shape, scaled
@@ -69,18 +70,18 @@ impl Arena {
 
     async fn furnish(w: World) -> Arena {
         w.aws
-            .cluster(CLUSTER, &w.cluster_vpc, true, false, &[])
+            .cluster(CLUSTER, &w.cluster_vpc, Access::Private, &[])
             .await
             .unwrap();
         w.aws
-            .cluster(THEIR_CLUSTER, &w.cluster_vpc, true, true, &[])
+            .cluster(THEIR_CLUSTER, &w.cluster_vpc, Access::PublicAndPrivate, &[])
             .await
             .unwrap();
         plant_foreign(&w).await.unwrap();
         let report = w
             .emulator
             .reconciler(their_config())
-            .reconcile(THEIR_CLUSTER, None)
+            .reconcile(THEIR_CLUSTER)
             .await;
         assert_eq!(report.error, None, "the other deployment: {report:#?}");
         assert!(report.applied, "the other deployment built its plumbing");

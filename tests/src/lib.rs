@@ -26,6 +26,12 @@ use shared::config::Config;
 use shared::reconcile::Reconciler;
 
 pub const REGION: &str = "eu-west-1";
+
+/// A VPC's DNS attributes as EKS needs them: both on.
+pub const DNS_ON: shared::model::VpcDns = shared::model::VpcDns {
+    support: true,
+    hostnames: true,
+};
 pub const ACCOUNT: &str = "123456789012";
 
 /// The workspace root (where .venv and events/ live).
@@ -79,15 +85,15 @@ impl EmulatorOptions {
     }
 }
 
-/// How test reconcilers wait for the emulator: the product's budget, with
-/// looks every 0.1 s doubling to 1 s (the product's are 0.5 s to 10 s, for
-/// AWS's minutes), so that a suite does not sleep past each change.
-pub fn test_waiting() -> shared::reconcile::Waiting {
-    shared::reconcile::Waiting {
-        budget: Duration::from_secs(120),
-        first_poll: Duration::from_millis(100),
-        max_poll: Duration::from_secs(1),
-    }
+/// Make `rec` wait for the emulator as the test reconcilers do: two
+/// minutes at most, looking every 0.1 s doubling to 1 s (the product's
+/// pauses are for AWS's minutes), so that a suite does not sleep past each
+/// change.
+pub fn with_quick_looks(mut rec: Reconciler) -> Reconciler {
+    rec.wait_budget = Duration::from_secs(120);
+    rec.first_poll = Duration::from_millis(100);
+    rec.max_poll = Duration::from_secs(1);
+    rec
 }
 
 /// SDK configuration for the emulator (or a proxy in front of it) at `url`.
@@ -240,9 +246,7 @@ impl Emulator {
         let clients =
             Clients::from_sdk_config_with(&sdk_config_for(url), config.resolver_rate, timeouts)
                 .expect("region");
-        let mut rec = Reconciler::new(clients, config);
-        rec.waiting = test_waiting();
-        rec
+        with_quick_looks(Reconciler::new(clients, config))
     }
 
     /// Make a Resolver resource's status what AWS reports when it fails
@@ -283,9 +287,7 @@ impl Emulator {
     pub fn reconciler(&self, config: Config) -> Reconciler {
         let clients = Clients::from_sdk_config(&self.sdk_config(), config.resolver_rate)
             .expect("region is set");
-        let mut rec = Reconciler::new(clients, config);
-        rec.waiting = test_waiting();
-        rec
+        with_quick_looks(Reconciler::new(clients, config))
     }
 
     pub fn aws(&self) -> Aws {
@@ -318,6 +320,38 @@ pub struct Aws {
 
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
+}
+
+/// A subnet's IP stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// An IPv4 block only.
+    Ipv4,
+    /// An IPv4 block and a /64 of the VPC's IPv6 block.
+    DualStack,
+}
+
+/// A cluster's endpoint access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Private access only (what the default trigger manages).
+    Private,
+    Public,
+    PublicAndPrivate,
+    /// Neither (an endpoint no one reaches; EKS refuses it, the emulator not).
+    Neither,
+}
+
+impl Access {
+    /// (endpointPrivateAccess, endpointPublicAccess).
+    pub fn flags(self) -> (bool, bool) {
+        match self {
+            Access::Private => (true, false),
+            Access::Public => (false, true),
+            Access::PublicAndPrivate => (true, true),
+            Access::Neither => (false, false),
+        }
+    }
 }
 
 /// A VPC with its subnets.
@@ -356,7 +390,7 @@ impl Aws {
                 .send()
                 .await?;
         }
-        self.set_dns(&vpc, true, true).await?;
+        self.set_dns(&vpc, DNS_ON).await?;
         let base: ipnet::Ipv4Net = cidr.parse()?;
         let mut subnets = Vec::new();
         for (i, az) in azs.iter().enumerate() {
@@ -380,13 +414,13 @@ impl Aws {
     }
 
     /// A VPC `{prefix}.0.0/16` with an Amazon-provided IPv6 block and DNS
-    /// on, and a subnet per (AZ, dual-stack) of `azs`, the dual-stack ones
-    /// with a /64 of it: the VPC, its IPv6 block, and each subnet with its
-    /// IPv6 block.
+    /// on, and a subnet per (AZ, stack) of `azs`, the dual-stack ones with a
+    /// /64 of it: the VPC, its IPv6 block, and each subnet with its IPv6
+    /// block.
     pub async fn dual_stack_vpc(
         &self,
         prefix: &str,
-        azs: &[(&str, bool)],
+        azs: &[(&str, Stack)],
     ) -> Result<(Vpc, ipnet::Ipv6Net, Vec<(String, Option<ipnet::Ipv6Net>)>)> {
         let vpc_id = self
             .ec2
@@ -399,7 +433,7 @@ impl Aws {
             .and_then(|v| v.vpc_id())
             .ok_or_else(|| anyhow!("no vpc id"))?
             .to_string();
-        self.set_dns(&vpc_id, true, true).await?;
+        self.set_dns(&vpc_id, DNS_ON).await?;
         let described = self.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await?;
         let block: ipnet::Ipv6Net = described.vpcs()[0].ipv6_cidr_block_association_set()[0]
             .ipv6_cidr_block()
@@ -407,8 +441,10 @@ impl Aws {
             .parse()?;
         let mut blocks = block.subnets(64)?;
         let mut subnets = Vec::new();
-        for (i, (az, dual)) in azs.iter().enumerate() {
-            let ipv6 = dual.then(|| blocks.next()).flatten();
+        for (i, (az, stack)) in azs.iter().enumerate() {
+            let ipv6 = (*stack == Stack::DualStack)
+                .then(|| blocks.next())
+                .flatten();
             let id = self
                 .ec2
                 .create_subnet()
@@ -497,7 +533,9 @@ impl Aws {
         found
     }
 
-    pub async fn set_dns(&self, vpc: &str, support: bool, hostnames: bool) -> Result<()> {
+    /// Set a VPC's DNS attributes (enableDnsSupport, enableDnsHostnames).
+    pub async fn set_dns(&self, vpc: &str, dns: shared::model::VpcDns) -> Result<()> {
+        let shared::model::VpcDns { support, hostnames } = dns;
         self.ec2
             .modify_vpc_attribute()
             .vpc_id(vpc)
@@ -574,12 +612,10 @@ impl Aws {
         &self,
         name: &str,
         vpc: &Vpc,
-        private: bool,
-        public: bool,
+        access: Access,
         tags: &[(&str, &str)],
     ) -> Result<()> {
-        self.cluster_with_groups(name, vpc, private, public, &[], tags)
-            .await
+        self.cluster_with_groups(name, vpc, access, &[], tags).await
     }
 
     /// The same, with additional security groups.
@@ -587,11 +623,11 @@ impl Aws {
         &self,
         name: &str,
         vpc: &Vpc,
-        private: bool,
-        public: bool,
+        access: Access,
         groups: &[String],
         tags: &[(&str, &str)],
     ) -> Result<()> {
+        let (private, public) = access.flags();
         let config = aws_sdk_eks::types::VpcConfigRequest::builder()
             .set_subnet_ids(Some(vpc.subnets.clone()))
             .set_security_group_ids(Some(groups.to_vec()))
@@ -634,7 +670,9 @@ impl Aws {
         Ok(())
     }
 
-    pub async fn set_access(&self, name: &str, private: bool, public: bool) -> Result<()> {
+    /// Change a cluster's endpoint access (UpdateClusterConfig).
+    pub async fn set_access(&self, name: &str, access: Access) -> Result<()> {
+        let (private, public) = access.flags();
         self.eks
             .update_cluster_config()
             .name(name)
@@ -1014,7 +1052,19 @@ impl Aws {
 }
 
 /// An ingress rule: (protocol, port, cidr, owner tag, cluster tag).
-pub type Ingress = (String, i32, String, Option<String>, Option<String>);
+/// An ingress rule on a security group, as a test reads it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ingress {
+    /// "tcp", "udp", "-1".
+    pub protocol: String,
+    pub port: i32,
+    /// The IPv4 or IPv6 CIDR it admits.
+    pub cidr: String,
+    /// Its owner tag (None: not ours).
+    pub owner: Option<String>,
+    /// Its cluster tag.
+    pub cluster: Option<String>,
+}
 
 /// Everything observable, read in one go.
 #[derive(Clone, Debug, Default)]
@@ -1085,23 +1135,22 @@ impl Snapshot {
         vpcs
     }
 
-    /// Ingress rules on a group: (protocol, port, cidr, owner tag, cluster tag).
+    /// Ingress rules on a group.
     pub fn ingress(&self, group_id: &str) -> Vec<Ingress> {
         let mut rules: Vec<_> = self
             .group_rules
             .iter()
             .filter(|r| r.group_id() == Some(group_id) && r.is_egress() == Some(false))
-            .map(|r| {
-                (
-                    r.ip_protocol().unwrap_or_default().to_string(),
-                    r.from_port().unwrap_or(-1),
-                    r.cidr_ipv4()
-                        .or(r.cidr_ipv6())
-                        .unwrap_or_default()
-                        .to_string(),
-                    ec2_tag(r.tags(), shared::owner::TAG_OWNER).map(str::to_string),
-                    ec2_tag(r.tags(), shared::owner::TAG_CLUSTER).map(str::to_string),
-                )
+            .map(|r| Ingress {
+                protocol: r.ip_protocol().unwrap_or_default().to_string(),
+                port: r.from_port().unwrap_or(-1),
+                cidr: r
+                    .cidr_ipv4()
+                    .or(r.cidr_ipv6())
+                    .unwrap_or_default()
+                    .to_string(),
+                owner: ec2_tag(r.tags(), shared::owner::TAG_OWNER).map(str::to_string),
+                cluster: ec2_tag(r.tags(), shared::owner::TAG_CLUSTER).map(str::to_string),
             })
             .collect();
         rules.sort();
@@ -1425,7 +1474,7 @@ impl World {
 /// the suites run after each step); panics naming each failing hop.
 pub async fn assert_paths(rec: &Reconciler, cluster: &str) {
     let paths = rec
-        .paths(cluster)
+        .paths(&shared::model::ClusterId::home(cluster))
         .await
         .unwrap_or_else(|e| panic!("paths of {cluster}: {e}"));
     assert!(

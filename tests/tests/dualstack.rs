@@ -27,7 +27,14 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
     .unwrap();
     let aws = emulator.aws();
     let (vpc, _, subnets) = aws
-        .dual_stack_vpc("10.60", &[("a", true), ("b", true), ("c", false)])
+        .dual_stack_vpc(
+            "10.60",
+            &[
+                ("a", Stack::DualStack),
+                ("b", Stack::DualStack),
+                ("c", Stack::Ipv4),
+            ],
+        )
         .await
         .unwrap();
     let sg = aws.security_group(&vpc, "dns", &[]).await.unwrap();
@@ -150,12 +157,61 @@ async fn dual_stack_endpoints_have_an_ipv6_address_per_ip_from_their_subnets() {
         updated.resolver_endpoint_type(),
         Some(&ResolverEndpointType::Dualstack)
     );
+    // The new IPv6 addresses are listed once the change ends, not before
+    // (the stricter of what AWS may do).
+    assert!(
+        aws.endpoint_addresses(&v4_id)
+            .await
+            .iter()
+            .all(|(_, v6)| v6.is_none()),
+        "no IPv6 address while UPDATING"
+    );
     aws.until_endpoint_operational(&v4_id).await;
     let now = aws.endpoint_addresses(&v4_id).await;
     assert!(now.iter().all(|(_, v6)| v6.is_some()), "{now:?}");
     assert!(now
         .iter()
         .any(|(v4, v6)| Some(v4.as_str()) == first.ip() && v6.as_deref() == Some(wanted.as_str())));
+    // Back to IPV4: the IPv6 addresses are still listed while UPDATING,
+    // and gone once it ends.
+    aws.resolver
+        .update_resolver_endpoint()
+        .resolver_endpoint_id(&v4_id)
+        .resolver_endpoint_type(ResolverEndpointType::Ipv4)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aws.endpoint_addresses(&v4_id).await, now);
+    aws.until_endpoint_operational(&v4_id).await;
+    assert!(aws
+        .endpoint_addresses(&v4_id)
+        .await
+        .iter()
+        .all(|(_, v6)| v6.is_none()));
+
+    // An IPv6 address not asked for is chosen anywhere in the block, not
+    // the lowest free one: an endpoint made again without asking gets other
+    // addresses than its predecessor had.
+    let mut made: Vec<Vec<Option<String>>> = Vec::new();
+    for name in ["unasked-1", "unasked-2"] {
+        let out = create(
+            name,
+            vec![ip(&a.0, None, None), ip(&b.0, None, None)],
+            Some(ResolverEndpointType::Dualstack),
+        )
+        .await
+        .unwrap();
+        let id = out.resolver_endpoint().unwrap().id().unwrap().to_string();
+        let listed = aws.endpoint_addresses(&id).await;
+        made.push(listed.into_iter().map(|(_, v6)| v6).collect());
+        aws.delete_endpoint_by_hand(&id).await;
+    }
+    let (first_ipv6, second_ipv6) = (&made[0], &made[1]);
+    assert!(
+        first_ipv6.iter().all(|v6| !second_ipv6.contains(v6)),
+        "{first_ipv6:?} then {second_ipv6:?}"
+    );
+
     // IPV6 is neither a type to update to nor one to leave.
     let to_ipv6 = aws
         .resolver

@@ -21,7 +21,7 @@ async fn dual_world() -> DualWorld {
     let w = World::new(EmulatorOptions::slow_resolver(), &[]).await;
     let (vpc, _, _) = w
         .aws
-        .dual_stack_vpc("10.70", &[("a", true), ("b", true)])
+        .dual_stack_vpc("10.70", &[("a", Stack::DualStack), ("b", Stack::DualStack)])
         .await
         .unwrap();
     w.aws.peer(&vpc.id, &w.client_vpc.id).await.unwrap();
@@ -42,8 +42,19 @@ fn ok(report: &Report) {
     assert_converged(report);
 }
 
-/// The VPC's inbound endpoint: its id, type, group and (IPv4, IPv6) pairs.
-async fn inbound(w: &World, vpc: &Vpc) -> (String, String, String, Vec<(String, Option<String>)>) {
+/// The VPC's inbound endpoint as AWS lists it.
+struct Inbound {
+    id: String,
+    /// Its ResolverEndpointType.
+    kind: String,
+    /// Its security group.
+    group: String,
+    /// (IPv4, IPv6) of each address, sorted.
+    addresses: Vec<(String, Option<String>)>,
+}
+
+/// The VPC's inbound endpoint.
+async fn inbound(w: &World, vpc: &Vpc) -> Inbound {
     let snap = w.aws.snapshot().await.unwrap();
     let found: Vec<_> = snap
         .inbound_endpoints()
@@ -59,13 +70,34 @@ async fn inbound(w: &World, vpc: &Vpc) -> (String, String, String, Vec<(String, 
         .unwrap_or_default();
     let group = e.security_group_ids()[0].clone();
     let addresses = w.aws.endpoint_addresses(&id).await;
-    (id, kind, group, addresses)
+    Inbound {
+        id,
+        kind,
+        group,
+        addresses,
+    }
 }
 
 fn published(snap: &Snapshot, leaf: &str) -> Option<String> {
     snap.parameters
         .get(&format!("/eks-private-dns/v6/{leaf}"))
         .map(|(value, _)| value.clone())
+}
+
+/// The targets of the cluster's forward rule as AWS lists them, joined in
+/// address order.
+async fn forward_targets(w: &World, cluster: &str) -> String {
+    let snap = w.aws.snapshot().await.unwrap();
+    let host = w.host(cluster).await;
+    let rules = snap.rules_for(&host);
+    assert_eq!(rules.len(), 1, "one rule for {host}");
+    let mut targets: Vec<String> = rules[0]
+        .target_ips()
+        .iter()
+        .filter_map(|t| t.ip().or(t.ipv6()).map(str::to_string))
+        .collect();
+    targets.sort_by_key(|ip| shared::model::ip_sort_key(ip));
+    targets.join(",")
 }
 
 fn joined(addresses: &[(String, Option<String>)], ipv6: bool) -> String {
@@ -81,9 +113,14 @@ fn joined(addresses: &[(String, Option<String>)], ipv6: bool) -> String {
 async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
     let DualWorld { w, vpc } = dual_world().await;
     let rec = w.emulator.reconciler(settings(&w, "auto"));
-    ok(&rec.reconcile("v6", None).await);
+    ok(&rec.reconcile("v6").await);
 
-    let (_, kind, group, addresses) = inbound(&w, &vpc).await;
+    let Inbound {
+        kind,
+        group,
+        addresses,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_eq!(kind, "DUALSTACK");
     assert_eq!(addresses.len(), 2);
     assert!(
@@ -103,18 +140,21 @@ async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
     let dns: Vec<_> = snap
         .ingress(&group)
         .into_iter()
-        .filter(|r| r.2 == ONPREM_V6)
-        .map(|r| (r.0, r.1))
+        .filter(|r| r.cidr == ONPREM_V6)
+        .map(|r| (r.protocol, r.port))
         .collect();
     assert_eq!(dns, [("tcp".to_string(), 53), ("udp".to_string(), 53)]);
     let api = w.cluster_sg("v6").await;
     assert!(
         snap.ingress(&api)
             .iter()
-            .any(|r| r.2 == ONPREM_V6 && r.1 == 443),
+            .any(|r| r.cidr == ONPREM_V6 && r.port == 443),
         "{:#?}",
         snap.ingress(&api)
     );
+    // The region's outbound endpoint is IPV4: the rule targets the IPv4
+    // addresses only.
+    assert_eq!(forward_targets(&w, "v6").await, joined(&addresses, false));
     assert_paths(&rec, "v6").await;
     // One Forwarders Changed event, with both kinds of address.
     let events = w.emulator.events().await.unwrap();
@@ -125,12 +165,12 @@ async fn an_ipv6_cluster_gets_a_dual_stack_endpoint_published_and_admitted() {
     );
 
     // Nothing to do the second time, and no event.
-    let again = rec.reconcile("v6", None).await;
+    let again = rec.reconcile("v6").await;
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
     assert_eq!(w.emulator.events().await.unwrap().len(), 1);
     // Nor for the sweep, which reads the fleet its own way.
-    let swept = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+    let swept = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {})
         .await
         .unwrap();
     assert_eq!((swept.managed, swept.failed), (1, 0), "{swept:#?}");
@@ -152,8 +192,13 @@ fn addresses_of(event: &serde_json::Value, key: &str) -> String {
 async fn the_endpoint_type_changes_in_place_both_ways() {
     let DualWorld { w, vpc } = dual_world().await;
     let v4 = w.emulator.reconciler(settings(&w, "ipv4"));
-    ok(&v4.reconcile("v6", None).await);
-    let (id, kind, _, before) = inbound(&w, &vpc).await;
+    ok(&v4.reconcile("v6").await);
+    let Inbound {
+        id,
+        kind,
+        addresses: before,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_eq!(kind, "IPV4");
     assert!(before.iter().all(|(_, v6)| v6.is_none()));
     let snap = w.aws.snapshot().await.unwrap();
@@ -161,18 +206,28 @@ async fn the_endpoint_type_changes_in_place_both_ways() {
 
     // auto: the same endpoint, made dual-stack, its IPv4 addresses kept.
     let auto = w.emulator.reconciler(settings(&w, "auto"));
-    let report = auto.reconcile("v6", None).await;
+    let report = auto.reconcile("v6").await;
     ok(&report);
+    // The new IPv6 addresses are listed once the change ends: the record
+    // waited for them, and nothing failed on the way.
+    assert!(report.absorbed.is_empty(), "{:#?}", report.absorbed);
     assert!(
         report.actions.iter().any(|a| a.contains("to DUALSTACK")),
         "{:#?}",
         report.actions
     );
-    let (same, kind, _, after) = inbound(&w, &vpc).await;
+    let Inbound {
+        id: same,
+        kind,
+        addresses: after,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_eq!((same.as_str(), kind.as_str()), (id.as_str(), "DUALSTACK"));
     assert_eq!(joined(&after, false), joined(&before, false));
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(published(&snap, "inbound-ipv6"), Some(joined(&after, true)));
+    assert!(after.iter().all(|(_, v6)| v6.is_some()), "{after:?}");
+    assert_eq!(forward_targets(&w, "v6").await, joined(&before, false));
     assert_paths(&auto, "v6").await;
     // The forwarders gained the IPv6 addresses: exactly one more event.
     let events = w.emulator.events().await.unwrap();
@@ -185,35 +240,64 @@ async fn the_endpoint_type_changes_in_place_both_ways() {
         addresses_of(&events[1], "inbound-ips"),
         joined(&before, false)
     );
-    let quiet = auto.reconcile("v6", None).await;
+    let quiet = auto.reconcile("v6").await;
     ok(&quiet);
     assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
     assert_eq!(w.emulator.events().await.unwrap().len(), 2);
 
-    // ipv4 again: back, and inbound-ipv6 goes.
-    ok(&v4.reconcile("v6", None).await);
-    let (same, kind, _, back) = inbound(&w, &vpc).await;
+    // ipv4 again: back, its IPv6 addresses gone, and inbound-ipv6 goes.
+    ok(&v4.reconcile("v6").await);
+    let Inbound {
+        id: same,
+        kind,
+        addresses: back,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_eq!((same.as_str(), kind.as_str()), (id.as_str(), "IPV4"));
+    assert!(back.iter().all(|(_, v6)| v6.is_none()), "{back:?}");
     assert_eq!(joined(&back, false), joined(&before, false));
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(published(&snap, "inbound-ipv6"), None);
+    assert_eq!(forward_targets(&w, "v6").await, joined(&before, false));
     assert_paths(&v4, "v6").await;
+    // The forwarders lost the IPv6 addresses: exactly one more event.
+    let events = w.emulator.events().await.unwrap();
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_eq!(addresses_of(&events[2], "inbound-ipv6"), "");
+    assert_eq!(
+        addresses_of(&events[2], "inbound-ips"),
+        joined(&before, false)
+    );
+    let quiet = v4.reconcile("v6").await;
+    ok(&quiet);
+    assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
+    assert_eq!(w.emulator.events().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn a_dual_stack_endpoint_made_again_keeps_both_kinds_of_address() {
     let DualWorld { w, vpc } = dual_world().await;
     let rec = w.emulator.reconciler(settings(&w, "auto"));
-    ok(&rec.reconcile("v6", None).await);
-    let (old, _, _, addresses) = inbound(&w, &vpc).await;
+    ok(&rec.reconcile("v6").await);
+    let Inbound {
+        id: old, addresses, ..
+    } = inbound(&w, &vpc).await;
 
     w.aws.delete_endpoint_by_hand(&old).await;
 
-    ok(&rec.reconcile("v6", None).await);
-    let (new, kind, _, again) = inbound(&w, &vpc).await;
+    ok(&rec.reconcile("v6").await);
+    let Inbound {
+        id: new,
+        kind,
+        addresses: again,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_ne!(new, old);
     assert_eq!(kind, "DUALSTACK");
+    // The emulator picks an IPv6 address not asked for at random: only
+    // asking for the published ones keeps them.
     assert_eq!(again, addresses, "the same IPv4 and IPv6 addresses");
+    assert_eq!(forward_targets(&w, "v6").await, joined(&again, false));
     assert_paths(&rec, "v6").await;
     // The forwarders are as they were: no event beyond the first.
     assert_eq!(w.emulator.events().await.unwrap().len(), 1);
@@ -223,11 +307,11 @@ async fn a_dual_stack_endpoint_made_again_keeps_both_kinds_of_address() {
 async fn dualstack_in_subnets_without_ipv6_blocks_says_which_and_makes_nothing() {
     let w = World::new(EmulatorOptions::default(), &[]).await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(settings(&w, "dualstack"));
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     assert_eq!(report.decision, "invalid");
     let error = report.error.clone().unwrap_or_default();
     assert!(
@@ -248,7 +332,7 @@ async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitte
     let DualWorld { w, vpc } = dual_world().await;
     let (client, client_block, subnets) = w
         .aws
-        .dual_stack_vpc("10.80", &[("a", true), ("b", true)])
+        .dual_stack_vpc("10.80", &[("a", Stack::DualStack), ("b", Stack::DualStack)])
         .await
         .unwrap();
     w.aws.peer(&vpc.id, &client.id).await.unwrap();
@@ -287,9 +371,14 @@ async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitte
         (ENV_OUTBOUND_ENDPOINT_ID, &outbound),
     ]);
     let rec = w.emulator.reconciler(settings);
-    ok(&rec.reconcile("v6", None).await);
+    ok(&rec.reconcile("v6").await);
 
-    let (_, kind, group, addresses) = inbound(&w, &vpc).await;
+    let Inbound {
+        kind,
+        group,
+        addresses,
+        ..
+    } = inbound(&w, &vpc).await;
     assert_eq!(kind, "DUALSTACK");
     let snap = w.aws.snapshot().await.unwrap();
     let host = w.host("v6").await;
@@ -312,13 +401,13 @@ async fn a_dual_stack_outbound_endpoint_gets_ipv6_targets_and_its_vpc_is_admitte
     let admits = |group: &str, port: i32| {
         snap.ingress(group)
             .iter()
-            .any(|r| r.2 == client_v6 && r.1 == port)
+            .any(|r| r.cidr == client_v6 && r.port == port)
     };
     assert!(admits(&group, 53), "{:#?}", snap.ingress(&group));
     let api = w.cluster_sg("v6").await;
     assert!(admits(&api, 443), "{:#?}", snap.ingress(&api));
     assert_paths(&rec, "v6").await;
-    let quiet = rec.reconcile("v6", None).await;
+    let quiet = rec.reconcile("v6").await;
     ok(&quiet);
     assert_eq!(quiet.write_calls, 0, "{:#?}", quiet.actions);
 }

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Reliability under faults: replayed events, concurrent runs, injected AWS
 //! errors and lost answers, crashes right after any write, and hostile
 //! input, each in an arena crowded with things that are not ours (see
@@ -38,7 +39,7 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
 /// back renewed for the family's own runs.
 async fn expected_setup() -> (Arena, Vec<String>) {
     let arena = Arena::new().await;
-    let report = arena.reconciler().reconcile(CLUSTER, None).await;
+    let report = arena.reconciler().reconcile(CLUSTER).await;
     assert_eq!(report.error, None, "{report:#?}");
     let expected = arena.state().await.ours;
     assert!(
@@ -54,7 +55,7 @@ async fn sweep_and_judge(arena: &Arena, expected: &[String], figures: &mut Figur
     arena.proxy.inject(None);
     let rec = arena.reconciler();
     let before = arena.proxy.total();
-    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await;
+    let summary = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {}).await;
     match summary {
         Ok(s) if s.failed == 0 => {}
         other => figures
@@ -131,7 +132,12 @@ async fn eight_applies_and_eight_events_at_once_make_one_set() {
         ("teardown", &public, Vec::new()),
     ] {
         if phase == "teardown" {
-            arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+            arena
+                .w
+                .aws
+                .set_access(CLUSTER, Access::PublicAndPrivate)
+                .await
+                .unwrap();
         }
         let creates_before = group_creates(&arena);
         let mut tasks = Vec::new();
@@ -140,7 +146,7 @@ async fn eight_applies_and_eight_events_at_once_make_one_set() {
             let bytes = event_bytes.clone();
             tasks.push(tokio::spawn(async move {
                 if i % 2 == 0 {
-                    let r = rec.reconcile(CLUSTER, None).await;
+                    let r = rec.reconcile(CLUSTER).await;
                     (r.error.map(|e| format!("apply {i}: {e}")), r.lost_races)
                 } else {
                     match event(&rec, &bytes).await {
@@ -188,7 +194,7 @@ async fn eight_applies_and_eight_events_at_once_make_one_set() {
             )
             .await;
         let before = arena.proxy.total().writes;
-        let again = arena.reconciler().reconcile(CLUSTER, None).await;
+        let again = arena.reconciler().reconcile(CLUSTER).await;
         if again.error.is_some() || arena.proxy.total().writes != before {
             figures.failures.push(format!(
                 "{phase}: the next reconcile was not a no-op: {again:#?}"
@@ -210,7 +216,7 @@ async fn under_faults(
     what: &str,
 ) {
     arena.proxy.inject(Some(plan));
-    let report = arena.reconciler().reconcile(CLUSTER, None).await;
+    let report = arena.reconciler().reconcile(CLUSTER).await;
     arena.proxy.inject(None);
     let converged = report.error.is_none() && arena.state().await.ours == expected;
     if !converged {
@@ -222,7 +228,7 @@ async fn under_faults(
                 .unwrap_or("converged to another state")
         );
         figures.further_reconciles += 1;
-        let again = arena.reconciler().reconcile(CLUSTER, None).await;
+        let again = arena.reconciler().reconcile(CLUSTER).await;
         if let Some(e) = again.error {
             figures.failures.push(format!(
                 "{what}: the further reconcile failed: {e} (first: {:?})",
@@ -251,7 +257,12 @@ async fn twenty_seeded_runs_at_twenty_percent_faults_converge() {
             &format!("seed {seed}, setup"),
         )
         .await;
-        arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+        arena
+            .w
+            .aws
+            .set_access(CLUSTER, Access::PublicAndPrivate)
+            .await
+            .unwrap();
         under_faults(
             &arena,
             FaultPlan::all(seed + 1000, 0.2),
@@ -367,7 +378,12 @@ async fn a_crash_after_any_write_of_setup_or_teardown_is_finished_by_the_next_ru
     let mut figures = Figures::new("crash");
     let (mut arena, expected) = expected_setup().await;
     let setup_writes = writes_of_apply(&arena).await;
-    arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+    arena
+        .w
+        .aws
+        .set_access(CLUSTER, Access::PublicAndPrivate)
+        .await
+        .unwrap();
     let teardown_writes = writes_of_apply(&arena).await;
     assert!(setup_writes >= 8 && teardown_writes >= 6);
 
@@ -379,7 +395,12 @@ async fn a_crash_after_any_write_of_setup_or_teardown_is_finished_by_the_next_ru
     for k in 1..=teardown_writes {
         arena = arena.renew().await;
         writes_of_apply(&arena).await;
-        arena.w.aws.set_access(CLUSTER, true, true).await.unwrap();
+        arena
+            .w
+            .aws
+            .set_access(CLUSTER, Access::PublicAndPrivate)
+            .await
+            .unwrap();
         let before = arena.proxy.total();
         crash_and_rerun(&arena, k, &[], &mut figures, "teardown").await;
         figures.requests.add(&arena.proxy.total().since(&before));
@@ -570,7 +591,7 @@ async fn hostile_events_and_bad_configuration_are_refused_and_write_nothing() {
     for (tag, value) in BAD_TAGS {
         arena.w.aws.tag_cluster(CLUSTER, tag, value).await.unwrap();
         let before = arena.proxy.total();
-        let report = rec.reconcile(CLUSTER, None).await;
+        let report = rec.reconcile(CLUSTER).await;
         figures.runs += 1;
         let error = report.error.clone().unwrap_or_default();
         if report.decision != "invalid" || !error.contains(tag) {

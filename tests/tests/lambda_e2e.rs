@@ -196,7 +196,7 @@ async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Valu
     ));
     env.push(("EKS_PRIVATE_DNS_ONPREM_CIDRS".into(), ONPREM.into()));
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let host = w.host("demo").await;
@@ -223,13 +223,16 @@ async fn story(mut driver: Driver) -> Vec<(String, Vec<String>, serde_json::Valu
     assert_paths(&rec, "demo").await;
     step("created", result, w.aws.snapshot().await.unwrap());
 
-    w.aws.set_access("demo", true, true).await.unwrap();
+    w.aws
+        .set_access("demo", Access::PublicAndPrivate)
+        .await
+        .unwrap();
     let result = driver
         .event(&env, "update-cluster-config-public.json")
         .await;
     step("made public", result, w.aws.snapshot().await.unwrap());
 
-    w.aws.set_access("demo", true, false).await.unwrap();
+    w.aws.set_access("demo", Access::Private).await.unwrap();
     let result = driver
         .event(&env, "update-cluster-config-private.json")
         .await;
@@ -351,4 +354,32 @@ async fn the_sam_artifacts_make_the_same_state_as_the_cli() {
     assert_eq!(ours(opted_in), ours(created));
     let (_, deleted, _) = state("deleted");
     assert_eq!(ours(deleted), 0, "{deleted:#?}");
+
+    // Each step's own metrics, as the cluster-event function published
+    // them: what it made, and what it took away.
+    let published = |name: &str, metric: &str| {
+        let (_, _, result) = state(name);
+        result["metrics"].get(metric).and_then(|v| v.as_u64())
+    };
+    for building in ["created", "made private", "opted in again"] {
+        assert!(
+            published(building, "Creates").is_some_and(|n| n > 0),
+            "{building}: {}",
+            state(building).2
+        );
+        assert_eq!(published(building, "Deletes"), None, "{building}");
+    }
+    for removing in ["made public", "opted out", "deleted"] {
+        assert!(
+            published(removing, "Deletes").is_some_and(|n| n > 0),
+            "{removing}: {}",
+            state(removing).2
+        );
+        assert_eq!(published(removing, "Creates"), None, "{removing}");
+    }
+    // Made again as it was made the first time.
+    assert_eq!(
+        published("made private", "Creates"),
+        published("created", "Creates")
+    );
 }

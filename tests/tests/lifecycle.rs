@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use eks_private_dns_tests::*;
 use shared::config::*;
 use shared::handler::{handle_event, EventResult};
+use shared::model::ClusterId;
 use shared::reconcile::Report;
 
 async fn world_with(options: EmulatorOptions) -> World {
@@ -47,16 +48,16 @@ fn reconciled(result: EventResult) -> Report {
 async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
     let w = world().await;
     w.aws
-        .cluster("one", &w.cluster_vpc, true, false, &[])
+        .cluster("one", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     w.aws
-        .cluster("two", &w.cluster_vpc, true, false, &[])
+        .cluster("two", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("one", None).await);
-    ok(&rec.reconcile("two", None).await);
+    ok(&rec.reconcile("one").await);
+    ok(&rec.reconcile("two").await);
     assert_paths(&rec, "one").await;
     assert_paths(&rec, "two").await;
 
@@ -93,14 +94,14 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
     // shared endpoints stay for the second.
     let sg_one = w.cluster_sg("one").await;
     w.aws.delete_cluster("one").await.unwrap();
-    ok(&rec.reconcile("one", None).await);
+    ok(&rec.reconcile("one").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.inbound_endpoints().len(), 1);
     assert_eq!(snap.outbound_endpoints().len(), 1);
     assert_eq!(snap.rules.len(), 1);
     assert!(snap.parameters_under("/eks-private-dns/one/").is_empty());
     assert!(
-        snap.ingress(&sg_one).iter().all(|r| r.3.is_none()),
+        snap.ingress(&sg_one).iter().all(|r| r.owner.is_none()),
         "443 rules of one are gone"
     );
     assert_eq!(snap.parameters_under("/eks-private-dns/two/").len(), 3);
@@ -108,7 +109,7 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
 
     // The last one goes: everything goes.
     w.aws.delete_cluster("two").await.unwrap();
-    ok(&rec.reconcile("two", None).await);
+    ok(&rec.reconcile("two").await);
     w.aws.snapshot().await.unwrap().assert_clean();
 }
 
@@ -116,11 +117,11 @@ async fn clusters_in_one_vpc_share_the_inbound_endpoint_until_the_last_goes() {
 async fn a_public_cluster_gets_nothing() {
     let w = world().await;
     w.aws
-        .cluster("web", &w.cluster_vpc, true, true, &[])
+        .cluster("web", &w.cluster_vpc, Access::PublicAndPrivate, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    let report = rec.reconcile("web", None).await;
+    let report = rec.reconcile("web").await;
     ok(&report);
     assert_eq!(report.decision, "not-managed");
     assert!(report.actions.is_empty());
@@ -131,7 +132,7 @@ async fn a_public_cluster_gets_nothing() {
     let mut config = w.config();
     config.trigger = Trigger::PrivateAccess;
     let rec = w.emulator.reconciler(config);
-    let report = rec.reconcile("web", None).await;
+    let report = rec.reconcile("web").await;
     ok(&report);
     assert_eq!(report.decision, "managed");
     assert_eq!(w.aws.snapshot().await.unwrap().rules.len(), 1);
@@ -145,16 +146,16 @@ async fn public_to_private_through_an_event_then_back_to_public() {
     })
     .await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, true, &[])
+        .cluster("demo", &w.cluster_vpc, Access::PublicAndPrivate, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("demo", None).await);
+    ok(&rec.reconcile("demo").await);
     w.aws.snapshot().await.unwrap().assert_clean();
 
     // Someone makes the endpoint private; CloudTrail sends the event while
     // the cluster is UPDATING; the handler waits and then builds.
-    w.aws.set_access("demo", true, false).await.unwrap();
+    w.aws.set_access("demo", Access::Private).await.unwrap();
     assert_eq!(
         w.aws
             .describe("demo")
@@ -176,7 +177,10 @@ async fn public_to_private_through_an_event_then_back_to_public() {
     assert_paths(&rec, "demo").await;
 
     // Back to public: everything it made goes.
-    w.aws.set_access("demo", true, true).await.unwrap();
+    w.aws
+        .set_access("demo", Access::PublicAndPrivate)
+        .await
+        .unwrap();
     let report = reconciled(run_event(&rec, "update-cluster-config-public.json").await);
     ok(&report);
     assert_eq!(report.decision, "not-managed");
@@ -189,18 +193,18 @@ async fn assert_all_gone(w: &World, cluster: &str) {
     let snap = w.aws.snapshot().await.unwrap();
     snap.assert_clean();
     let sg = w.cluster_sg(cluster).await;
-    assert!(snap.ingress(&sg).iter().all(|r| r.3.is_none()));
+    assert!(snap.ingress(&sg).iter().all(|r| r.owner.is_none()));
 }
 
 #[tokio::test]
 async fn delete_event_removes_everything() {
     let w = world().await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("demo", None).await);
+    ok(&rec.reconcile("demo").await);
     w.aws.delete_cluster("demo").await.unwrap();
     let report = reconciled(run_event(&rec, "delete-cluster.json").await);
     ok(&report);
@@ -217,7 +221,7 @@ async fn delete_event_removes_everything() {
 async fn events_that_are_not_for_us_are_ignored_and_change_nothing() {
     let w = world().await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
@@ -239,19 +243,19 @@ async fn events_that_are_not_for_us_are_ignored_and_change_nothing() {
 async fn two_applies_at_once_make_one_set() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let a = w.emulator.reconciler(w.config());
     let b = w.emulator.reconciler(w.config());
-    let (ra, rb) = tokio::join!(a.reconcile("prod", None), b.reconcile("prod", None));
+    let (ra, rb) = tokio::join!(a.reconcile("prod"), b.reconcile("prod"));
     // A loser of a race may report a transient error; a retry converges.
     for r in [&ra, &rb] {
         if let Some(e) = &r.error {
             assert_eq!(r.transient, Some(true), "only transient failures: {e}");
         }
     }
-    ok(&a.reconcile("prod", None).await);
+    ok(&a.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.inbound_endpoints().len(), 1);
     assert_eq!(snap.outbound_endpoints().len(), 1);
@@ -260,10 +264,13 @@ async fn two_applies_at_once_make_one_set() {
     assert_eq!(snap.owned_groups("eks-private-dns").len(), 2);
     let sg = w.cluster_sg("prod").await;
     assert_eq!(
-        snap.ingress(&sg).iter().filter(|r| r.3.is_some()).count(),
+        snap.ingress(&sg)
+            .iter()
+            .filter(|r| r.owner.is_some())
+            .count(),
         2
     );
-    let after = a.reconcile("prod", None).await;
+    let after = a.reconcile("prod").await;
     ok(&after);
     assert!(after.actions.is_empty(), "{:#?}", after.actions);
     assert_paths(&a, "prod").await;
@@ -273,7 +280,7 @@ async fn two_applies_at_once_make_one_set() {
 async fn foreign_resources_survive_everything() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let host = w.host("prod").await;
@@ -288,22 +295,25 @@ async fn foreign_resources_survive_everything() {
     let (foreign_sg, foreign_endpoint, foreign_rule) =
         aws.foreign_plumbing(&w.client_vpc).await.unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = aws.snapshot().await.unwrap();
     // The foreign 443 rule stands for the on-prem CIDR: we added none for it.
     let api = snap.ingress(&cluster_sg);
-    assert_eq!(api.iter().filter(|r| r.2 == ONPREM).count(), 1);
-    assert!(api.iter().any(|r| r.2 == ONPREM && r.3.is_none()));
+    assert_eq!(api.iter().filter(|r| r.cidr == ONPREM).count(), 1);
+    assert!(api.iter().any(|r| r.cidr == ONPREM && r.owner.is_none()));
     assert_eq!(snap.rules_for(&host).len(), 1);
     // A no-op stays a no-op with the foreign rule in place.
-    let again = rec.reconcile("prod", None).await;
+    let again = rec.reconcile("prod").await;
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
     assert_paths(&rec, "prod").await;
 
     // Teardown leaves every foreign thing as it was.
-    w.aws.set_access("prod", true, true).await.unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    w.aws
+        .set_access("prod", Access::PublicAndPrivate)
+        .await
+        .unwrap();
+    ok(&rec.reconcile("prod").await);
     let snap = aws.snapshot().await.unwrap();
     assert_eq!(snap.endpoints.len(), 1);
     assert_eq!(snap.endpoints[0].id(), Some(foreign_endpoint.as_str()));
@@ -319,7 +329,7 @@ async fn foreign_resources_survive_everything() {
         .any(|g| g.group_id() == Some(foreign_sg.as_str())));
     let api = snap.ingress(&cluster_sg);
     assert_eq!(api.len(), 1, "{api:?}");
-    assert_eq!(api[0].2, ONPREM);
+    assert_eq!(api[0].cidr, ONPREM);
     assert!(snap.parameters_under("/eks-private-dns/").is_empty());
 }
 
@@ -327,11 +337,11 @@ async fn foreign_resources_survive_everything() {
 async fn another_owner_never_touches_our_resources() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let ours = w.emulator.reconciler(w.config());
-    ok(&ours.reconcile("prod", None).await);
+    ok(&ours.reconcile("prod").await);
     let before = w.aws.snapshot().await.unwrap();
 
     // Another deployment (other owner, other prefix) for which the cluster
@@ -342,7 +352,7 @@ async fn another_owner_never_touches_our_resources() {
     other.client_vpc_ids.clear();
     other.onprem_cidrs.clear();
     let theirs = w.emulator.reconciler(other);
-    let report = theirs.reconcile("prod", None).await;
+    let report = theirs.reconcile("prod").await;
     ok(&report);
     assert!(report.actions.is_empty(), "{:#?}", report.actions);
     let after = w.aws.snapshot().await.unwrap();
@@ -353,13 +363,22 @@ async fn another_owner_never_touches_our_resources() {
 #[tokio::test]
 async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing() {
     let w = world().await;
-    w.aws.set_dns(&w.cluster_vpc.id, true, false).await.unwrap();
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .set_dns(
+            &w.cluster_vpc.id,
+            shared::model::VpcDns {
+                support: true,
+                hostnames: false,
+            },
+        )
+        .await
+        .unwrap();
+    w.aws
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     assert_eq!(report.decision, "invalid");
     let error = report.error.clone().unwrap();
     assert!(
@@ -373,10 +392,10 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
     // Subnets in one AZ only.
     let single = w.aws.vpc("10.5.0.0/16", &[], &["a"]).await.unwrap();
     w.aws
-        .cluster("narrow", &single, true, false, &[])
+        .cluster("narrow", &single, Access::Private, &[])
         .await
         .unwrap();
-    let report = rec.reconcile("narrow", None).await;
+    let report = rec.reconcile("narrow").await;
     assert_eq!(report.decision, "invalid");
     let error = report.error.clone().unwrap();
     assert!(
@@ -392,13 +411,12 @@ async fn missing_prerequisites_are_errors_that_name_the_vpc_and_create_nothing()
         .cluster(
             "open",
             &open,
-            true,
-            false,
+            Access::Private,
             &[(TAG_ONPREM_CIDRS, "0.0.0.0/0")],
         )
         .await
         .unwrap();
-    let report = rec.reconcile("open", None).await;
+    let report = rec.reconcile("open").await;
     assert_eq!(report.decision, "invalid");
     assert!(report
         .error
@@ -416,11 +434,11 @@ async fn a_cluster_still_creating_is_pending_and_gets_nothing_half_made() {
     })
     .await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    let report = rec.reconcile("demo", None).await;
+    let report = rec.reconcile("demo").await;
     ok(&report);
     assert_eq!(report.decision, "pending");
     assert!(report.detail.unwrap().contains("CREATING"));
@@ -440,11 +458,11 @@ async fn changed_inputs_are_followed() {
     let w = world().await;
     let extra = w.aws.vpc("10.7.0.0/16", &[], &["a", "b"]).await.unwrap();
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let host = w.host("prod").await;
     let cluster_sg = w.cluster_sg("prod").await;
     // Made: one Forwarders Changed event with the published addresses.
@@ -454,7 +472,7 @@ async fn changed_inputs_are_followed() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_forwarders_event(&events[0], "prod", &host, &first_ips, 1, false);
     // A run with nothing to do says nothing.
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     assert_eq!(forwarders_events(&w).await.len(), 1);
 
     // A client VPC added through the cluster's tag: association, 53 and 443.
@@ -462,7 +480,7 @@ async fn changed_inputs_are_followed() {
         .tag_cluster("prod", TAG_CLIENT_VPC_IDS, &extra.id)
         .await
         .unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     let rule = snap.rules_for(&host)[0].id().unwrap().to_string();
     let mut expected = vec![w.client_vpc.id.clone(), extra.id.clone()];
@@ -471,12 +489,12 @@ async fn changed_inputs_are_followed() {
     assert!(snap
         .ingress(&cluster_sg)
         .iter()
-        .any(|r| r.2 == "10.7.0.0/16" && r.1 == 443));
+        .any(|r| r.cidr == "10.7.0.0/16" && r.port == 443));
     let inbound_sg = snap.inbound_endpoints()[0].security_group_ids()[0].clone();
     let dns: BTreeSet<_> = snap
         .ingress(&inbound_sg)
         .into_iter()
-        .map(|r| (r.0, r.2))
+        .map(|r| (r.protocol, r.cidr))
         .collect();
     assert!(dns.contains(&("udp".into(), "10.7.0.0/16".into())));
     assert!(dns.contains(&("tcp".into(), "10.7.0.0/16".into())));
@@ -489,17 +507,17 @@ async fn changed_inputs_are_followed() {
         .tag_cluster("prod", TAG_CLIENT_VPC_IDS, "")
         .await
         .unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.associated_vpcs(&rule), vec![w.client_vpc.id.clone()]);
     assert!(!snap
         .ingress(&cluster_sg)
         .iter()
-        .any(|r| r.2 == "10.7.0.0/16"));
+        .any(|r| r.cidr == "10.7.0.0/16"));
     assert!(!snap
         .ingress(&inbound_sg)
         .iter()
-        .any(|r| r.2 == "10.7.0.0/16"));
+        .any(|r| r.cidr == "10.7.0.0/16"));
     assert_paths(&rec, "prod").await;
 
     // Three inbound IPs instead of two: the endpoint grows into the third
@@ -507,7 +525,7 @@ async fn changed_inputs_are_followed() {
     let mut three = w.config();
     three.inbound_ips = 3;
     let rec3 = w.emulator.reconciler(three);
-    ok(&rec3.reconcile("prod", None).await);
+    ok(&rec3.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     let inbound = snap.inbound_endpoints()[0].id().unwrap().to_string();
     let ips = snap.ips_of(&inbound);
@@ -540,12 +558,12 @@ async fn changed_inputs_are_followed() {
         .tag_cluster("prod", TAG_ENABLED, "false")
         .await
         .unwrap();
-    let report = rec3.reconcile("prod", None).await;
+    let report = rec3.reconcile("prod").await;
     ok(&report);
     assert_eq!(report.decision, "not-managed");
     w.aws.snapshot().await.unwrap().assert_clean();
     // Removed: said once, and not again by the next run.
-    ok(&rec3.reconcile("prod", None).await);
+    ok(&rec3.reconcile("prod").await);
     let events = forwarders_events(&w).await;
     assert_eq!(events.len(), 3, "{events:#?}");
     assert_forwarders_event(&events[2], "prod", &host, &[], 3, true);
@@ -584,17 +602,17 @@ fn assert_forwarders_event(
 async fn on_prem_only_makes_no_outbound_endpoint_and_no_rule() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(snap.inbound_endpoints().len(), 1);
     assert!(snap.outbound_endpoints().is_empty());
     assert!(snap.rules.is_empty());
     assert_eq!(snap.parameters_under("/eks-private-dns/prod/").len(), 3);
-    let again = rec.reconcile("prod", None).await;
+    let again = rec.reconcile("prod").await;
     ok(&again);
     assert_eq!(again.write_calls, 0);
     assert_paths(&rec, "prod").await;
@@ -614,13 +632,13 @@ async fn peered_vpcs_are_discovered_as_clients() {
         .await
         .unwrap();
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w
         .emulator
         .reconciler(config(&[(ENV_DISCOVER_PEERED_VPCS, "true")]));
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     ok(&report);
     assert_eq!(report.decision, "managed");
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
@@ -641,7 +659,7 @@ async fn peered_vpcs_are_discovered_as_clients() {
         unpeered.id
     );
     let sg = w.cluster_sg("prod").await;
-    let api: BTreeSet<String> = snap.ingress(&sg).into_iter().map(|r| r.2).collect();
+    let api: BTreeSet<String> = snap.ingress(&sg).into_iter().map(|r| r.cidr).collect();
     assert_eq!(
         api,
         ["10.1.0.0/16", "10.8.0.0/16"]
@@ -656,11 +674,11 @@ async fn peered_vpcs_are_discovered_as_clients() {
 async fn built() -> (World, shared::Reconciler) {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     (w, rec)
 }
 
@@ -669,7 +687,7 @@ fn dns_sources(snap: &Snapshot) -> BTreeSet<(String, String)> {
     let inbound_sg = snap.inbound_endpoints()[0].security_group_ids()[0].clone();
     snap.ingress(&inbound_sg)
         .into_iter()
-        .map(|r| (r.0, r.2))
+        .map(|r| (r.protocol, r.cidr))
         .collect()
 }
 
@@ -686,13 +704,13 @@ async fn an_outbound_endpoint_in_a_hub_vpc_is_admitted_on_53_and_every_path_hold
     // outbound endpoint's IPs, which no client CIDR covers.
     let hub = w.aws.vpc("10.50.0.0/16", &[], &["a", "b"]).await.unwrap();
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let mut config = w.config();
     config.outbound_vpc_id = Some(hub.id.clone());
     let rec = w.emulator.reconciler(config);
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert_eq!(
         snap.outbound_endpoints()[0].host_vpc_id(),
@@ -709,7 +727,7 @@ async fn an_outbound_endpoint_in_a_hub_vpc_is_admitted_on_53_and_every_path_hold
     }
     assert_paths(&rec, "prod").await;
     // Nothing left to do, and the /32s are kept as they are.
-    let again = rec.reconcile("prod", None).await;
+    let again = rec.reconcile("prod").await;
     ok(&again);
     assert_eq!(again.write_calls, 0, "{:#?}", again.actions);
 
@@ -735,7 +753,7 @@ async fn an_outbound_endpoint_in_a_hub_vpc_is_admitted_on_53_and_every_path_hold
         .send()
         .await
         .unwrap();
-    let paths = rec.paths("prod").await.unwrap();
+    let paths = rec.paths(&ClusterId::home("prod")).await.unwrap();
     assert!(!paths.ok());
     let failures = paths.failures();
     assert!(
@@ -746,12 +764,15 @@ async fn an_outbound_endpoint_in_a_hub_vpc_is_admitted_on_53_and_every_path_hold
         "{failures:#?}"
     );
     // And the next reconcile repairs it.
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     assert_paths(&rec, "prod").await;
 
     // Teardown leaves nothing, the /32s included.
-    w.aws.set_access("prod", true, true).await.unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    w.aws
+        .set_access("prod", Access::PublicAndPrivate)
+        .await
+        .unwrap();
+    ok(&rec.reconcile("prod").await);
     w.aws.snapshot().await.unwrap().assert_clean();
 }
 
@@ -767,8 +788,7 @@ async fn one_outbound_endpoint_serves_clusters_whose_client_vpcs_differ() {
         .cluster(
             "one",
             &w.cluster_vpc,
-            true,
-            false,
+            Access::Private,
             &[(TAG_CLIENT_VPC_IDS, &w.client_vpc.id)],
         )
         .await
@@ -777,15 +797,14 @@ async fn one_outbound_endpoint_serves_clusters_whose_client_vpcs_differ() {
         .cluster(
             "two",
             &second_vpc,
-            true,
-            false,
+            Access::Private,
             &[(TAG_CLIENT_VPC_IDS, &second_client.id)],
         )
         .await
         .unwrap();
     let rec = w.emulator.reconciler(config(&[]));
-    ok(&rec.reconcile("one", None).await);
-    ok(&rec.reconcile("two", None).await);
+    ok(&rec.reconcile("one").await);
+    ok(&rec.reconcile("two").await);
     let snap = w.aws.snapshot().await.unwrap();
     let outbound = snap.outbound_endpoints();
     assert_eq!(outbound.len(), 1, "one outbound endpoint for the region");
@@ -793,7 +812,7 @@ async fn one_outbound_endpoint_serves_clusters_whose_client_vpcs_differ() {
     assert_paths(&rec, "one").await;
     assert_paths(&rec, "two").await;
     // The sweep finds both right.
-    let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+    let summary = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(summary.write_calls, 0, "{summary:#?}");
@@ -805,13 +824,13 @@ async fn a_configured_outbound_endpoint_elsewhere_is_admitted_and_never_deleted(
     let hub = w.aws.vpc("10.60.0.0/16", &[], &["a", "b"]).await.unwrap();
     let (_, corp_endpoint, _) = w.aws.foreign_plumbing(&hub).await.unwrap();
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let mut config = w.config();
     config.outbound_endpoint_id = Some(corp_endpoint.clone());
     let rec = w.emulator.reconciler(config);
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     let host = w.host("prod").await;
     assert_eq!(
@@ -826,8 +845,11 @@ async fn a_configured_outbound_endpoint_elsewhere_is_admitted_and_never_deleted(
         );
     }
     assert_paths(&rec, "prod").await;
-    w.aws.set_access("prod", true, true).await.unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    w.aws
+        .set_access("prod", Access::PublicAndPrivate)
+        .await
+        .unwrap();
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert!(snap
         .endpoints
@@ -850,13 +872,13 @@ async fn a_failed_ip_is_replaced_and_never_published() {
         .await
         .unwrap();
     // The plan names it, and what it does about it.
-    let (plan, _) = rec.plan("prod", None).await.unwrap();
+    let (plan, _) = rec.plan(&ClusterId::home("prod"), None).await.unwrap();
     assert!(
         plan.problems.iter().any(|p| p.resource.contains(&failed)),
         "{:#?}",
         plan.problems
     );
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     ok(&report);
     assert!(
         report.repaired.iter().any(|r| r.contains(&failed)),
@@ -885,14 +907,14 @@ async fn an_endpoint_aws_reports_failed_is_an_error_that_names_it() {
         .set_resolver_status(serde_json::json!({"endpoint": inbound, "status": "ACTION_NEEDED"}))
         .await
         .unwrap();
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     let error = report.error.clone().expect("an error");
     assert!(
         error.contains(&inbound) && error.contains("ACTION_NEEDED"),
         "{error}"
     );
     assert_eq!(report.transient, Some(false));
-    assert!(!rec.paths("prod").await.unwrap().ok());
+    assert!(!rec.paths(&ClusterId::home("prod")).await.unwrap().ok());
 }
 
 #[tokio::test]
@@ -907,8 +929,8 @@ async fn a_failed_association_is_made_again() {
         }))
         .await
         .unwrap();
-    assert!(!rec.paths("prod").await.unwrap().ok());
-    let report = rec.reconcile("prod", None).await;
+    assert!(!rec.paths(&ClusterId::home("prod")).await.unwrap().ok());
+    let report = rec.reconcile("prod").await;
     ok(&report);
     assert!(!report.repaired.is_empty(), "{report:#?}");
     let snap = w.aws.snapshot().await.unwrap();
@@ -925,12 +947,14 @@ async fn a_failed_association_is_made_again() {
 async fn without_waiting_an_apply_is_converging_and_the_next_run_finishes_it() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
     let report = rec
-        .reconcile_until("prod", None, shared::wait::Patience::none())
+        .reconcile(
+            shared::reconcile::Request::from("prod").patience(shared::wait::Patience::none()),
+        )
         .await;
     assert_eq!(report.error, None, "{report:#?}");
     assert_eq!(report.outcome, shared::reconcile::Outcome::Converging);
@@ -938,14 +962,19 @@ async fn without_waiting_an_apply_is_converging_and_the_next_run_finishes_it() {
         report.in_progress.iter().any(|w| w.contains("CREATING")),
         "{report:#?}"
     );
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     assert_paths(&rec, "prod").await;
 
     // A teardown without waiting stops where AWS must finish first (the
     // rule's association), and the next runs finish it, down to the groups.
-    w.aws.set_access("prod", true, true).await.unwrap();
+    w.aws
+        .set_access("prod", Access::PublicAndPrivate)
+        .await
+        .unwrap();
     let report = rec
-        .reconcile_until("prod", None, shared::wait::Patience::none())
+        .reconcile(
+            shared::reconcile::Request::from("prod").patience(shared::wait::Patience::none()),
+        )
         .await;
     assert_eq!(report.error, None, "{report:#?}");
     assert_eq!(report.outcome, shared::reconcile::Outcome::Converging);
@@ -953,7 +982,7 @@ async fn without_waiting_an_apply_is_converging_and_the_next_run_finishes_it() {
         !w.aws.snapshot().await.unwrap().parameters.is_empty(),
         "the record stays"
     );
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     w.aws.snapshot().await.unwrap().assert_clean();
 }
 
@@ -977,8 +1006,7 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
         .cluster_with_groups(
             "prod",
             &w.cluster_vpc,
-            true,
-            false,
+            Access::Private,
             std::slice::from_ref(&api),
             &[],
         )
@@ -987,9 +1015,9 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
     let mut settings = w.config();
     settings.api_rules_group = ApiRulesGroup::Tagged;
     let rec = w.emulator.reconciler(settings);
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
-    let on_api: BTreeSet<String> = snap.ingress(&api).into_iter().map(|r| r.2).collect();
+    let on_api: BTreeSet<String> = snap.ingress(&api).into_iter().map(|r| r.cidr).collect();
     assert_eq!(
         on_api,
         ["10.1.0.0/16", ONPREM]
@@ -1014,14 +1042,13 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
         .cluster_with_groups(
             "plain",
             &w.cluster_vpc,
-            true,
-            false,
+            Access::Private,
             std::slice::from_ref(&untagged),
             &[],
         )
         .await
         .unwrap();
-    let report = rec.reconcile("plain", None).await;
+    let report = rec.reconcile("plain").await;
     assert_eq!(report.decision, "invalid");
     let error = report.error.unwrap_or_default();
     assert!(
@@ -1030,8 +1057,11 @@ async fn the_443_rules_go_on_the_group_tagged_for_us() {
     );
 
     // Public again: the rules come off the tagged group.
-    w.aws.set_access("prod", true, true).await.unwrap();
-    ok(&rec.reconcile("prod", None).await);
+    w.aws
+        .set_access("prod", Access::PublicAndPrivate)
+        .await
+        .unwrap();
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     assert!(snap.ingress(&api).is_empty(), "{:?}", snap.ingress(&api));
 }
@@ -1057,14 +1087,14 @@ async fn built_while_updating() -> (World, shared::Reconciler) {
     })
     .await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, true, &[])
+        .cluster("demo", &w.cluster_vpc, Access::PublicAndPrivate, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("demo", None).await);
+    ok(&rec.reconcile("demo").await);
     w.aws.snapshot().await.unwrap().assert_clean();
 
-    w.aws.set_access("demo", true, false).await.unwrap();
+    w.aws.set_access("demo", Access::Private).await.unwrap();
     let report = reconciled(run_event(&rec, "update-cluster-config-private.json").await);
     ok(&report);
     assert_eq!(report.decision, "managed");
@@ -1101,14 +1131,14 @@ async fn an_update_that_ends(status: &str, next_is_sweep: bool) {
     assert_eq!(update.errors().is_empty(), status != "Failed");
 
     if next_is_sweep {
-        let summary = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {})
+        let summary = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {})
             .await
             .unwrap();
         assert_eq!(summary.not_managed, 1, "{summary:#?}");
         assert_eq!((summary.failed, summary.converging), (0, 0), "{summary:#?}");
         assert!(summary.write_calls > 0, "{summary:#?}");
     } else {
-        let report = rec.reconcile("demo", None).await;
+        let report = rec.reconcile("demo").await;
         ok(&report);
         assert_eq!(report.decision, "not-managed");
     }
@@ -1133,11 +1163,11 @@ async fn an_access_update_cancelled_leaves_nothing_after_the_next_sweep() {
 async fn an_inbound_endpoint_deleted_by_hand_comes_back_with_its_addresses() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    ok(&rec.reconcile("prod", None).await);
+    ok(&rec.reconcile("prod").await);
     let snap = w.aws.snapshot().await.unwrap();
     let old = snap.inbound_endpoints()[0].id().unwrap().to_string();
     let ips = snap.ips_of(&old);
@@ -1149,7 +1179,7 @@ async fn an_inbound_endpoint_deleted_by_hand_comes_back_with_its_addresses() {
 
     w.aws.delete_endpoint_by_hand(&old).await;
 
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     ok(&report);
     assert!(
         report

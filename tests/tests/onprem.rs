@@ -621,16 +621,20 @@ async fn the_watching_render_reloads_only_on_change_and_survives_ssm_going_away(
         .args(["--watch", "1", "--reload"])
         .arg(format!("echo reloaded >> {}", reloads.display()))
         .envs(emulator.env())
+        // Each pass says so in the log.
+        .env("EKS_PRIVATE_DNS_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     let mut agent = Server(cmd.spawn().unwrap());
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let count = || read(&reloads).lines().count();
+    let passes = || read(&log).matches("render pass").count();
     assert!(eventually(|| count() == 1).await, "{}", read(&log));
     assert!(read(&out).contains("forward-addr: 127.0.0.2"));
-    // Passes with nothing new: no write, no reload.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two passes with nothing new: no write, no reload.
+    let seen = passes();
+    assert!(eventually(|| passes() >= seen + 2).await, "{}", read(&log));
     assert_eq!(count(), 1, "{}", read(&log));
 
     // New addresses: the file follows, and the server is reloaded once more.

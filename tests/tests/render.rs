@@ -196,12 +196,14 @@ async fn render_out_follows_what_is_published() {
     let emulator = Emulator::start().unwrap();
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("one", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("one", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[(
         "EKS_PRIVATE_DNS_ONPREM_CIDRS",
         "192.168.0.0/16",
     )]));
-    assert_eq!(rec.reconcile("one", None).await.error, None);
+    assert_eq!(rec.reconcile("one").await.error, None);
     let dir = scratch("render-out");
     let out = dir.join("eks.conf");
     let out_s = out.to_str().unwrap();
@@ -222,8 +224,10 @@ async fn render_out_follows_what_is_published() {
     assert_eq!(code, 0, "unchanged");
 
     // A second cluster appears, then the first goes: the file follows.
-    aws.cluster("two", &vpc, true, false, &[]).await.unwrap();
-    assert_eq!(rec.reconcile("two", None).await.error, None);
+    aws.cluster("two", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
+    assert_eq!(rec.reconcile("two").await.error, None);
     let (code, _, _) = cli(
         &emulator,
         &["render", "--format", "dnsmasq", "--out", out_s],
@@ -234,7 +238,7 @@ async fn render_out_follows_what_is_published() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains(&one) && text.contains(&two));
     aws.delete_cluster("one").await.unwrap();
-    assert_eq!(rec.reconcile("one", None).await.error, None);
+    assert_eq!(rec.reconcile("one").await.error, None);
     let (code, _, _) = cli(
         &emulator,
         &["render", "--format", "dnsmasq", "--out", out_s],
@@ -287,7 +291,7 @@ async fn render_out_follows_what_is_published() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), kept, "file kept");
     aws.delete_cluster("two").await.unwrap();
-    assert_eq!(rec.reconcile("two", None).await.error, None);
+    assert_eq!(rec.reconcile("two").await.error, None);
     let (code, _, err) = cli(
         &emulator,
         &["render", "--format", "dnsmasq", "--out", out_s],

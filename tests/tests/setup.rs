@@ -21,11 +21,11 @@ fn state_of(snap: &Snapshot, cluster: &str) -> StateDoc {
 async fn fresh_private_cluster_gets_complete_plumbing() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    let report = rec.reconcile("prod", None).await;
+    let report = rec.reconcile("prod").await;
     assert_eq!(report.error, None, "{report:#?}");
     assert_eq!(report.decision, "managed");
     assert!(report.applied);
@@ -57,9 +57,9 @@ async fn fresh_private_cluster_gets_complete_plumbing() {
     let dns: BTreeSet<(String, i32, String)> = snap
         .ingress(&sg)
         .into_iter()
-        .map(|(p, port, cidr, owner, _)| {
-            assert_eq!(owner.as_deref(), Some("eks-private-dns"));
-            (p, port, cidr)
+        .map(|r| {
+            assert_eq!(r.owner.as_deref(), Some("eks-private-dns"));
+            (r.protocol, r.port, r.cidr)
         })
         .collect();
     let mut expected = BTreeSet::new();
@@ -116,10 +116,10 @@ async fn fresh_private_cluster_gets_complete_plumbing() {
     let api: BTreeSet<(String, i32, String)> = snap
         .ingress(&cluster_sg)
         .into_iter()
-        .map(|(p, port, cidr, owner, cluster)| {
-            assert_eq!(owner.as_deref(), Some("eks-private-dns"));
-            assert_eq!(cluster.as_deref(), Some(arn.as_str()));
-            (p, port, cidr)
+        .map(|r| {
+            assert_eq!(r.owner.as_deref(), Some("eks-private-dns"));
+            assert_eq!(r.cluster.as_deref(), Some(arn.as_str()));
+            (r.protocol, r.port, r.cidr)
         })
         .collect();
     let expected: BTreeSet<_> = ["10.1.0.0/16", "10.2.0.0/16", ONPREM]
@@ -166,15 +166,15 @@ async fn fresh_private_cluster_gets_complete_plumbing() {
 async fn a_second_apply_changes_nothing_and_writes_nothing() {
     let w = world().await;
     w.aws
-        .cluster("prod", &w.cluster_vpc, true, false, &[])
+        .cluster("prod", &w.cluster_vpc, Access::Private, &[])
         .await
         .unwrap();
     let rec = w.emulator.reconciler(w.config());
-    let first = rec.reconcile("prod", None).await;
+    let first = rec.reconcile("prod").await;
     assert_eq!(first.error, None, "{first:#?}");
     let before = w.aws.snapshot().await.unwrap();
 
-    let second = rec.reconcile("prod", None).await;
+    let second = rec.reconcile("prod").await;
     assert_eq!(second.error, None);
     assert!(second.actions.is_empty(), "{:#?}", second.actions);
     assert_eq!(second.write_calls, 0, "{:#?}", second.calls_by_operation);

@@ -12,7 +12,7 @@ use shared::sweep::{sweep, SweepReport};
 const ONPREM: &str = "192.168.0.0/16";
 
 async fn run(rec: &shared::Reconciler) -> SweepReport {
-    sweep(rec, rec.waiting.from_now(), |_, _, _| {})
+    sweep(rec, rec.patience(), |_, _, _| {})
         .await
         .expect("the region can be observed")
 }
@@ -32,7 +32,9 @@ async fn a_cluster_created_private_is_pending_first_and_finished_by_a_later_swee
     .unwrap();
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("demo", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
 
     let first = run(&rec).await;
@@ -66,8 +68,12 @@ async fn a_cluster_deleted_without_any_event_is_collected() {
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("gone", &vpc, true, false, &[]).await.unwrap();
-    aws.cluster("stays", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("gone", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
+    aws.cluster("stays", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[(ENV_CLIENT_VPC_IDS, &client.id)]));
     assert_no_failures(&run(&rec).await);
     assert_eq!(aws.snapshot().await.unwrap().rules.len(), 2);
@@ -97,9 +103,13 @@ async fn opting_every_cluster_out_and_one_sweep_removes_everything() {
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let other = aws.vpc("10.2.0.0/16", &[], &["a", "b"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("one", &vpc, true, false, &[]).await.unwrap();
-    aws.cluster("two", &vpc, true, false, &[]).await.unwrap();
-    aws.cluster("three", &other, true, false, &[])
+    aws.cluster("one", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
+    aws.cluster("two", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
+    aws.cluster("three", &other, Access::Private, &[])
         .await
         .unwrap();
     let rec = emulator.reconciler(config(&[
@@ -127,7 +137,9 @@ async fn shared_leftovers_of_a_crash_are_collected() {
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("demo", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[(ENV_CLIENT_VPC_IDS, &client.id)]));
     assert_no_failures(&run(&rec).await);
     // A crash took the record and the rule but left the endpoints: only
@@ -183,7 +195,9 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("demo", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[
         (ENV_CLIENT_VPC_IDS, &client.id),
         (ENV_ONPREM_CIDRS, ONPREM),
@@ -263,19 +277,19 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
     let dns: BTreeSet<_> = fixed
         .ingress(&inbound_sg)
         .into_iter()
-        .map(|r| (r.0, r.1, r.2))
+        .map(|r| (r.protocol, r.port, r.cidr))
         .collect();
     let want: BTreeSet<_> = good
         .ingress(&inbound_sg)
         .into_iter()
-        .map(|r| (r.0, r.1, r.2))
+        .map(|r| (r.protocol, r.port, r.cidr))
         .collect();
     assert_eq!(dns, want);
     assert_eq!(
         fixed
             .ingress(&cluster_sg)
             .iter()
-            .filter(|r| r.3.is_some())
+            .filter(|r| r.owner.is_some())
             .count(),
         2,
         "443 rules back"
@@ -284,7 +298,7 @@ async fn drift_is_repaired_and_foreign_resources_are_left_alone() {
         fixed
             .ingress(&cluster_sg)
             .iter()
-            .any(|r| r.1 == 22 && r.3.is_none()),
+            .any(|r| r.port == 22 && r.owner.is_none()),
         "foreign rule kept"
     );
     let ips = fixed.ips_of(&inbound);
@@ -315,10 +329,10 @@ async fn two_deployments_with_different_owners_leave_each_other_alone() {
     let aws = emulator.aws();
     let vpc_a = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let vpc_b = aws.vpc("10.3.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("alpha", &vpc_a, true, false, &[])
+    aws.cluster("alpha", &vpc_a, Access::Private, &[])
         .await
         .unwrap();
-    aws.cluster("beta", &vpc_b, true, false, &[(TAG_ENABLED, "false")])
+    aws.cluster("beta", &vpc_b, Access::Private, &[(TAG_ENABLED, "false")])
         .await
         .unwrap();
     let ours = emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
@@ -331,7 +345,9 @@ async fn two_deployments_with_different_owners_leave_each_other_alone() {
     // Theirs manages beta? No: beta is opted out for everyone. Give them
     // their own cluster instead.
     let vpc_c = aws.vpc("10.4.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("gamma", &vpc_c, true, true, &[]).await.unwrap();
+    aws.cluster("gamma", &vpc_c, Access::PublicAndPrivate, &[])
+        .await
+        .unwrap();
     assert_no_failures(&run(&ours).await);
     assert_no_failures(&run(&theirs).await);
     let snap = aws.snapshot().await.unwrap();
@@ -368,7 +384,7 @@ async fn the_resolver_rate_limit_holds() {
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
     for i in 0..3 {
-        aws.cluster(&format!("c{i}"), &vpc, true, false, &[])
+        aws.cluster(&format!("c{i}"), &vpc, Access::Private, &[])
             .await
             .unwrap();
     }
@@ -401,8 +417,8 @@ async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
     let emulator = Emulator::start_with(EmulatorOptions::slow_resolver()).unwrap();
     let aws = emulator.aws();
     let client = aws.vpc("10.200.0.0/16", &[], &["a", "b"]).await.unwrap();
-    // Three cluster VPCs: with the outbound endpoint, the default quota of
-    // four Resolver endpoints per region.
+    // Three cluster VPCs: with the outbound endpoint, as many Resolver
+    // endpoints as a region allows by default.
     let mut vpcs = Vec::new();
     for v in 0..3 {
         vpcs.push(
@@ -412,7 +428,7 @@ async fn fifty_clusters_converge_in_one_sweep_and_the_next_writes_nothing() {
         );
     }
     for i in 0..50 {
-        aws.cluster(&format!("c{i:02}"), &vpcs[i % 3], true, false, &[])
+        aws.cluster(&format!("c{i:02}"), &vpcs[i % 3], Access::Private, &[])
             .await
             .unwrap();
     }
@@ -480,7 +496,9 @@ async fn throttling_is_retried_and_counted() {
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("demo", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let proxy = Proxy::start(&emulator.url).await.unwrap();
     proxy.throttle_every("Route53Resolver", 3);
     let rec = emulator.reconciler_via(
@@ -507,8 +525,12 @@ async fn with_events_on_the_sweep_finds_nothing_to_do() {
     let aws = emulator.aws();
     let vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await.unwrap();
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await.unwrap();
-    aws.cluster("demo", &vpc, true, false, &[]).await.unwrap();
-    aws.cluster("other", &vpc, true, false, &[]).await.unwrap();
+    aws.cluster("demo", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
+    aws.cluster("other", &vpc, Access::Private, &[])
+        .await
+        .unwrap();
     let rec = emulator.reconciler(config(&[
         (ENV_CLIENT_VPC_IDS, &client.id),
         (ENV_ONPREM_CIDRS, ONPREM),
@@ -522,7 +544,7 @@ async fn with_events_on_the_sweep_finds_nothing_to_do() {
     assert!(
         matches!(result, shared::handler::EventResult::Reconciled { ref report, .. } if report.applied)
     );
-    assert!(rec.reconcile("other", None).await.applied);
+    assert!(rec.reconcile("other").await.applied);
 
     let s = run(&rec).await;
     assert_no_failures(&s);
@@ -550,7 +572,7 @@ async fn a_sweep_makes_each_shared_thing_once_and_reads_a_quiet_fleet_per_cluste
     }
     const CLUSTERS: usize = 30;
     for i in 0..CLUSTERS {
-        aws.cluster(&format!("s{i:02}"), &vpcs[i % 3], true, false, &[])
+        aws.cluster(&format!("s{i:02}"), &vpcs[i % 3], Access::Private, &[])
             .await
             .unwrap();
     }
@@ -626,4 +648,56 @@ async fn a_sweep_makes_each_shared_thing_once_and_reads_a_quiet_fleet_per_cluste
         others <= parameters + 4 + 10,
         "besides DescribeCluster, pages of parameters and a constant: {others}"
     );
+}
+
+/// Each reconcile of a concurrent sweep counts its own calls: through the
+/// counting proxy, the clusters' figures add up to no more than what
+/// reached AWS, and the sweep's own total is exactly that.
+#[tokio::test]
+async fn a_concurrent_sweeps_clusters_count_their_own_calls() {
+    let emulator = Emulator::start_with(EmulatorOptions::slow_resolver()).unwrap();
+    let proxy = Proxy::start(&emulator.url).await.unwrap();
+    let aws = emulator.aws();
+    let client = aws.vpc("10.200.0.0/16", &[], &["a", "b"]).await.unwrap();
+    let vpc = aws.vpc("10.10.0.0/16", &[], &["a", "b"]).await.unwrap();
+    for i in 0..10 {
+        aws.cluster(&format!("c{i}"), &vpc, Access::Private, &[])
+            .await
+            .unwrap();
+    }
+    let rec = emulator.reconciler_via(
+        &proxy.url,
+        config(&[
+            (ENV_CLIENT_VPC_IDS, &client.id),
+            (ENV_RESOLVER_RATE, "100"),
+            (ENV_SWEEP_CONCURRENCY, "4"),
+        ]),
+    );
+    for pass in ["converging", "quiet"] {
+        proxy.reset();
+        let swept = run(&rec).await;
+        assert_no_failures(&swept);
+        assert_eq!(swept.managed, 10, "{pass}");
+        let reached = proxy.total().requests as u64;
+        let by_cluster: u64 = swept.reports.iter().map(|r| r.api_calls).sum();
+        eprintln!(
+            "{pass} sweep of 10 clusters: {by_cluster} calls counted by the clusters, \
+             {} by the sweep, {reached} reached AWS",
+            swept.api_calls
+        );
+        assert_eq!(
+            swept.api_calls, reached,
+            "{pass}: the sweep counts every call"
+        );
+        assert!(
+            by_cluster <= reached,
+            "{pass}: the clusters counted {by_cluster} calls, {reached} reached AWS"
+        );
+        if pass == "converging" {
+            assert!(
+                swept.reports.iter().all(|r| r.write_calls > 0),
+                "each cluster counts the writes it made"
+            );
+        }
+    }
 }

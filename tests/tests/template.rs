@@ -57,3 +57,219 @@ fn the_alarms_and_the_dashboard_name_only_what_the_functions_publish() {
         "published but not on the dashboard: {unshown:?}"
     );
 }
+
+/// One parameter of the template: its properties as written.
+#[derive(Debug, Default)]
+struct Parameter {
+    properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Parameter {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.properties.get(key).map(String::as_str)
+    }
+
+    /// AllowedValues, as a list.
+    fn allowed_values(&self) -> Option<Vec<String>> {
+        let list = self.get("AllowedValues")?;
+        Some(
+            list.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(|v| unquote(v.trim()))
+                .collect(),
+        )
+    }
+}
+
+/// A YAML scalar as written: a double-quoted one unescaped.
+fn unquote(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\\", "\\").replace("\\\"", "\""),
+        None => value.to_string(),
+    }
+}
+
+/// The template's parameters (the top-level `Parameters:` block), and the
+/// functions' environment (`VARIABLE: !Ref Parameter` lines).
+fn parameters_of(
+    template: &str,
+) -> (
+    std::collections::BTreeMap<String, Parameter>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let mut parameters = std::collections::BTreeMap::new();
+    let mut inside = false;
+    let mut current: Option<String> = None;
+    for line in template.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            inside = line.trim_end() == "Parameters:";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
+            let name = name.trim_end_matches(':').to_string();
+            parameters.insert(name.clone(), Parameter::default());
+            current = Some(name);
+        } else if let (Some(rest), Some(name)) = (line.strip_prefix("    "), &current) {
+            if let Some((key, value)) = rest.split_once(':') {
+                if !key.starts_with(' ') {
+                    parameters
+                        .get_mut(name)
+                        .unwrap()
+                        .properties
+                        .insert(key.to_string(), unquote(value.trim()));
+                }
+            }
+        }
+    }
+    let environment = template
+        .lines()
+        .filter_map(|l| {
+            let (var, rest) = l.trim().split_once(": !Ref ")?;
+            var.starts_with("EKS_PRIVATE_DNS_")
+                .then(|| (var.to_string(), rest.trim().to_string()))
+        })
+        .collect();
+    (parameters, environment)
+}
+
+/// Whether the code takes `value` for `variable` (alone in the environment).
+fn code_takes(variable: &str, value: &str) -> bool {
+    shared::config::Config::from_lookup(|name| (name == variable).then(|| value.to_string()))
+        .is_ok()
+}
+
+/// Values to try against each pattern and the code's parser, where the
+/// pattern can say what the parser does (ids, a path, an owner): both must
+/// take and refuse the same ones.
+fn pattern_samples(name: &str) -> &'static [&'static str] {
+    use shared::config::*;
+    match name {
+        ENV_CLIENT_VPC_IDS => &[
+            "vpc-0123456789abcdef0",
+            "vpc-11111111,vpc-0123456789abcdef0",
+            "vpc-1234567890",
+            "vpc-1234567",
+            "vpc-0123456789ABCDEF0",
+            "vpc-xyz",
+            "subnet-11111111",
+        ],
+        ENV_OUTBOUND_VPC_ID => &[
+            "vpc-11111111",
+            "vpc-0123456789abcdef0",
+            "vpc-1234567890",
+            "vpc-11111111,vpc-22222222",
+        ],
+        ENV_OUTBOUND_ENDPOINT_ID => &[
+            "rslvr-out-0123456789abcdef0",
+            "rslvr-out-abc",
+            "rslvr-in-0123456789abcdef0",
+            "rslvr-out-",
+            "rslvr-out-has-dash",
+        ],
+        ENV_SSM_PREFIX => &[
+            "/eks-private-dns",
+            "/team/dns.eks_1",
+            "/aws/dns",
+            "/AWS",
+            "/Ssm/x",
+            "/a//b",
+            "no-slash",
+            "/has space",
+        ],
+        ENV_OWNER => &[
+            "eks-private-dns",
+            "team.a_1",
+            "-dash-first",
+            "has space",
+            "a234567890123456789012345678901234567890123456789012345678901234",
+            "a2345678901234567890123456789012345678901234567890123456789012345",
+        ],
+        _ => &[],
+    }
+}
+
+/// Every setting of the variables table is a template parameter passed to
+/// the functions as its variable, with the table's default, bounds and
+/// choices; where its pattern can say what the parser takes, it takes the
+/// same values; and the CIDR lists' patterns refuse nothing the code takes.
+#[test]
+fn the_template_parameters_are_the_variables_table() {
+    use shared::config::{Config, Value, VARIABLES};
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let (parameters, environment) = parameters_of(&template);
+    let mut checked = 0;
+    for v in VARIABLES {
+        let p = parameters
+            .get(v.parameter)
+            .unwrap_or_else(|| panic!("template parameter {} of {}", v.parameter, v.name));
+        assert_eq!(
+            environment.get(v.name).map(String::as_str),
+            Some(v.parameter),
+            "the functions get {} from {}",
+            v.name,
+            v.parameter
+        );
+        let default = p
+            .get("Default")
+            .unwrap_or_else(|| panic!("{}: Default", v.parameter));
+        let from_default =
+            Config::from_lookup(|name| (name == v.name).then(|| default.to_string()));
+        assert_eq!(
+            from_default.as_ref(),
+            Ok(&Config::default()),
+            "{}'s Default {default:?} gives the code's default for {}",
+            v.parameter,
+            v.name
+        );
+        match v.value {
+            Value::Number { min, max, .. } => {
+                let bound = |key: &str| p.get(key).and_then(|b| b.parse::<f64>().ok());
+                assert_eq!(bound("MinValue"), Some(min), "{} MinValue", v.parameter);
+                assert_eq!(bound("MaxValue"), Some(max), "{} MaxValue", v.parameter);
+            }
+            Value::Choice(names) => assert_eq!(
+                p.allowed_values(),
+                Some(names.iter().map(|n| n.to_string()).collect()),
+                "{} AllowedValues",
+                v.parameter
+            ),
+            Value::Switch => assert_eq!(
+                p.allowed_values(),
+                Some(vec!["true".to_string(), "false".to_string()]),
+                "{} AllowedValues",
+                v.parameter
+            ),
+            Value::Text | Value::List => {}
+        }
+        if let Some(pattern) = p.get("AllowedPattern") {
+            let re = fancy_regex::Regex::new(pattern)
+                .unwrap_or_else(|e| panic!("{}: {pattern}: {e}", v.parameter));
+            let template_takes = |value: &str| re.is_match(value).unwrap();
+            if default.is_empty() {
+                assert!(template_takes(""), "{}: empty is unset", v.parameter);
+            }
+            for sample in pattern_samples(v.name) {
+                assert_eq!(
+                    template_takes(sample),
+                    code_takes(v.name, sample),
+                    "{} and {} disagree on {sample:?}",
+                    v.parameter,
+                    v.name
+                );
+                checked += 1;
+            }
+            if matches!(v.value, Value::List) && v.name != shared::config::ENV_CLIENT_VPC_IDS {
+                for sample in ["10.0.0.0/8", "10.1.0.0/16,fd00::/8", "192.168.0.0/24"] {
+                    assert!(code_takes(v.name, sample), "{}: {sample}", v.name);
+                    assert!(template_takes(sample), "{} refuses {sample}", v.parameter);
+                }
+                assert!(!template_takes("10.0.0.0"), "{}: no prefix", v.parameter);
+            }
+        }
+    }
+    assert!(checked >= 25, "{checked} pattern samples");
+}

@@ -36,6 +36,9 @@ struct Options {
     /// Other builds of the cluster-event function ("label", folder with
     /// ClusterEventFunction/bootstrap), measured beside it in the same run.
     variants: Vec<(String, PathBuf)>,
+    /// Other builds of the CLI ("label", its binary), whose no-op apply is
+    /// measured beside this build's in the same run.
+    cli_variants: Vec<(String, PathBuf)>,
 }
 
 fn options() -> Result<Options> {
@@ -49,6 +52,7 @@ fn options() -> Result<Options> {
         python: root.join(".venv-sam/bin/python"),
         out: root.join("bench/results.json"),
         variants: Vec::new(),
+        cli_variants: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,11 +73,18 @@ fn options() -> Result<Options> {
                     .ok_or_else(|| anyhow!("--variant takes LABEL=DIR, not {v}"))?;
                 o.variants.push((label.to_string(), dir.into()));
             }
+            "--cli-variant" => {
+                let v = value()?;
+                let (label, bin) = v
+                    .rsplit_once('=')
+                    .ok_or_else(|| anyhow!("--cli-variant takes LABEL=FILE, not {v}"))?;
+                o.cli_variants.push((label.to_string(), bin.into()));
+            }
             other => bail!(
                 "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep|ready, \
                  --artifacts DIR, --hello FILE, --hello-current-thread FILE, \
                  --python FILE, --out FILE, \
-                 --variant LABEL=DIR)"
+                 --variant LABEL=DIR, --cli-variant LABEL=FILE)"
             ),
         }
     }
@@ -191,7 +202,7 @@ async fn cold_starts(o: &Options, f: &mut Figures) -> Result<()> {
     // to do.
     let w = World::new(EmulatorOptions::default(), &[]).await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await?;
     let env = w.emulator.env();
     let cfg = [
@@ -476,7 +487,7 @@ async fn api_calls(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()
     let proxy = Proxy::start(&w.emulator.url).await?;
     proxy.set_latency(latency);
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await?;
     let one = config(&[
         (ENV_CLIENT_VPC_IDS, &w.client_vpc.id),
@@ -492,18 +503,18 @@ async fn api_calls(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()
     ]);
     let steps: Vec<(&str, shared::config::Config)> = vec![
         ("fresh setup", one.clone()),
-        ("no-op reconcile", one),
+        ("no-op reconcile", one.clone()),
         ("client VPC added", two.clone()),
         ("teardown (public again)", two),
     ];
     for (name, cfg) in steps {
         if name.starts_with("teardown") {
-            w.aws.set_access("demo", true, true).await?;
+            w.aws.set_access("demo", Access::PublicAndPrivate).await?;
         }
         let rec = w.emulator.reconciler_via(&proxy.url, cfg);
         proxy.reset();
         let started = Instant::now();
-        let report = rec.reconcile("demo", None).await;
+        let report = rec.reconcile("demo").await;
         let wall = started.elapsed();
         if let Some(e) = &report.error {
             bail!("{name}: {e}");
@@ -549,6 +560,74 @@ async fn api_calls(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()
             f.note("api calls", format!("{name}: rounds"), rounds as f64, "");
         }
     }
+    // The same no-op as an operator runs it: `apply` through the CLI,
+    // which reads the deployment's published settings first (published
+    // here, as the sweep Lambda does).
+    w.aws.set_access("demo", Access::Private).await?;
+    let mut deployment = w.emulator.reconciler(one.clone());
+    deployment.publishes_settings = true;
+    shared::sweep::sweep(&deployment, deployment.patience(), |_, _, _| {}).await?;
+    let mut env = w.emulator.env();
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_ENDPOINT_URL" {
+            *v = proxy.url.clone();
+        }
+    }
+    let mut clis = vec![("this build".to_string(), workspace_bin("eks-private-dns")?)];
+    clis.extend(o.cli_variants.iter().cloned());
+    for (label, cli) in clis {
+        proxy.reset();
+        let started = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--output", "json", "apply", "--cluster", "demo"])
+            .envs(env.clone())
+            .env(ENV_CLIENT_VPC_IDS, &w.client_vpc.id)
+            .env(ENV_ONPREM_CIDRS, ONPREM)
+            .output()?;
+        let wall = started.elapsed();
+        if !out.status.success() {
+            bail!(
+                "no-op apply ({label}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        if report["outcome"] != "nothing to do" {
+            bail!("no-op apply ({label}): {report}");
+        }
+        let (n, writes, by_op) = counted(&proxy);
+        let rounds = proxy.rounds();
+        let wall_rounds = (wall.as_secs_f64() / latency.as_secs_f64() * 10.0).round() / 10.0;
+        let name = match label.as_str() {
+            "this build" => "no-op apply (CLI)".to_string(),
+            other => format!("no-op apply (CLI, {other})"),
+        };
+        calls[name.as_str()] = json!({
+            "calls": n,
+            "writes": writes,
+            "rounds": rounds,
+            "wall_over_latency": wall_rounds,
+            "by_operation": by_op,
+        });
+        if label == "this build" {
+            f.budget(
+                "api calls",
+                "no-op apply (CLI): rounds",
+                rounds as f64,
+                "",
+                ("<= 3".into(), rounds <= 3),
+                true,
+            );
+        } else {
+            f.note("api calls", format!("{name}: rounds"), rounds as f64, "");
+        }
+        f.note(
+            "api calls",
+            format!("{name}: wall time / latency"),
+            wall_rounds,
+            "",
+        );
+    }
     Ok(())
 }
 
@@ -567,7 +646,7 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     )
     .await;
     w.aws
-        .cluster("demo", &w.cluster_vpc, true, false, &[])
+        .cluster("demo", &w.cluster_vpc, Access::Private, &[])
         .await?;
     let second_client = w.aws.vpc("10.7.0.0/16", &[], &["a", "b"]).await?;
     let one = w.client_vpc.id.clone();
@@ -586,7 +665,7 @@ async fn waits(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     ];
     for (name, clients, sequential) in steps {
         if name.starts_with("teardown") {
-            w.aws.set_access("demo", true, true).await?;
+            w.aws.set_access("demo", Access::PublicAndPrivate).await?;
         }
         let started = Instant::now();
         let out = Command::new(&cli)
@@ -683,7 +762,7 @@ async fn sweep_of(n: usize, latency: Duration, rate: f64) -> Result<SweepRun> {
     }
     let client = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await?;
     for i in 0..n {
-        aws.cluster(&format!("c{i:03}"), &vpcs[i % 3], true, false, &[])
+        aws.cluster(&format!("c{i:03}"), &vpcs[i % 3], Access::Private, &[])
             .await?;
     }
     let proxy = Proxy::start(&emulator.url).await?;
@@ -698,7 +777,7 @@ async fn sweep_of(n: usize, latency: Duration, rate: f64) -> Result<SweepRun> {
         ]),
     );
     let started = Instant::now();
-    let first = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
+    let first = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {}).await?;
     let converge = started.elapsed();
     if !first.failures.is_empty() || first.managed != n {
         bail!("the sweep of {n} did not converge: {:?}", first.failures);
@@ -707,7 +786,7 @@ async fn sweep_of(n: usize, latency: Duration, rate: f64) -> Result<SweepRun> {
     let peak_resolver_per_second = proxy.max_in_window("Route53Resolver", Duration::from_secs(1));
     proxy.reset();
     let started = Instant::now();
-    let second = shared::sweep::sweep(&rec, rec.waiting.from_now(), |_, _, _| {}).await?;
+    let second = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {}).await?;
     let noop = started.elapsed();
     if second.write_calls != 0 {
         bail!("the second sweep of {n} wrote {} times", second.write_calls);
@@ -911,17 +990,17 @@ async fn dns_ready(o: &Options, f: &mut Figures) -> Result<()> {
         )
         .await;
         w.aws
-            .cluster("demo", &w.cluster_vpc, true, true, &[])
+            .cluster("demo", &w.cluster_vpc, Access::PublicAndPrivate, &[])
             .await?;
         let mut config = w.config();
         config.resolver_rate = rate.parse()?;
         let rec = w.emulator.reconciler(config);
-        rec.reconcile("demo", None).await;
+        rec.reconcile("demo").await;
         // The event comes some time after that reconcile, not within the
         // same second: its Resolver requests are not left in the limiter's
         // window.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        w.aws.set_access("demo", true, false).await?;
+        w.aws.set_access("demo", Access::Private).await?;
         let before = rec.clients.counter.snapshot();
         let started = Instant::now();
         if sequential {
@@ -955,7 +1034,12 @@ async fn dns_ready(o: &Options, f: &mut Figures) -> Result<()> {
                 .collect::<Vec<_>>()
         );
         loop {
-            if rec.paths("demo").await.map(|p| p.ok()).unwrap_or(false) {
+            if rec
+                .paths(&shared::model::ClusterId::home("demo"))
+                .await
+                .map(|p| p.ok())
+                .unwrap_or(false)
+            {
                 break;
             }
             if started.elapsed() > Duration::from_secs(120) {

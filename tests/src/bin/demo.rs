@@ -86,8 +86,8 @@ async fn show(aws: &Aws) -> Result<()> {
         let ours: Vec<String> = snap
             .ingress(gid)
             .into_iter()
-            .filter(|r| r.3.is_some())
-            .map(|(p, port, cidr, _, _)| format!("{p}/{port} {cidr}"))
+            .filter(|r| r.owner.is_some())
+            .map(|r| format!("{}/{} {}", r.protocol, r.port, r.cidr))
             .collect();
         if ours.is_empty() {
             continue;
@@ -139,7 +139,8 @@ async fn main() -> Result<()> {
     let cluster_vpc = aws.vpc("10.0.0.0/16", &[], &["a", "b", "c"]).await?;
     let client_vpc = aws.vpc("10.1.0.0/16", &[], &["a", "b"]).await?;
     let pcx = aws.peer(&client_vpc.id, &cluster_vpc.id).await?;
-    aws.cluster(CLUSTER, &cluster_vpc, true, true, &[]).await?;
+    aws.cluster(CLUSTER, &cluster_vpc, Access::PublicAndPrivate, &[])
+        .await?;
     println!(
         "  cluster VPC {} (10.0.0.0/16), subnets {}",
         cluster_vpc.id,
@@ -160,7 +161,7 @@ async fn main() -> Result<()> {
     cli(&emulator, &env, &["status"])?;
 
     heading("The endpoint goes private; CloudTrail's UpdateClusterConfig event arrives");
-    aws.set_access(CLUSTER, true, false).await?;
+    aws.set_access(CLUSTER, Access::Private).await?;
     let code = cli(
         &emulator,
         &env,
@@ -192,7 +193,7 @@ async fn main() -> Result<()> {
     cli(&emulator, &env, &["status"])?;
 
     heading("The endpoint goes public again");
-    aws.set_access(CLUSTER, true, true).await?;
+    aws.set_access(CLUSTER, Access::PublicAndPrivate).await?;
     let code = cli(
         &emulator,
         &env,
