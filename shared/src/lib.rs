@@ -14,6 +14,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod calls;
 pub mod config;
 pub mod event;
 pub mod handler;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::apply::ApplyError;
 use crate::aws::{Accounts, AwsError, Clients};
-use crate::model::Account;
+use crate::model::{Account, AssociationView};
 use crate::observe;
 use crate::progress::Wait;
 
@@ -252,23 +252,29 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
         }
     }
     let associations: Vec<_> = associations.into_iter().flatten().collect();
+    still.extend(associations_pending(waits, &associations));
+    Ok(still)
+}
+
+/// Those of the association waits of `waits` that `associations` (as they
+/// are now) still keep waiting.
+fn associations_pending(waits: &[Wait], associations: &[AssociationView]) -> Vec<Wait> {
+    let mut still = Vec::new();
     for wait in waits {
         match wait {
             Wait::Association {
                 rule_id, vpc_id, ..
             } => {
-                if let Some(a) = associations
+                let now = associations
                     .iter()
-                    .find(|a| &a.rule_id == rule_id && &a.vpc_id == vpc_id)
-                {
-                    if a.status.is_in_progress() {
-                        still.push(Wait::Association {
-                            account: a.account.clone(),
-                            rule_id: rule_id.clone(),
-                            vpc_id: vpc_id.clone(),
-                            status: a.status.clone(),
-                        });
-                    }
+                    .find(|a| &a.rule_id == rule_id && &a.vpc_id == vpc_id);
+                if let Some(a) = now.filter(|a| a.status.is_in_progress()) {
+                    still.push(Wait::Association {
+                        account: a.account.clone(),
+                        rule_id: rule_id.clone(),
+                        vpc_id: vpc_id.clone(),
+                        status: a.status.clone(),
+                    });
                 }
             }
             Wait::AssociationGone {
@@ -284,7 +290,7 @@ async fn still_pending(clients: &Clients, waits: &[Wait]) -> Result<Vec<Wait>, A
             Wait::Endpoint { .. } | Wait::EndpointGone { .. } | Wait::RuleGone { .. } => {}
         }
     }
-    Ok(still)
+    still
 }
 
 /// The endpoints of `ids` as they are now (gone ones left out). One:
