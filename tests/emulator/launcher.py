@@ -26,8 +26,9 @@ endpoint is then ACTION_NEEDED while an IP is failed), {"endpoint": ID,
 "status": S} an endpoint's, and {"rule": ID, "vpc": VPC, "status": S} an
 association's: what AWS does when something fails, which nothing else can
 cause here. POST /_emulator/eks with {"cluster": NAME, "status": S} ends the
-cluster's update in progress now, S being Failed or Cancelled, and puts back
-the settings it changed.
+cluster's update in progress now, S being Failed or Cancelled (its settings
+are then never shown). POST /_emulator/sts with {"deny": [ROLE_ARN, ...]}
+makes AssumeRole of those roles fail with AccessDenied (sharing.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from moto.ssm.exceptions import ValidationException
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 import resolver_ipv6
+import sharing
 
 
 def _seconds(name: str) -> float:
@@ -831,6 +833,7 @@ def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
         if path == "/moto-api/reset":
             _due.clear()
             _events_seen.clear()
+            sharing.reset()
         _advance()
         if path == "/_emulator/events":
             body = json.dumps(_events_seen).encode()
@@ -839,11 +842,13 @@ def _serialized_call(self: Any, environ: Any, start_response: Any) -> Any:
                 [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        if path in ("/_emulator/resolver", "/_emulator/eks"):
+        if path in ("/_emulator/resolver", "/_emulator/eks", "/_emulator/sts"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
             if path == "/_emulator/eks":
                 code, answer = _end_update(json.loads(body or b"{}"))
+            elif path == "/_emulator/sts":
+                code, answer = sharing.control(json.loads(body or b"{}"))
             else:
                 code, answer = _control(body)
             reason = {200: "OK", 400: "Bad Request"}.get(code, "Not Found")
@@ -861,6 +866,10 @@ werkzeug_app.DomainDispatcherApplication.__call__ = _serialized_call
 # IPv6 and dual-stack Resolver endpoints and targets (its own module, which
 # cites the API reference), on top of the timing above.
 resolver_ipv6.install(_after, _finish_change, _takes_ip_changes)
+
+# Several accounts: RAM shares of Resolver rules, invitations, STS's limits
+# (its own module, which cites the references), on top of the above.
+sharing.install()
 
 
 def main() -> None:

@@ -268,6 +268,15 @@ impl Emulator {
             .map_err(|e| anyhow!("the emulator refused {request}: {e}"))
     }
 
+    /// Make AssumeRole of `roles` fail with AccessDenied, as when a role's
+    /// trust policy does not name the caller (the emulator's test control).
+    pub async fn deny_roles(&self, roles: &[&str]) -> Result<()> {
+        let request = serde_json::json!({ "deny": roles });
+        self.post("/_emulator/sts", Some(&request.to_string()))
+            .await
+            .map_err(|e| anyhow!("the emulator refused {request}: {e}"))
+    }
+
     /// Environment for a child process (the CLI, the demo) to reach this emulator.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
