@@ -8,6 +8,16 @@ RAM (AWS RAM API reference; User Guide, "Sharing your AWS resources"):
 - AssociateResourceShare and DisassociateResourceShare (resources and
   principals added to, or taken from, a share), GetResourceShareInvitations
   and AcceptResourceShareInvitation.
+- CreateResourceShare's tags and clientToken ("Specifies a unique,
+  case-sensitive identifier that you provide to ensure the idempotency of
+  the request": the same token makes no second share), and
+  GetResourceShares' filters (name, resourceShareStatus, resourceShareArns,
+  tagFilters) and the tags in its answer: moto keeps no tags, ignores the
+  token and every filter, and lists deleted shares.
+- UpdateResourceShare changes what it is given: a name left out stays
+  ("name: ... Specifies the name of the resource share", optional); moto
+  blanks it, and allowExternalPrincipals left out stays too (moto sets
+  true).
 - Who may use a shared resource: a principal of an ACTIVE share that holds
   it. Inside the owner's Organization with sharing enabled
   (EnableSharingWithAwsOrganization, from the management account) the
@@ -130,6 +140,14 @@ def _share(backend: Any, arn: str | None) -> Any:
     raise UnknownResourceException(f"ResourceShare {arn} could not be found.")
 
 
+def _described(share: Any) -> dict[str, Any]:
+    """A share as RAM describes it, with its tags."""
+    described = share.describe()
+    described.pop("featureSet", None)
+    described["tags"] = list(getattr(share, "tags", []))
+    return described
+
+
 def _account_principals(principals: list[str]) -> list[str]:
     return [p for p in principals if len(p) == 12 and p.isdigit()]
 
@@ -220,14 +238,65 @@ def _install_ram() -> None:
     original_create = backend_class.create_resource_share
 
     def create(self: Any, **kwargs: Any) -> dict[str, Any]:
+        token = kwargs.get("clientToken")
+        if token:
+            for share in self.resource_shares:
+                if getattr(share, "client_token", None) == token and share.status == "ACTIVE":
+                    described = _described(share)
+                    return {"resourceShare": described, "clientToken": token}
         answer = original_create(self, **kwargs)
         share = _share(self, answer["resourceShare"]["resourceShareArn"])
+        share.client_token = token
+        share.tags = list(kwargs.get("tags") or [])
         try:
             _invite(share, kwargs.get("principals", []))
         except OperationNotPermittedException:
             self.resource_shares.remove(share)
             raise
+        answer["resourceShare"] = _described(share)
+        if token:
+            answer["clientToken"] = token
         return answer
+
+    def shares_response(self: Any) -> str:
+        owner = self._get_param("resourceOwner")
+        if owner not in ("SELF", "OTHER-ACCOUNTS"):
+            raise InvalidParameterException(
+                f"{owner} is not a valid resource owner. Specify either SELF or "
+                "OTHER-ACCOUNTS and try again."
+            )
+        name = self._get_param("name")
+        status = self._get_param("resourceShareStatus")
+        arns = self._get_param("resourceShareArns") or []
+        tag_filters = self._get_param("tagFilters") or []
+        backend = self.ram_backend
+        if owner == "SELF":
+            candidates = list(backend.resource_shares)
+        else:
+            candidates = [
+                share
+                for other, regions in ram_models.ram_backends.items()
+                if other != backend.account_id
+                for share in regions[backend.region_name].resource_shares
+                if backend.account_id in share.principals
+            ]
+
+        def tagged(share: Any) -> bool:
+            tags = {t.get("key"): t.get("value") for t in getattr(share, "tags", [])}
+            return all(
+                f.get("tagKey") in tags and tags[f.get("tagKey")] in (f.get("tagValues") or [])
+                for f in tag_filters
+            )
+
+        found = [
+            _described(share)
+            for share in candidates
+            if (not name or share.name == name)
+            and (not status or share.status == status)
+            and (not arns or share.arn in arns)
+            and tagged(share)
+        ]
+        return json.dumps({"resourceShares": found})
 
     original_enable = backend_class.enable_sharing_with_aws_organization
 
@@ -308,7 +377,21 @@ def _install_ram() -> None:
         invitation["status"] = "ACCEPTED"
         return json.dumps({"resourceShareInvitation": dict(invitation)})
 
+    def update_response(self: Any) -> str:
+        arn = self._get_param("resourceShareArn")
+        share = _share(self.ram_backend, arn)
+        name = self._get_param("name")
+        allow = self._get_param("allowExternalPrincipals")
+        if name:
+            share.name = name
+        if allow is not None:
+            share.allow_external_principals = bool(allow)
+        share.last_updated_time = utcnow()
+        return json.dumps({"resourceShare": _described(share)})
+
     backend_class.create_resource_share = create
+    response_class.get_resource_shares = shares_response
+    response_class.update_resource_share = update_response
     backend_class.enable_sharing_with_aws_organization = enable
     response_class.associate_resource_share = associate_response
     response_class.disassociate_resource_share = disassociate_response

@@ -30,6 +30,9 @@ pub struct Seen {
     pub write: bool,
     /// The SDK's attempt number (1, then 2, 3 for its retries).
     pub attempt: u32,
+    /// The access key id that signed it: who called (each account's
+    /// credentials have their own).
+    pub caller: String,
     /// What the proxy did to it instead of forwarding it faithfully.
     pub fault: Option<Fault>,
 }
@@ -138,6 +141,8 @@ impl Tally {
 pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The account of each access key STS AssumeRole gave through it.
+    assumed: Arc<Mutex<HashMap<String, String>>>,
     faults: Arc<Mutex<Faults>>,
     held: Arc<tokio::sync::Notify>,
 }
@@ -199,6 +204,7 @@ impl Proxy {
         let proxy = Proxy {
             url,
             seen: Arc::default(),
+            assumed: Arc::default(),
             faults: Arc::default(),
             held: Arc::default(),
         };
@@ -329,10 +335,20 @@ impl Proxy {
     /// The largest number of requests of `service` that started within any
     /// window of length `window`.
     pub fn max_in_window(&self, service: &str, window: Duration) -> usize {
+        self.max_in_window_of(service, window, |_| true)
+    }
+
+    /// The same, for the requests of callers `caller` takes.
+    pub fn max_in_window_of(
+        &self,
+        service: &str,
+        window: Duration,
+        caller: impl Fn(&str) -> bool,
+    ) -> usize {
         let times: Vec<Duration> = self
             .seen()
             .into_iter()
-            .filter(|s| s.operation.starts_with(service))
+            .filter(|s| s.operation.starts_with(service) && caller(&s.caller))
             .map(|s| s.at)
             .collect();
         let mut best = 0;
@@ -359,23 +375,53 @@ fn operation(head: &str, body: &[u8]) -> String {
         // "Route53Resolver.ListResolverRules", "AmazonSSM.GetParameter"
         return target.to_string();
     }
-    let body = String::from_utf8_lossy(body);
-    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-        return format!("EC2.{action}");
-    }
     let path = head
         .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("?");
-    format!("EKS.{path}")
+    let service = signing_service(head);
+    let body = String::from_utf8_lossy(body);
+    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return match service.as_str() {
+            "sts" => format!("STS.{action}"),
+            _ => format!("EC2.{action}"),
+        };
+    }
+    match service.as_str() {
+        // RAM's REST paths name the operation: "/getresourceshares".
+        "ram" => format!("RAM.{}", path.trim_start_matches('/')),
+        _ => format!("EKS.{path}"),
+    }
+}
+
+/// The service a request is signed for (its credential scope:
+/// "Credential=AKID/20261207/eu-west-1/ram/aws4_request").
+fn signing_service(head: &str) -> String {
+    header(head, "authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn is_write(head: &str, operation: &str) -> bool {
     if operation.starts_with("EKS.") {
         return !head.starts_with("GET ");
     }
+    if let Some(path) = operation.strip_prefix("RAM.") {
+        return !(path.starts_with("get") || path.starts_with("list"));
+    }
     shared::aws::is_write_operation(operation)
+}
+
+/// "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261207/..." -> "AKID".
+fn caller(head: &str) -> String {
+    header(head, "authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// "amz-sdk-request: attempt=2; max=3" -> 2.
@@ -563,6 +609,7 @@ async fn serve(
                 operation: op.clone(),
                 write,
                 attempt: attempt(&head),
+                caller: caller(&head),
                 fault: decision.fault,
             });
             r.len() - 1
@@ -603,6 +650,9 @@ async fn serve(
             _ => {}
         }
         let answer = forward(upstream, &head, &body).await?;
+        if op == "STS.AssumeRole" {
+            proxy.note_assumed(&body, &answer);
+        }
         if write && proxy.count_write_and_maybe_hold() {
             proxy.wait_released().await;
             return Ok(());
@@ -618,6 +668,31 @@ async fn serve(
 }
 
 impl Proxy {
+    /// The account an access key acts in: a role's (STS AssumeRole through
+    /// this proxy), or None for another key (the emulator's own account).
+    pub fn account_of(&self, caller: &str) -> Option<String> {
+        self.assumed.lock().unwrap().get(caller).cloned()
+    }
+
+    /// Note the key an AssumeRole answer gave, and the role's account.
+    fn note_assumed(&self, request: &[u8], answer: &[u8]) {
+        let request = String::from_utf8_lossy(request);
+        let answer = String::from_utf8_lossy(answer);
+        let account = request
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("RoleArn="))
+            .map(|arn| arn.replace("%3A", ":").replace("%2F", "/"))
+            .and_then(|arn| arn.split(':').nth(4).map(str::to_string));
+        let key = answer
+            .split("<AccessKeyId>")
+            .nth(1)
+            .and_then(|rest| rest.split("</AccessKeyId>").next())
+            .map(str::to_string);
+        if let (Some(account), Some(key)) = (account, key) {
+            self.assumed.lock().unwrap().insert(key, account);
+        }
+    }
+
     /// Count a write AWS has done; true when that write starts the hold.
     fn count_write_and_maybe_hold(&self) -> bool {
         let mut f = self.faults.lock().unwrap();
