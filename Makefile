@@ -53,17 +53,18 @@ build:
 demo: venv build
 	$(TARGET_DIR)/debug/demo
 
-# sam validate --lint, cfn-lint and checkov on template.yaml (checkov's
-# skipped checks are listed with their reasons at the top of the template),
-# and parliament on its IAM policies and the on-premises host's policy (the
-# findings it gets wrong are listed, with the reason, in tests/sam/iam_lint.py).
+# sam validate --lint on template.yaml, cfn-lint and checkov on it and on
+# the spoke's spoke/template.yaml (checkov's skipped checks are listed with
+# their reasons at the top of each), and parliament on their IAM policies
+# and the on-premises host's policy (the findings it gets wrong are listed,
+# with the reason, in tests/sam/iam_lint.py).
 check-template: sam-venv checkov-venv
 	$(OFFLINE) sam validate --lint --template template.yaml
-	$(OFFLINE) cfn-lint template.yaml
+	$(OFFLINE) cfn-lint template.yaml spoke/template.yaml
 	$(OFFLINE) $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download \
-		--framework cloudformation --file template.yaml
+		--framework cloudformation --file template.yaml --file spoke/template.yaml
 	$(OFFLINE) $(CHECKOV_VENV)/bin/python tests/sam/iam_lint.py template.yaml \
-		contrib/iam/onprem-render.json
+		spoke/template.yaml contrib/iam/onprem-render.json
 
 # The deployable artifacts: .aws-sam/build/{ClusterEvent,Sweep}Function/bootstrap.
 # SAM_CACHE: a cache folder for the build's tools (cargo-zigbuild, zig) in

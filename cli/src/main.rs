@@ -65,6 +65,10 @@ enum Command {
     Plan {
         #[arg(long)]
         cluster: String,
+        /// The account the cluster runs in (a spoke of this hub);
+        /// default: the caller's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
     },
     /// Reconcile one cluster now, and wait until AWS has finished
     /// (endpoints OPERATIONAL, associations COMPLETE, a teardown done down
@@ -73,6 +77,10 @@ enum Command {
     Apply {
         #[arg(long)]
         cluster: String,
+        /// The account the cluster runs in (a spoke of this hub);
+        /// default: the caller's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
         /// While the cluster is CREATING or UPDATING, poll until it is done.
         #[arg(long, conflicts_with = "no_wait")]
         wait: bool,
@@ -126,6 +134,10 @@ enum Command {
     Verify {
         #[arg(long)]
         cluster: String,
+        /// The account the cluster runs in (a spoke of this hub);
+        /// default: the caller's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
         /// Ask this server instead (IP or IP:PORT), e.g. your on-prem resolver.
         #[arg(long, conflicts_with = "path")]
         server: Option<String>,
@@ -146,10 +158,15 @@ enum Command {
         #[arg(long, default_value_t = shared::reconcile::DEFAULT_WAIT.as_secs())]
         timeout: u64,
     },
-    /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs.
+    /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs
+    /// (of every account a hub serves, with an ACCOUNT column).
     Status {
         #[arg(long)]
         cluster: Option<String>,
+        /// The account the cluster runs in (a spoke of this hub);
+        /// default: the caller's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
     },
     /// Process one EventBridge event (a file, or - for stdin) exactly as the
     /// cluster-event Lambda does.
@@ -209,20 +226,31 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
         ));
     }
     match &cli.command {
-        Command::Plan { cluster } => plan(cli, cluster).await,
+        Command::Plan { cluster, account } => plan(cli, cluster, account.as_deref()).await,
         Command::Apply {
             cluster,
+            account,
             wait,
             no_wait,
             timeout,
             poll,
-        } => apply(cli, cluster, *wait, *no_wait, *timeout, *poll).await,
+        } => {
+            let how = ApplyHow {
+                wait: *wait,
+                no_wait: *no_wait,
+                timeout: *timeout,
+                poll: *poll,
+            };
+            apply(cli, cluster, account.as_deref(), how).await
+        }
         Command::HandleEvent {
             file,
             timeout,
             poll,
         } => handle_event_file(cli, file, *timeout, *poll).await,
-        Command::Status { cluster } => status(cli, cluster.as_deref()).await,
+        Command::Status { cluster, account } => {
+            status(cli, cluster.as_deref(), account.as_deref()).await
+        }
         Command::Render {
             format,
             cluster,
@@ -246,17 +274,66 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Verify {
             cluster,
+            account,
             path: true,
             ..
-        } => verify_path(cli, cluster).await,
+        } => verify_path(cli, cluster, account.as_deref()).await,
         Command::Verify {
             cluster,
+            account,
             server,
             timeout_ms,
             ..
-        } => verify(cli, cluster, server.as_deref(), *timeout_ms).await,
+        } => {
+            verify(
+                cli,
+                cluster,
+                account.as_deref(),
+                server.as_deref(),
+                *timeout_ms,
+            )
+            .await
+        }
         Command::Sweep { timeout } => sweep(cli, *timeout).await,
     }
+}
+
+/// The cluster `name` of `account` (default: the caller's): an account
+/// given is compared with the caller's own (one STS GetCallerIdentity).
+async fn cluster_id(
+    rec: &shared::Reconciler,
+    name: &str,
+    account: Option<&str>,
+) -> Result<shared::model::ClusterId> {
+    use shared::model::{Account, ClusterId};
+    let Some(account) = account else {
+        return Ok(ClusterId::home(name));
+    };
+    if !shared::config::is_account_id(account) {
+        return Err(anyhow!(
+            "--account: '{account}' is not a 12-digit account id"
+        ));
+    }
+    let home = match rec.home_id() {
+        Some(home) => Some(home.to_string()),
+        None => {
+            let out = rec
+                .clients
+                .sts()
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| anyhow!("cannot tell which account the credentials are of: {e}"))?;
+            out.account().map(str::to_string)
+        }
+    };
+    if let Some(home) = &home {
+        let _ = rec.account.set(home.clone());
+    }
+    Ok(ClusterId {
+        account: Account::of(account, home.as_deref()),
+        name: name.to_string(),
+    })
 }
 
 /// Exit 1 on an error; 0 otherwise, converging included (AWS being slow is

@@ -15,9 +15,10 @@ use shared::wait::Patience;
 use crate::*;
 
 /// Print the plan; exit 0 when there is nothing to do, 2 when there is.
-pub(crate) async fn plan(cli: &Cli, cluster: &str) -> Result<ExitCode> {
+pub(crate) async fn plan(cli: &Cli, cluster: &str, account: Option<&str>) -> Result<ExitCode> {
     let (rec, settings) = reconciler_and_settings(cli, Mode::Plan).await?;
-    let mut report = rec.reconcile(Request::from(cluster).mode(Mode::Plan)).await;
+    let cluster = cluster_id(&rec, cluster, account).await?;
+    let mut report = rec.reconcile(Request::new(cluster).mode(Mode::Plan)).await;
     report.settings = settings;
     emit(cli.output, &report, || print_report(&report))?;
     if let Some(error) = &report.error {
@@ -30,17 +31,33 @@ pub(crate) async fn plan(cli: &Cli, cluster: &str) -> Result<ExitCode> {
     })
 }
 
+/// How `apply` waits.
+pub(crate) struct ApplyHow {
+    /// While EKS works on the cluster.
+    pub wait: bool,
+    /// Not for AWS at all.
+    pub no_wait: bool,
+    pub timeout: u64,
+    /// The first pause of `wait`, in seconds.
+    pub poll: f64,
+}
+
 /// Reconcile one cluster, waiting for EKS (`wait`) and for AWS (unless
 /// `no_wait`) until `timeout` seconds have passed.
 pub(crate) async fn apply(
     cli: &Cli,
     cluster: &str,
-    wait: bool,
-    no_wait: bool,
-    timeout: u64,
-    poll: f64,
+    account: Option<&str>,
+    how: ApplyHow,
 ) -> Result<ExitCode> {
+    let ApplyHow {
+        wait,
+        no_wait,
+        timeout,
+        poll,
+    } = how;
     let rec = reconciler(cli, Mode::Apply).await?;
+    let cluster = cluster_id(&rec, cluster, account).await?;
     let tty = std::io::stderr().is_terminal();
     let show = |report: &shared::reconcile::Report, delay: Duration| {
         if tty {
@@ -57,7 +74,7 @@ pub(crate) async fn apply(
     } else {
         rec.patience_for(Duration::from_secs(timeout))
     };
-    let mut request = Request::from(cluster).patience(patience);
+    let mut request = Request::new(cluster).patience(patience);
     if wait {
         request = request
             .while_eks_works(Duration::from_secs_f64(poll.max(0.05)))

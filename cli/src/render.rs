@@ -165,7 +165,9 @@ async fn read_all(
 ) -> Result<Read> {
     let prefix = &readers.source.prefix;
     let path = match target.cluster {
-        Some(name) => shared::ssm::cluster_folder(prefix, &shared::model::ClusterId::home(name)),
+        Some(name) => {
+            shared::ssm::cluster_folder(prefix, &shared::model::ClusterId::from_key(name))
+        }
         None => prefix.clone(),
     };
     let mut read = Read {

@@ -6,7 +6,9 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use shared::config::Mode;
-use shared::model::ClusterId;
+use std::time::Duration;
+
+use shared::model::{Account, ClusterId};
 use shared::plan::Decision;
 use shared::ssm::{parameter_name, PARAM_INBOUND_IPS};
 
@@ -15,6 +17,9 @@ use crate::*;
 #[derive(Serialize)]
 pub(crate) struct StatusRow {
     cluster: String,
+    /// The account it runs in (a hub's spokes; left out for its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     status: String,
     endpoint_access: String,
     decision: String,
@@ -24,17 +29,17 @@ pub(crate) struct StatusRow {
     inbound_ips: Vec<String>,
 }
 
-pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
+pub(crate) async fn status(
+    cli: &Cli,
+    only: Option<&str>,
+    account: Option<&str>,
+) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Plan).await?;
-    let names: Vec<String> = match only {
-        Some(name) => vec![name.to_string()],
-        None => shared::sweep::list_clusters(&rec)
-            .await
-            .map_err(|e| anyhow!("{e}"))?,
-    };
+    let hub = rec.config.is_hub();
+    let clusters = clusters_of(&rec, only, account).await?;
     let mut rows = Vec::new();
-    for name in names {
-        let cluster = ClusterId::home(&name);
+    for cluster in clusters {
+        let name = cluster.name.clone();
         let (plan, obs) = rec.plan(&cluster, None).await.map_err(|e| anyhow!("{e}"))?;
         let (status, access) = match &obs.cluster {
             Some(c) => (
@@ -87,8 +92,14 @@ pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
             ),
             _ => None,
         };
+        let account = match &cluster.account {
+            Account::Id(id) => Some(id.clone()),
+            Account::Home if hub => rec.home_id().map(str::to_string),
+            Account::Home => None,
+        };
         rows.push(StatusRow {
             cluster: name,
+            account,
             status,
             endpoint_access: access,
             decision: plan.decision.label().to_string(),
@@ -102,8 +113,46 @@ pub(crate) async fn status(cli: &Cli, only: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The clusters `status` shows: `only`, or every one, of `account`, or of
+/// the caller's account and (a hub's) every spoke it serves.
+async fn clusters_of(
+    rec: &shared::Reconciler,
+    only: Option<&str>,
+    account: Option<&str>,
+) -> Result<Vec<ClusterId>> {
+    let accounts: Vec<Account> = match account {
+        Some(_) => vec![cluster_id(rec, "-", account).await?.account],
+        None => {
+            let served = rec
+                .served(Duration::ZERO)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            std::iter::once(Account::Home)
+                .chain(served.iter().map(|id| Account::Id(id.clone())))
+                .collect()
+        }
+    };
+    let mut clusters: Vec<ClusterId> = Vec::new();
+    for account in &accounts {
+        match only {
+            Some(name) => clusters.push(ClusterId {
+                account: account.clone(),
+                name: name.to_string(),
+            }),
+            None => clusters.extend(
+                shared::sweep::list_clusters(rec, account)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?,
+            ),
+        }
+    }
+    Ok(clusters)
+}
+
 pub(crate) fn print_status(rows: &[StatusRow]) {
-    let headers = [
+    // An ACCOUNT column when any row names one (a hub).
+    let with_account = rows.iter().any(|r| r.account.is_some());
+    let mut headers = vec![
         "CLUSTER",
         "STATUS",
         "ACCESS",
@@ -111,10 +160,13 @@ pub(crate) fn print_status(rows: &[StatusRow]) {
         "PLUMBING",
         "INBOUND IPS",
     ];
-    let table: Vec<[String; 6]> = rows
+    if with_account {
+        headers.insert(0, "ACCOUNT");
+    }
+    let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            let mut cells = vec![
                 r.cluster.clone(),
                 r.status.clone(),
                 r.endpoint_access.clone(),
@@ -125,10 +177,14 @@ pub(crate) fn print_status(rows: &[StatusRow]) {
                 } else {
                     r.inbound_ips.join(",")
                 },
-            ]
+            ];
+            if with_account {
+                cells.insert(0, r.account.clone().unwrap_or_else(|| "-".into()));
+            }
+            cells
         })
         .collect();
-    let mut widths = headers.map(str::len);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in &table {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.len());
@@ -144,13 +200,17 @@ pub(crate) fn print_status(rows: &[StatusRow]) {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(&headers.map(str::to_string)));
+    let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    println!("{}", line(&headers));
     for row in &table {
         println!("{}", line(row));
     }
     for r in rows {
         if let Some(detail) = &r.detail {
-            println!("{}: {detail}", r.cluster);
+            match &r.account {
+                Some(account) => println!("{} ({account}): {detail}", r.cluster),
+                None => println!("{}: {detail}", r.cluster),
+            }
         }
     }
     if rows.is_empty() {

@@ -5,17 +5,18 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 
 use shared::config::Mode;
-use shared::model::ClusterId;
 use shared::ssm::cluster_folder;
 
 use crate::*;
 
-pub(crate) async fn verify_path(cli: &Cli, cluster: &str) -> Result<ExitCode> {
+pub(crate) async fn verify_path(
+    cli: &Cli,
+    cluster: &str,
+    account: Option<&str>,
+) -> Result<ExitCode> {
     let rec = reconciler(cli, Mode::Plan).await?;
-    let paths = rec
-        .paths(&ClusterId::home(cluster))
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let id = cluster_id(&rec, cluster, account).await?;
+    let paths = rec.paths(&id).await.map_err(|e| anyhow!(e))?;
     emit(cli.output, &paths, || {
         println!("{} ({cluster})", paths.endpoint);
         for path in &paths.paths {
@@ -58,6 +59,7 @@ pub(crate) async fn verify_path(cli: &Cli, cluster: &str) -> Result<ExitCode> {
 pub(crate) async fn verify(
     cli: &Cli,
     cluster: &str,
+    account: Option<&str>,
     server: Option<&str>,
     timeout_ms: u64,
 ) -> Result<ExitCode> {
@@ -67,10 +69,12 @@ pub(crate) async fn verify(
         .transpose()
         .map_err(|e| anyhow!("--server: {e}"))?;
     let rec = reconciler(cli, Mode::Plan).await?;
-    let folder = cluster_folder(&rec.config.ssm_prefix, &ClusterId::home(cluster));
+    let id = cluster_id(&rec, cluster, account).await?;
+    let folder = cluster_folder(&rec.config.ssm_prefix, &id);
     let found = published_under(&rec, &folder).await?;
     let (clusters, warnings) = (found.clusters, found.warnings);
-    let Some(published) = clusters.into_iter().find(|c| c.cluster == cluster) else {
+    let key = id.to_string();
+    let Some(published) = clusters.into_iter().find(|c| c.cluster == key) else {
         let why = warnings.join("; ");
         return Err(anyhow!(
             "cluster {cluster} is not published under {folder}/{}",

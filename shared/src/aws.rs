@@ -56,47 +56,26 @@ pub struct Clients {
     /// client costs its share of a cold start (README, Performance).
     events: Arc<std::sync::OnceLock<aws_sdk_eventbridge::Client>>,
     events_config: aws_sdk_eventbridge::config::Builder,
+    /// RAM (the rules' share in the hub, invitations in a consumer) and
+    /// Organizations (the accounts of an OU), built on first use too.
+    ram: Arc<std::sync::OnceLock<aws_sdk_ram::Client>>,
+    ram_config: aws_sdk_ram::config::Builder,
+    organizations: Arc<std::sync::OnceLock<aws_sdk_organizations::Client>>,
+    organizations_config: aws_sdk_organizations::config::Builder,
+    sts: Arc<std::sync::OnceLock<aws_sdk_sts::Client>>,
+    sts_config: aws_sdk_sts::config::Builder,
     pub counter: CallCounter,
     pub region: String,
     /// The account these clients act in: `Home` for the deployment's own.
     pub account: Account,
-    /// Every Route 53 Resolver request of this process waits for it.
+    /// Every Route 53 Resolver request of this process in this account
+    /// waits for it (AWS's rate is per account and region).
     pub resolver_limiter: Arc<crate::limit::RateLimiter>,
-}
-
-/// The clients of each account a deployment acts in, found by account:
-/// its own today (and, with spoke accounts, each spoke's).
-#[derive(Clone, Copy, Debug)]
-pub struct Accounts<'a> {
-    home: &'a Clients,
-}
-
-impl<'a> Accounts<'a> {
-    pub fn new(home: &'a Clients) -> Accounts<'a> {
-        Accounts { home }
-    }
-
-    /// The deployment's own account's clients.
-    pub fn home(&self) -> &'a Clients {
-        self.home
-    }
-
-    /// The clients that act in `account`.
-    pub fn get(&self, account: &Account) -> Result<&'a Clients, NotServed> {
-        match account {
-            Account::Home => Ok(self.home),
-            Account::Id(_) => Err(NotServed {
-                account: account.clone(),
-            }),
-        }
-    }
-}
-
-/// An account this deployment has no clients for.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{account} is not served by this deployment")]
-pub struct NotServed {
-    pub account: Account,
+    /// What they were built from, for the clients of another account
+    /// (`accounts::assume`).
+    pub(crate) sdk: aws_config::SdkConfig,
+    pub(crate) resolver_rate: f64,
+    pub(crate) timeouts: Timeouts,
 }
 
 impl Clients {
@@ -105,6 +84,25 @@ impl Clients {
         self.events.get_or_init(|| {
             aws_sdk_eventbridge::Client::from_conf(self.events_config.clone().build())
         })
+    }
+
+    /// The RAM client (built the first time it is asked for).
+    pub fn ram(&self) -> &aws_sdk_ram::Client {
+        self.ram
+            .get_or_init(|| aws_sdk_ram::Client::from_conf(self.ram_config.clone().build()))
+    }
+
+    /// The Organizations client (built the first time it is asked for).
+    pub fn organizations(&self) -> &aws_sdk_organizations::Client {
+        self.organizations.get_or_init(|| {
+            aws_sdk_organizations::Client::from_conf(self.organizations_config.clone().build())
+        })
+    }
+
+    /// The STS client (built the first time it is asked for).
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        self.sts
+            .get_or_init(|| aws_sdk_sts::Client::from_conf(self.sts_config.clone().build()))
     }
 
     /// Load the standard configuration chain; `region` overrides AWS_REGION.
@@ -203,6 +201,15 @@ impl Clients {
             .interceptor(counter.clone())
             .build();
         let events_config = aws_sdk_eventbridge::config::Builder::from(sdk)
+            .timeout_config(timeout.clone())
+            .interceptor(counter.clone());
+        let ram_config = aws_sdk_ram::config::Builder::from(sdk)
+            .timeout_config(timeout.clone())
+            .interceptor(counter.clone());
+        let organizations_config = aws_sdk_organizations::config::Builder::from(sdk)
+            .timeout_config(timeout.clone())
+            .interceptor(counter.clone());
+        let sts_config = aws_sdk_sts::config::Builder::from(sdk)
             .timeout_config(timeout)
             .interceptor(counter.clone());
         Ok(Clients {
@@ -212,10 +219,19 @@ impl Clients {
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
             events: Arc::default(),
             events_config,
+            ram: Arc::default(),
+            ram_config,
+            organizations: Arc::default(),
+            organizations_config,
+            sts: Arc::default(),
+            sts_config,
             counter,
             region,
             account: Account::Home,
             resolver_limiter,
+            sdk: sdk.clone(),
+            resolver_rate,
+            timeouts,
         })
     }
 }
@@ -233,6 +249,9 @@ pub struct NoRegion;
 /// reconcile's own errors, never this.
 #[derive(Clone, Debug)]
 pub struct AwsError {
+    /// Who made the call, when not the deployment itself: "account ID
+    /// (role ARN)" (`Accounts::describe`).
+    pub account: Option<String>,
     pub operation: String,
     pub code: Option<String>,
     pub message: String,
@@ -244,8 +263,19 @@ pub struct AwsError {
 /// same failure as the SDK reported it.
 impl PartialEq for AwsError {
     fn eq(&self, other: &AwsError) -> bool {
-        (&self.operation, &self.code, &self.message, self.kind)
-            == (&other.operation, &other.code, &other.message, other.kind)
+        (
+            &self.account,
+            &self.operation,
+            &self.code,
+            &self.message,
+            self.kind,
+        ) == (
+            &other.account,
+            &other.operation,
+            &other.code,
+            &other.message,
+            other.kind,
+        )
     }
 }
 
@@ -253,9 +283,13 @@ impl Eq for AwsError {}
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let operation = match &self.account {
+            Some(account) => format!("{} in {account}", self.operation),
+            None => self.operation.clone(),
+        };
         match &self.code {
-            Some(code) => write!(f, "{} failed: {code}: {}", self.operation, self.message),
-            None => write!(f, "{} failed: {}", self.operation, self.message),
+            Some(code) => write!(f, "{operation} failed: {code}: {}", self.message),
+            None => write!(f, "{operation} failed: {}", self.message),
         }
     }
 }
@@ -307,7 +341,7 @@ impl ErrorKind {
     }
 }
 
-/// The error codes of EC2, EKS, Route 53 Resolver and SSM that this
+/// The error codes of EC2, EKS, Route 53 Resolver, SSM, RAM and STS that this
 /// product acts on, by kind. A code not listed is `Other` (a 5xx answer is
 /// `Unavailable` whatever its code).
 const CODES: &[(&str, ErrorKind)] = &[
@@ -337,6 +371,8 @@ const CODES: &[(&str, ErrorKind)] = &[
     ("InvalidSecurityGroupRuleId.NotFound", ErrorKind::NotFound),
     ("InvalidGroup.NotFound", ErrorKind::NotFound),
     ("ParameterNotFound", ErrorKind::NotFound),
+    // RAM's: a share, or what it holds, that is not there.
+    ("UnknownResourceException", ErrorKind::NotFound),
     ("ResourceExistsException", ErrorKind::AlreadyExists),
     ("InvalidGroup.Duplicate", ErrorKind::AlreadyExists),
     ("InvalidPermission.Duplicate", ErrorKind::AlreadyExists),
@@ -410,12 +446,23 @@ impl AwsError {
         kind: ErrorKind,
     ) -> AwsError {
         AwsError {
+            account: None,
             operation: operation.to_string(),
             code,
             message,
             kind,
             source: None,
         }
+    }
+
+    /// The same failure, said to be of a call made in `account` (the
+    /// description `Accounts::describe` gives; None for the deployment's
+    /// own): kept when it says so already.
+    pub fn in_account(mut self, account: Option<String>) -> AwsError {
+        if self.account.is_none() {
+            self.account = account;
+        }
+        self
     }
 
     /// Whether the same call may succeed later (from its kind).

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::event::{self, EventError, EventOutcome};
+use crate::model::{Account, ClusterId};
 use crate::reconcile::{Reconciler, Report, Request};
 
 /// What became of one event.
@@ -34,15 +35,23 @@ pub async fn handle_event(
     match event::interpret_bytes(bytes)? {
         EventOutcome::Ignore { reason } => Ok(EventResult::Ignored { reason }),
         EventOutcome::Reconcile(target) => {
-            if let (Some(theirs), Some(ours)) = (&target.account, reconciler.account.get()) {
-                if theirs != ours {
-                    return Ok(EventResult::Ignored {
-                        reason: format!(
-                            "the event is for account {theirs}, and this runs in {ours}"
-                        ),
+            let account = match event_account(reconciler, target.account.as_deref()).await {
+                Ok(Ok(account)) => account,
+                Ok(Err(reason)) => return Ok(EventResult::Ignored { reason }),
+                // The accounts served could not be learnt: a failure of
+                // this event's reconcile, transient as AWS says.
+                Err(e) => {
+                    let cluster = ClusterId::home(&target.cluster_name);
+                    let mut report = Report::new(&cluster, reconciler.config.mode);
+                    report.outcome = crate::reconcile::Outcome::Error;
+                    report.transient = Some(e.is_transient());
+                    report.error = Some(e.to_string());
+                    return Ok(EventResult::Reconciled {
+                        event_name: target.event_name,
+                        report: Box::new(report),
                     });
                 }
-            }
+            };
             if let Some(region) = &target.region {
                 if region != &reconciler.clients.region {
                     return Ok(EventResult::Ignored {
@@ -61,7 +70,11 @@ pub async fn handle_event(
                     "cluster still in progress; waiting"
                 );
             };
-            let mut request = Request::from(target.cluster_name.as_str())
+            let cluster = ClusterId {
+                account,
+                name: target.cluster_name.clone(),
+            };
+            let mut request = Request::new(cluster)
                 .hinted_arn(target.cluster_arn.clone())
                 .patience(reconciler.patience_until(tokio::time::Instant::from_std(deadline)));
             if target.starts_long_change {
@@ -74,6 +87,35 @@ pub async fn handle_event(
             })
         }
     }
+}
+
+/// The account an event's cluster runs in, as this deployment names it:
+/// its own, or a spoke it serves; any other account's event is ignored
+/// (the reason says which). An event that names no account is the
+/// deployment's own (a file replayed on the CLI).
+async fn event_account(
+    reconciler: &Reconciler,
+    theirs: Option<&str>,
+) -> Result<Result<Account, String>, crate::aws::AwsError> {
+    let Some(theirs) = theirs else {
+        return Ok(Ok(Account::Home));
+    };
+    let home = reconciler.learn_home_id().await?;
+    if home == Some(theirs) || (home.is_none() && !reconciler.config.is_hub()) {
+        return Ok(Ok(Account::Home));
+    }
+    let served = reconciler.served(crate::accounts::SERVED_TTL).await?;
+    if served.contains(theirs) {
+        return Ok(Ok(Account::Id(theirs.to_string())));
+    }
+    let ours = home.unwrap_or("an account it does not know");
+    Ok(Err(if reconciler.config.is_hub() {
+        format!(
+            "the event is for account {theirs}, which this deployment (in {ours}) does not serve"
+        )
+    } else {
+        format!("the event is for account {theirs}, and this runs in {ours}")
+    }))
 }
 
 /// The most a Lambda invocation keeps back from its deadline for its last

@@ -12,6 +12,7 @@
 // reconciles, each over its rounds and their concurrent reads).
 #![recursion_limit = "256"]
 
+pub mod accounts;
 pub mod apply;
 pub mod aws;
 pub mod calls;

@@ -154,6 +154,42 @@ impl Counts {
         }
     }
 
+    /// One spoke account's part of a hub's sweep (`account`, its id): its
+    /// clusters' reconciles and the failures named in it, the account
+    /// itself unread among them. The deployment's own figures
+    /// (`of_sweep`) are the whole run's, these included, so that its
+    /// alarms see every account.
+    pub fn of_account(summary: &SweepReport, account: &str) -> Counts {
+        let reports: Vec<&Report> = summary
+            .reports
+            .iter()
+            .filter(|r| matches!(&r.account, crate::model::Account::Id(id) if id == account))
+            .collect();
+        let sum = |figure: fn(&Report) -> u64| reports.iter().map(|r| figure(r)).sum::<u64>();
+        Counts {
+            reconciles: reports.len() as u64,
+            failures: summary
+                .failures
+                .iter()
+                .filter(|f| f.account.as_deref() == Some(account))
+                .count() as u64,
+            converging: reports
+                .iter()
+                .filter(|r| r.outcome == Outcome::Converging)
+                .count() as u64,
+            actions: sum(|r| r.actions.len() as u64),
+            repaired: sum(|r| r.repaired.len() as u64),
+            api_calls: sum(|r| r.api_calls),
+            write_calls: sum(|r| r.write_calls),
+            throttles: sum(|r| r.throttles),
+            lost_races: sum(|r| r.lost_races),
+            duration_ms: summary.duration_ms,
+            creates: by_kind(reports.iter().copied(), ActionKind::Create),
+            changes: by_kind(reports.iter().copied(), ActionKind::Change),
+            deletes: by_kind(reports.iter().copied(), ActionKind::Delete),
+        }
+    }
+
     /// A failure of the whole invocation, before any reconcile.
     pub fn failed() -> Counts {
         Counts {
@@ -170,8 +206,9 @@ pub struct Dimensions<'a> {
     pub function: &'a str,
     /// Which deployment: two in one account are counted apart.
     pub owner: &'a str,
-    /// The account and region of the clusters the figures are about (today
-    /// the function's own; a hub serving several accounts counts each apart).
+    /// The account and region of the clusters the figures are about: the
+    /// function's own for the whole run's, a spoke's for its part of a
+    /// hub's sweep.
     pub account: &'a str,
     pub region: &'a str,
 }
@@ -288,7 +325,10 @@ mod tests {
 
     #[test]
     fn actions_are_counted_by_kind_and_published_when_some() {
-        let mut report = Report::new("prod", crate::config::Mode::Apply);
+        let mut report = Report::new(
+            &crate::model::ClusterId::home("prod"),
+            crate::config::Mode::Apply,
+        );
         report.actions_by_kind.insert(ActionKind::Create, 4);
         report.actions_by_kind.insert(ActionKind::Delete, 1);
         let counts = Counts::of_report(&report);

@@ -19,6 +19,11 @@ pub struct Observation {
     /// The account the cluster runs in, where its inbound endpoint, its
     /// group and its 443 rules live.
     pub account: Account,
+    /// The deployment's own account id, when known (what an `ACCOUNT:`
+    /// client VPC naming it means).
+    pub home_id: Option<String>,
+    /// The accounts served besides the deployment's own.
+    pub served: BTreeSet<String>,
     /// None: DescribeCluster said the cluster does not exist.
     pub cluster: Option<ClusterView>,
     /// The cluster ARN from the triggering event, when the cluster is gone.
@@ -33,13 +38,14 @@ pub struct Observation {
     /// Every VPC described: client VPCs (configured, tagged, peered), the
     /// cluster VPC and the outbound VPC.
     pub vpcs: Vec<VpcView>,
-    /// VPCs with an active peering connection to the cluster VPC.
-    pub peered_vpc_ids: Vec<String>,
+    /// VPCs with an active peering connection to the cluster VPC, in this
+    /// deployment's accounts (the cluster's, or another it serves).
+    pub peered_vpcs: Vec<VpcRef>,
     /// The cluster's additional security groups, described (only with
     /// `EKS_PRIVATE_DNS_API_RULES_GROUP=tagged`).
     pub cluster_groups: Vec<SecurityGroupView>,
-    /// Peered VPCs of other accounts (VPC id, account id): not served by
-    /// this deployment, and no reason to refuse the cluster.
+    /// Peered VPCs of accounts this deployment does not serve (VPC id,
+    /// account id): no reason to refuse the cluster.
     pub other_account_peers: Vec<(String, String)>,
     /// Subnets of the VPC where a new outbound endpoint would go.
     pub outbound_vpc_subnets: Vec<SubnetView>,
@@ -58,6 +64,8 @@ pub struct Observation {
     pub parameters: Vec<ParameterView>,
     /// Other clusters recorded as using the cluster VPC's inbound endpoint.
     pub registrations: Vec<Registration>,
+    /// The accounts whose Resolver state (associations) was read.
+    pub accounts_read: Vec<Account>,
     /// The plumbing existed, so what only building it needs was not read:
     /// the cluster VPC's DNS attributes, the cluster's subnets and the
     /// outbound VPC's subnets (see `details_wanted`). The planner then skips
@@ -94,50 +102,86 @@ impl Observation {
             .unwrap_or_default()
     }
 
-    /// The client VPCs of this cluster: configured, tagged and (when
-    /// discovering) peered, once each, in that order.
-    pub fn client_vpc_ids(&self, config: &Config) -> Vec<String> {
+    /// Whether this deployment acts in `account`: its own, or a spoke it
+    /// serves.
+    pub fn serves(&self, account: &Account) -> bool {
+        match account {
+            Account::Home => true,
+            Account::Id(id) => self.served.contains(id),
+        }
+    }
+
+    /// The client VPCs of this cluster: configured (a bare id is the
+    /// deployment's), tagged (a bare id is the cluster's account's) and
+    /// (when discovering) peered, once each, in that order.
+    pub fn client_vpcs(&self, config: &Config) -> Vec<VpcRef> {
         if self.cluster.is_none() {
             return Vec::new();
         }
-        self.client_vpc_ids_with(config, &self.tags(config))
+        self.client_vpcs_with(config, &self.tags(config))
     }
 
     /// The same, with the cluster's tags parsed already.
-    pub fn client_vpc_ids_with(&self, config: &Config, tags: &ClusterTags) -> Vec<String> {
-        let peered: &[String] = if config.discover_peered_vpcs {
-            &self.peered_vpc_ids
+    pub fn client_vpcs_with(&self, config: &Config, tags: &ClusterTags) -> Vec<VpcRef> {
+        let home = self.home_id.as_deref();
+        let peered: &[VpcRef] = if config.discover_peered_vpcs {
+            &self.peered_vpcs
         } else {
             &[]
         };
-        let mut ids: Vec<String> = Vec::new();
-        for id in config
+        let mut vpcs: Vec<VpcRef> = Vec::new();
+        let named = config
             .client_vpc_ids
             .iter()
-            .chain(&tags.client_vpc_ids)
-            .chain(peered)
-        {
-            if !ids.contains(id) {
-                ids.push(id.clone());
+            .map(|v| v.resolve(&Account::Home, home))
+            .chain(
+                tags.client_vpc_ids
+                    .iter()
+                    .map(|v| v.resolve(&self.account, home)),
+            )
+            .chain(peered.iter().cloned());
+        for vpc in named {
+            if !vpcs.contains(&vpc) {
+                vpcs.push(vpc);
             }
         }
-        ids
+        vpcs
     }
 
-    /// Where a new outbound endpoint goes: the configured VPC, else the
-    /// first configured client VPC, else the first client VPC that is not
-    /// the cluster's.
+    /// The cluster's VPC, in its account.
+    pub fn cluster_vpc(&self) -> Option<VpcRef> {
+        let id = self.cluster.as_ref()?.vpc_id.clone()?;
+        Some(VpcRef {
+            account: self.account.clone(),
+            id,
+        })
+    }
+
+    /// Where a new outbound endpoint goes, always in the deployment's own
+    /// account (the forward rules that name it are there): the configured
+    /// VPC, else the first configured client VPC of that account, else the
+    /// first of its client VPCs that is not the cluster's.
     pub fn outbound_vpc(&self, config: &Config) -> Option<String> {
         let cluster = self.cluster.as_ref()?;
         let tags = ClusterTags::parse(&cluster.name, &cluster.tags, config).ok()?;
+        let home = self.home_id.as_deref();
         config
             .outbound_vpc_id
             .clone()
-            .or_else(|| config.client_vpc_ids.first().cloned())
             .or_else(|| {
-                self.client_vpc_ids_with(config, &tags)
+                config
+                    .client_vpc_ids
+                    .iter()
+                    .map(|v| v.resolve(&Account::Home, home))
+                    .find(|v| v.account.is_home())
+                    .map(|v| v.id)
+            })
+            .or_else(|| {
+                let own = self.cluster_vpc();
+                self.client_vpcs_with(config, &tags)
                     .into_iter()
-                    .find(|id| Some(id) != cluster.vpc_id.as_ref())
+                    .find(|v| v.account.is_home() && Some(v) != own.as_ref())
+                    .map(|v| v.id)
             })
     }
 
@@ -237,7 +281,7 @@ impl Observation {
                 && e.failed_ips().next().is_none()
         });
         let outbound_served = config.outbound_endpoint_id.is_some()
-            || self.client_vpc_ids(config).is_empty()
+            || self.client_vpcs(config).is_empty()
             || !self
                 .live_endpoints(owner, Direction::Outbound, None)
                 .is_empty();

@@ -7,16 +7,20 @@
 //! | inbound endpoint         | owner, vpc, role     | epd-{owner#}-in-g{N}-{vpc}               |
 //! | outbound endpoint        | owner, vpc, role     | epd-{owner#}-out-g{N}-{vpc}              |
 //! | endpoint security groups | owner, vpc, role     | name eks-private-dns[-{owner}]-{role}    |
-//! | forward rule             | owner, cluster       | epd-{owner#}-rule-g{N}-{host#}-{cluster} |
+//! | forward rule             | owner, cluster       | epd-{owner#}-rule-g{N}-{host#}-{key}     |
 //! | 53 rules (endpoint SG)   | owner, vpc           |                                          |
 //! | 443 rules (cluster SG)   | owner, cluster       |                                          |
-//! | SSM parameters           | owner, cluster, vpc  | {prefix}/{cluster}/...                   |
+//! | SSM parameters           | owner, cluster, vpc  | {prefix}/[{account}/]{cluster}/...       |
+//! | RAM resource share       | owner                | name eks-private-dns[-{owner}]           |
 //!
 //! The Route 53 Resolver API cannot filter by tag, so its resources are found
 //! by CreatorRequestId (which nobody can change after creation) and their
 //! owner tag is checked again before every change or delete. `gN` is the
 //! generation: 1 at first, higher when AWS still remembers a deleted resource
-//! under the lower one.
+//! under the lower one. A rule's `key` is its cluster's (`ClusterId`'s
+//! Display): the name for a cluster of the deployment's account,
+//! `{account}:{name}` for a spoke's, so that two accounts' clusters of one
+//! name never share a rule.
 
 use sha2::{Digest, Sha256};
 
@@ -146,6 +150,23 @@ impl Owner {
         } else {
             format!("eks-private-dns-{}-{role}", self.id)
         }
+    }
+
+    /// The name of the deployment's RAM resource share (one per owner and
+    /// region): "eks-private-dns" for the default owner,
+    /// "eks-private-dns-{owner}" for any other.
+    pub fn share_name(&self) -> String {
+        if self.id == crate::config::DEFAULT_OWNER {
+            "eks-private-dns".to_string()
+        } else {
+            format!("eks-private-dns-{}", self.id)
+        }
+    }
+
+    /// The client token of the share's creation: the same for every run,
+    /// so that two runs making it at once make one.
+    pub fn share_client_token(&self) -> String {
+        format!("{}share", self.prefix)
     }
 
     /// The tags of a shared resource (an endpoint, its security group)

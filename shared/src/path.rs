@@ -100,10 +100,14 @@ pub fn check(config: &Config, owner: &Owner, obs: &Observation) -> Result<Paths,
     let (host, vpc_id) = cluster.host_and_vpc()?;
     let tags =
         ClusterTags::parse(&cluster.name, &cluster.tags, config).map_err(|e| e.to_string())?;
-    let clients: Vec<String> = obs
-        .client_vpc_ids(config)
+    let own = VpcRef {
+        account: obs.account.clone(),
+        id: vpc_id.clone(),
+    };
+    let clients: Vec<VpcRef> = obs
+        .client_vpcs(config)
         .into_iter()
-        .filter(|id| *id != vpc_id)
+        .filter(|v| *v != own)
         .collect();
     let mut onprem: Vec<IpNet> = config.onprem_cidrs.clone();
     onprem.extend(tags.onprem_cidrs.iter().copied());
@@ -174,20 +178,22 @@ struct Shared<'a> {
 /// A client VPC's path: its resolver forwards through our rule and the
 /// outbound endpoint to the inbound endpoint, which the control plane
 /// admits it from.
-fn client_path(c: &Shared, client: &String) -> Path {
+fn client_path(c: &Shared, client: &VpcRef) -> Path {
     let (obs, rule, host) = (c.obs, c.rule, &c.host);
     let mut hops = vec![c.dns.clone()];
     let cidrs: Vec<IpNet> = obs
         .vpcs
         .iter()
-        .find(|v| &v.id == client)
+        .find(|v| v.id == client.id && v.account == client.account)
         .map(|v| v.cidrs.clone())
         .unwrap_or_default();
+    // The association is the client VPC's account's (a rule shared with it).
     let association = rule.and_then(|r| {
         obs.associations
             .iter()
-            .find(|a| a.rule_id == r.id && &a.vpc_id == client)
+            .find(|a| a.rule_id == r.id && a.vpc_id == client.id && a.account == client.account)
     });
+    let client = &client.to_string();
     hops.push(association_hop(rule, association, host, client));
     hops.push(targets_hop(rule, c));
     let outbound = rule

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use std::collections::BTreeMap;
 
+use crate::accounts::Accounts;
 use crate::apply::ApplyError;
-use crate::aws::{Accounts, AwsError, Clients};
+use crate::aws::{AwsError, Clients};
 use crate::model::{Account, AssociationView};
 use crate::observe;
 use crate::progress::Wait;
@@ -138,8 +139,12 @@ pub async fn settle(
             .push(wait.clone());
     }
     let looks = by_account.into_iter().map(|(account, waits)| async move {
-        let clients = accounts.get(account)?;
-        Ok::<_, ApplyError>(settle_in(clients, waits, patience).await?)
+        let clients = accounts.get(account).await?;
+        Ok::<_, ApplyError>(
+            settle_in(&clients, waits, patience)
+                .await
+                .map_err(|e| e.in_account(accounts.describe(account)))?,
+        )
     });
     Ok(futures::future::try_join_all(looks)
         .await?

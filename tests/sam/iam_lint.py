@@ -1,16 +1,18 @@
-"""Lint the IAM policies of template.yaml with parliament.
+"""Lint the IAM policies of the templates with parliament.
 
 Every inline policy of every AWS::IAM::Role (and AWS::IAM::ManagedPolicy) in
-the template is resolved as CloudFormation would resolve it for a deployment
-with the parameters' defaults (Fn::Sub, Ref and Fn::GetAtt become example
-ARNs of the right shape), then analysed by parliament against its copy of the
-Service Authorization Reference. Any finding fails the check, unless it is
-listed in ACCEPTED below with the reason the reference shows it wrong.
+each template (the hub's template.yaml, the spoke's spoke/template.yaml) is
+resolved as CloudFormation would resolve it for a deployment with the
+parameters' defaults, or examples of the right shape where a parameter has
+none (Fn::Sub, Ref and Fn::GetAtt become example ARNs), then analysed by
+parliament against its copy of the Service Authorization Reference. Any
+finding fails the check, unless it is listed in ACCEPTED below with the
+reason the reference shows it wrong.
 
-Policy documents in JSON files given after the template (the on-premises
-host's policy in contrib/iam/) are linted the same way.
+Policy documents in JSON files (the on-premises host's policy in
+contrib/iam/) are linted the same way.
 
-Usage: python iam_lint.py template.yaml [policy.json ...]
+Usage: python iam_lint.py template.yaml [spoke/template.yaml ...] [policy.json ...]
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ PARTITION = "aws"
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 STACK = "eks-private-dns"
+# Example values of the parameters that have no default.
+EXAMPLES = {
+    "HubAccountId": "210987654321",
+    "HubClusterEventRoleArn": "arn:aws:iam::210987654321:role/hub-ClusterEventRole",
+    "HubSweepRoleArn": "arn:aws:iam::210987654321:role/hub-SweepRole",
+}
 
 # Findings that the Service Authorization Reference shows wrong, each with
 # the reason: (issue, statement Sid, action). parliament checks a statement's
@@ -95,7 +103,7 @@ class Template:
     def __init__(self, doc: dict[str, Any]):
         self.doc = doc
         self.parameters = {
-            name: str(p.get("Default", f"example-{name}"))
+            name: str(p.get("Default", EXAMPLES.get(name, f"example-{name}")))
             for name, p in doc.get("Parameters", {}).items()
         }
         self.resources = doc.get("Resources", {})
@@ -197,16 +205,19 @@ def accepted(finding: Any, sid: str) -> str | None:
 
 
 def main() -> int:
-    path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
-    with open(path, encoding="utf-8") as f:
-        template = Template(yaml.load(f, Loader=Loader))
-    found = policies(template)
-    if not found:
-        print(f"{path}: no IAM policies found", file=sys.stderr)
-        return 1
-    for extra in sys.argv[2:]:
-        with open(extra, encoding="utf-8") as f:
-            found.append((extra, json.load(f)))
+    paths = sys.argv[1:] or ["template.yaml"]
+    found = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            if not path.endswith((".yaml", ".yml")):
+                found.append((path, json.load(f)))
+                continue
+            template = Template(yaml.load(f, Loader=Loader))
+        of_template = [(f"{path}:{name}", doc) for name, doc in policies(template)]
+        if not of_template:
+            print(f"{path}: no IAM policies found", file=sys.stderr)
+            return 1
+        found.extend(of_template)
     failures = 0
     used = set()
     for name, document in found:

@@ -17,6 +17,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, Filter};
 
 pub mod arena;
 pub mod dns_stub;
+pub mod org;
 pub mod proxy;
 pub mod runtime_api;
 
@@ -300,13 +301,7 @@ impl Emulator {
     }
 
     pub fn aws(&self) -> Aws {
-        let sdk = self.sdk_config();
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            eks: aws_sdk_eks::Client::new(&sdk),
-            resolver: aws_sdk_route53resolver::Client::new(&sdk),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
-        }
+        Aws::of(&self.sdk_config())
     }
 }
 
@@ -325,6 +320,18 @@ pub struct Aws {
     pub eks: aws_sdk_eks::Client,
     pub resolver: aws_sdk_route53resolver::Client,
     pub ssm: aws_sdk_ssm::Client,
+}
+
+impl Aws {
+    /// Clients of the account `sdk` acts in.
+    pub fn of(sdk: &SdkConfig) -> Aws {
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            eks: aws_sdk_eks::Client::new(sdk),
+            resolver: aws_sdk_route53resolver::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+        }
+    }
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -1479,11 +1486,18 @@ impl World {
     }
 }
 
-/// Check every DNS path of `cluster` as `verify --path` does (the oracle
-/// the suites run after each step); panics naming each failing hop.
+/// Check every DNS path of `cluster` (of the deployment's own account) as
+/// `verify --path` does (the oracle the suites run after each step);
+/// panics naming each failing hop.
 pub async fn assert_paths(rec: &Reconciler, cluster: &str) {
+    assert_cluster_paths(rec, &shared::model::ClusterId::home(cluster)).await
+}
+
+/// The same for a cluster of any account: every hop read in the account
+/// that owns it.
+pub async fn assert_cluster_paths(rec: &Reconciler, cluster: &shared::model::ClusterId) {
     let paths = rec
-        .paths(&shared::model::ClusterId::home(cluster))
+        .paths(cluster)
         .await
         .unwrap_or_else(|e| panic!("paths of {cluster}: {e}"));
     assert!(

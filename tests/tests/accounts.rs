@@ -7,40 +7,11 @@
 use aws_sdk_route53resolver::types::{
     IpAddressRequest, ResolverEndpointDirection, RuleTypeOption, TargetAddress,
 };
-use aws_sdk_sts::config::Credentials;
 use eks_private_dns_tests::*;
 
 /// A spoke's role, as the hub assumes it.
 fn role(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/eks-private-dns-spoke")
-}
-
-/// SDK configuration acting as `account`: credentials of its role, from
-/// STS AssumeRole with the emulator's (the hub's) own.
-async fn as_account(emulator: &Emulator, account: &str) -> aws_config::SdkConfig {
-    let sts = aws_sdk_sts::Client::new(&emulator.sdk_config());
-    let out = sts
-        .assume_role()
-        .role_arn(role(account))
-        .role_session_name("eks-private-dns")
-        .send()
-        .await
-        .expect("the role is assumed");
-    let c = out.credentials().expect("credentials");
-    let credentials = Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_string()),
-        None,
-        "assumed",
-    );
-    emulator
-        .sdk_config()
-        .into_builder()
-        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
-            credentials,
-        ))
-        .build()
 }
 
 /// A forward rule of the hub (through an outbound endpoint in its VPC).
@@ -111,7 +82,7 @@ async fn listed(resolver: &aws_sdk_route53resolver::Client) -> Vec<(String, Stri
 async fn assumed_role_credentials_act_in_the_roles_account_for_an_hour_at_most() {
     let emulator = Emulator::start().unwrap();
     let spoke = "210987654321";
-    let config = as_account(&emulator, spoke).await;
+    let config = emulator.sdk_config_in(spoke).await.unwrap();
     let identity = aws_sdk_sts::Client::new(&config)
         .get_caller_identity()
         .send()
@@ -175,32 +146,14 @@ async fn a_rule_shared_inside_the_organization_is_usable_at_once_and_until_unsha
     let emulator = Emulator::start().unwrap();
     let hub = emulator.aws();
     let sdk = emulator.sdk_config();
-    let organizations = aws_sdk_organizations::Client::new(&sdk);
-    organizations
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
+    let spoke = emulator
+        .organization(&["workload"])
         .await
-        .unwrap();
-    let created = organizations
-        .create_account()
-        .account_name("workload")
-        .email("workload@example.com")
-        .send()
-        .await
-        .unwrap();
-    let spoke = created
-        .create_account_status()
-        .and_then(|s| s.account_id())
         .unwrap()
-        .to_string();
+        .remove(0);
     let ram = aws_sdk_ram::Client::new(&sdk);
-    ram.enable_sharing_with_aws_organization()
-        .send()
-        .await
-        .unwrap();
     let (rule_id, rule_arn) = hub_rule(&hub).await;
-    let theirs = as_account(&emulator, &spoke).await;
+    let theirs = emulator.sdk_config_in(&spoke).await.unwrap();
     let resolver = aws_sdk_route53resolver::Client::new(&theirs);
     let vpc = aws_sdk_ec2::Client::new(&theirs)
         .create_vpc()
@@ -329,7 +282,7 @@ async fn outside_the_organization_a_rule_is_usable_once_the_invitation_is_accept
         .send()
         .await
         .unwrap();
-    let theirs = as_account(&emulator, outsider).await;
+    let theirs = emulator.sdk_config_in(outsider).await.unwrap();
     let resolver = aws_sdk_route53resolver::Client::new(&theirs);
     assert!(listed(&resolver).await.is_empty(), "not before it accepts");
     let their_ram = aws_sdk_ram::Client::new(&theirs);
@@ -351,4 +304,144 @@ async fn outside_the_organization_a_rule_is_usable_once_the_invitation_is_accept
         listed(&resolver).await,
         [(rule_id, "SHARED_WITH_ME".to_string())]
     );
+}
+
+/// A spoke's clients: its role assumed once, however many calls and
+/// clients, and every call acting in the spoke; a role that cannot be
+/// assumed is an error of STS.AssumeRole that names the account and the
+/// role, and is not transient (AccessDenied).
+#[tokio::test]
+async fn a_spokes_clients_assume_its_role_once_and_act_in_it() {
+    use shared::model::Account;
+    let emulator = Emulator::start().unwrap();
+    let proxy = eks_private_dns_tests::proxy::Proxy::start(&emulator.url)
+        .await
+        .unwrap();
+    let spoke = "210987654321";
+    let denied = "310987654321";
+    let rec = emulator.reconciler_via(
+        &proxy.url,
+        config(&[(
+            shared::config::ENV_SPOKE_ACCOUNTS,
+            &format!("{spoke},{denied}"),
+        )]),
+    );
+    let accounts = rec.accounts();
+    let theirs = accounts.get(&Account::Id(spoke.into())).await.unwrap();
+    assert_eq!(theirs.account, Account::Id(spoke.into()));
+    let made = theirs
+        .ec2
+        .create_vpc()
+        .cidr_block("10.52.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let made = made.vpc().unwrap().vpc_id().unwrap().to_string();
+    let again = accounts.get(&Account::Id(spoke.into())).await.unwrap();
+    let seen = again.ec2.describe_vpcs().send().await.unwrap();
+    assert!(seen.vpcs().iter().any(|v| v.vpc_id() == Some(&made)));
+    again.resolver.list_resolver_rules().send().await.unwrap();
+    let hub = accounts.home().ec2.describe_vpcs().send().await.unwrap();
+    assert!(hub.vpcs().iter().all(|v| v.vpc_id() != Some(&made)));
+    let assumed = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.operation == "STS.AssumeRole")
+        .count();
+    assert_eq!(assumed, 1, "the role is assumed once for every call");
+
+    let role = format!("arn:aws:iam::{denied}:role/eks-private-dns-spoke");
+    emulator.deny_roles(&[&role]).await.unwrap();
+    let error = accounts.get(&Account::Id(denied.into())).await.unwrap_err();
+    let said = error.to_string();
+    assert!(
+        said.contains("STS.AssumeRole") && said.contains(&role) && said.contains(denied),
+        "{said}"
+    );
+    assert!(
+        error.is_access_denied() && !error.is_transient(),
+        "{error:?}"
+    );
+}
+
+/// RAM's shares as the API reference has them and moto does not: one
+/// client token makes one share; GetResourceShares filters by name,
+/// status and tag, and gives the tags; an update keeps what it is not
+/// given (the name).
+#[tokio::test]
+async fn a_share_is_made_once_per_token_and_found_by_name_status_and_tag() {
+    use aws_sdk_ram::types::{ResourceOwner, ResourceShareStatus, Tag, TagFilter};
+    let emulator = Emulator::start().unwrap();
+    let ram = aws_sdk_ram::Client::new(&emulator.sdk_config());
+    let make = || {
+        ram.create_resource_share()
+            .name("eks-private-dns")
+            .allow_external_principals(false)
+            .client_token("epd-token")
+            .tags(
+                Tag::builder()
+                    .key("eks-private-dns:owner")
+                    .value("a")
+                    .build(),
+            )
+            .send()
+    };
+    let first = make().await.unwrap();
+    let again = make().await.unwrap();
+    let arn = first
+        .resource_share()
+        .unwrap()
+        .resource_share_arn()
+        .unwrap();
+    assert_eq!(
+        again.resource_share().unwrap().resource_share_arn(),
+        Some(arn)
+    );
+    let found = |name: &str, owner: &str| {
+        ram.get_resource_shares()
+            .resource_owner(ResourceOwner::SelfValue)
+            .name(name)
+            .resource_share_status(ResourceShareStatus::Active)
+            .tag_filters(
+                TagFilter::builder()
+                    .tag_key("eks-private-dns:owner")
+                    .tag_values(owner)
+                    .build(),
+            )
+            .send()
+    };
+    let shares = found("eks-private-dns", "a").await.unwrap();
+    assert_eq!(shares.resource_shares().len(), 1, "one share for the token");
+    let share = &shares.resource_shares()[0];
+    assert_eq!(share.tags()[0].value(), Some("a"));
+    assert!(found("eks-private-dns", "b")
+        .await
+        .unwrap()
+        .resource_shares()
+        .is_empty());
+    assert!(found("other", "a")
+        .await
+        .unwrap()
+        .resource_shares()
+        .is_empty());
+    ram.update_resource_share()
+        .resource_share_arn(arn)
+        .allow_external_principals(true)
+        .send()
+        .await
+        .unwrap();
+    let shares = found("eks-private-dns", "a").await.unwrap();
+    let share = &shares.resource_shares()[0];
+    assert_eq!(share.name(), Some("eks-private-dns"), "the name stays");
+    assert_eq!(share.allow_external_principals(), Some(true));
+    ram.delete_resource_share()
+        .resource_share_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(found("eks-private-dns", "a")
+        .await
+        .unwrap()
+        .resource_shares()
+        .is_empty());
 }

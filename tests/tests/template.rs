@@ -91,12 +91,14 @@ fn unquote(value: &str) -> String {
 }
 
 /// The template's parameters (the top-level `Parameters:` block), and the
-/// functions' environment (`VARIABLE: !Ref Parameter` lines).
+/// functions' environment (`VARIABLE: !Ref Parameter` lines: the
+/// parameters each variable is set from, the Globals' first, then a
+/// function's own).
 fn parameters_of(
     template: &str,
 ) -> (
     std::collections::BTreeMap<String, Parameter>,
-    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, Vec<String>>,
 ) {
     let mut parameters = std::collections::BTreeMap::new();
     let mut inside = false;
@@ -125,14 +127,14 @@ fn parameters_of(
             }
         }
     }
-    let environment = template
-        .lines()
-        .filter_map(|l| {
-            let (var, rest) = l.trim().split_once(": !Ref ")?;
-            var.starts_with("EKS_PRIVATE_DNS_")
-                .then(|| (var.to_string(), rest.trim().to_string()))
-        })
-        .collect();
+    let mut environment: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (var, parameter) in template.lines().filter_map(|l| {
+        let (var, rest) = l.trim().split_once(": !Ref ")?;
+        var.starts_with("EKS_PRIVATE_DNS_")
+            .then(|| (var.to_string(), rest.trim().to_string()))
+    }) {
+        environment.entry(var).or_default().push(parameter);
+    }
     (parameters, environment)
 }
 
@@ -151,6 +153,11 @@ fn pattern_samples(name: &str) -> &'static [&'static str] {
         ENV_CLIENT_VPC_IDS => &[
             "vpc-0123456789abcdef0",
             "vpc-11111111,vpc-0123456789abcdef0",
+            "210987654321:vpc-0123456789abcdef0",
+            "vpc-11111111,210987654321:vpc-22222222",
+            "21098765432:vpc-11111111",
+            "210987654321:",
+            "account:vpc-11111111",
             "vpc-1234567890",
             "vpc-1234567",
             "vpc-0123456789ABCDEF0",
@@ -180,6 +187,24 @@ fn pattern_samples(name: &str) -> &'static [&'static str] {
             "no-slash",
             "/has space",
         ],
+        ENV_SPOKE_ACCOUNTS => &[
+            "210987654321",
+            "210987654321,ou-ab12-cdef3456",
+            "r-ab12",
+            "ou-ab12-cdef3456,r-ab12",
+            "21098765432",
+            "ou-AB12-cdef3456",
+            "ou-ab12",
+            "o-ab12cdef34",
+        ],
+        ENV_SPOKE_ROLE_NAME => &[
+            "eks-private-dns-spoke",
+            "team+dns=spoke,x.y@z_1",
+            "has space",
+            "slash/in",
+            "a234567890123456789012345678901234567890123456789012345678901234",
+            "a2345678901234567890123456789012345678901234567890123456789012345",
+        ],
         ENV_OWNER => &[
             "eks-private-dns",
             "team.a_1",
@@ -206,13 +231,26 @@ fn the_template_parameters_are_the_variables_table() {
         let p = parameters
             .get(v.parameter)
             .unwrap_or_else(|| panic!("template parameter {} of {}", v.parameter, v.name));
+        let set_from = environment.get(v.name).cloned().unwrap_or_default();
         assert_eq!(
-            environment.get(v.name).map(String::as_str),
+            set_from.first().map(String::as_str),
             Some(v.parameter),
             "the functions get {} from {}",
             v.name,
             v.parameter
         );
+        // A function that sets it from a parameter of its own (the event
+        // function's Resolver rate) takes the same values.
+        for own in &set_from[1..] {
+            let o = &parameters[own];
+            if let Value::Number { min, max, .. } = v.value {
+                let bound = |key: &str| o.get(key).and_then(|b| b.parse::<f64>().ok());
+                assert_eq!(bound("MinValue"), Some(min), "{own} MinValue");
+                assert_eq!(bound("MaxValue"), Some(max), "{own} MaxValue");
+            }
+            let default = o.get("Default").unwrap_or_default();
+            assert!(code_takes(v.name, default), "{own}'s Default {default}");
+        }
         let default = p
             .get("Default")
             .unwrap_or_else(|| panic!("{}: Default", v.parameter));
@@ -262,7 +300,11 @@ fn the_template_parameters_are_the_variables_table() {
                 );
                 checked += 1;
             }
-            if matches!(v.value, Value::List) && v.name != shared::config::ENV_CLIENT_VPC_IDS {
+            let cidrs = [
+                shared::config::ENV_ONPREM_CIDRS,
+                shared::config::ENV_TAG_CIDR_ENVELOPE,
+            ];
+            if cidrs.contains(&v.name) {
                 for sample in ["10.0.0.0/8", "10.1.0.0/16,fd00::/8", "192.168.0.0/24"] {
                     assert!(code_takes(v.name, sample), "{}: {sample}", v.name);
                     assert!(template_takes(sample), "{} refuses {sample}", v.parameter);

@@ -63,7 +63,7 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         Ok(EventResult::Reconciled { event_name, report }) => {
             tracing::info!(
                 event = %event_name,
-                cluster = %report.cluster,
+                cluster = %report.cluster_id(),
                 decision = %report.decision,
                 outcome = report.outcome.as_str(),
                 detail = report.detail.as_deref().unwrap_or(""),
@@ -88,7 +88,8 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
             let metrics = shared::metrics::emit(
                 &shared::handler::metric_dimensions(reconciler, "cluster-event"),
                 &shared::metrics::Counts::of_report(&report),
-                json!({"cluster": report.cluster, "outcome": report.outcome.as_str(),
+                json!({"cluster": report.cluster, "cluster_account": report.account,
+                       "outcome": report.outcome.as_str(),
                        "error": report.error, "transient": report.transient}),
             );
             if let Some(error) = &report.error {

@@ -70,13 +70,34 @@ async fn handler(reconciler: &Reconciler, event: LambdaEvent<Value>) -> Result<V
         );
         SweepFailed(format!("sweep could not observe the region: {e}"))
     })?;
+    let dimensions = shared::handler::metric_dimensions(reconciler, "sweep");
     let _ = shared::metrics::emit(
-        &shared::handler::metric_dimensions(reconciler, "sweep"),
+        &dimensions,
         &shared::metrics::Counts::of_sweep(&summary),
         serde_json::json!({"failed": summary.failures.iter().map(|f| &f.cluster).collect::<Vec<_>>()}),
     );
+    // A hub's: each spoke account's part too, by its Account.
+    for account in summary.swept_accounts() {
+        let _ = shared::metrics::emit(
+            &shared::metrics::Dimensions {
+                account: &account,
+                ..dimensions
+            },
+            &shared::metrics::Counts::of_account(&summary, &account),
+            serde_json::json!({"failed": summary
+                .failures
+                .iter()
+                .filter(|f| f.account.as_deref() == Some(account.as_str()))
+                .map(|f| &f.cluster)
+                .collect::<Vec<_>>()}),
+        );
+    }
+    for line in &summary.left_behind {
+        tracing::error!(left = %line, "left behind in an account no longer reachable");
+    }
     for failure in &summary.failures {
-        tracing::error!(cluster = %failure.cluster, error = %failure.error,
+        tracing::error!(cluster = %failure.cluster,
+            account = failure.account.as_deref().unwrap_or(""), error = %failure.error,
             transient = failure.transient, "cluster failed");
     }
     tracing::info!(

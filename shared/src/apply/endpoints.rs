@@ -110,9 +110,9 @@ impl Applier<'_> {
         &self,
         endpoint_id: &str,
     ) -> Result<Direction, ApplyError> {
-        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
+        let waited = poll(&self.clients, "Route53Resolver", &self.patience, || async {
             Ok(
-                match observe::get_endpoint(self.clients, endpoint_id).await? {
+                match observe::get_endpoint(&self.clients, endpoint_id).await? {
                     None => Look::Ready(None),
                     Some(e) if e.status.accepts_ip_changes() => Look::Ready(Some(e.direction)),
                     Some(e) => Look::NotYet(format!(
@@ -182,8 +182,8 @@ impl Applier<'_> {
         &self,
         endpoint_id: &str,
     ) -> Result<Option<String>, ApplyError> {
-        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
-            let rules = observe::rules_of_endpoint(self.clients, endpoint_id).await?;
+        let waited = poll(&self.clients, "Route53Resolver", &self.patience, || async {
+            let rules = observe::rules_of_endpoint(&self.clients, endpoint_id).await?;
             if let Some(live) = rules.iter().find(|r| !r.status.is_going_away()) {
                 return Ok(Look::Ready(Some(format!(
                     "endpoint {endpoint_id} is kept: rule {} ({}) uses it",
@@ -266,7 +266,7 @@ impl Applier<'_> {
                     if !e.is_code("ResourceExistsException") {
                         return Err(e.into());
                     }
-                    let existing = observe::list_endpoints(self.clients).await?;
+                    let existing = observe::list_endpoints(&self.clients).await?;
                     if let Some(found) = existing
                         .iter()
                         .find(|x| x.creator_request_id == creator_id && !x.is_going_away())

@@ -178,7 +178,7 @@ impl Applier<'_> {
                 // twin or by an earlier attempt whose answer was lost: it
                 // counts as made (and is recorded). Any other is foreign.
                 let current = observe::security_group_rules(
-                    self.clients,
+                    &self.clients,
                     vec![filter("group-id", [group_id])],
                 )
                 .await?;
@@ -204,7 +204,7 @@ impl Applier<'_> {
     ) -> Result<(), ApplyError> {
         // Ownership, again, right before the change.
         let current =
-            observe::security_group_rules(self.clients, vec![filter("group-id", [group_id])])
+            observe::security_group_rules(&self.clients, vec![filter("group-id", [group_id])])
                 .await?;
         let mut ours = Vec::new();
         for id in rule_ids {
@@ -299,8 +299,8 @@ impl Applier<'_> {
         &self,
         group_id: &str,
     ) -> Result<Option<String>, ApplyError> {
-        let waited = poll(self.clients, "EC2", &self.patience, || async {
-            let interfaces = observe::interfaces_using_group(self.clients, group_id).await?;
+        let waited = poll(&self.clients, "EC2", &self.patience, || async {
+            let interfaces = observe::interfaces_using_group(&self.clients, group_id).await?;
             if interfaces.is_empty() {
                 return Ok(Look::Ready(Ok(None)));
             }
@@ -320,7 +320,7 @@ impl Applier<'_> {
                 }
             }
             for endpoint in &endpoints {
-                if let Some(e) = observe::get_endpoint(self.clients, endpoint).await? {
+                if let Some(e) = observe::get_endpoint(&self.clients, endpoint).await? {
                     if !e.is_going_away() {
                         return Ok(Look::Ready(Ok(Some(format!(
                             "security group {group_id} is kept: endpoint {endpoint} ({}) uses it",

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 
-use crate::aws::{Accounts, AwsError, Clients, NotServed};
+use crate::accounts::{Accounts, ClientsRef};
+use crate::aws::AwsError;
 use crate::model::{Account, Direction, Tags, TargetAddress};
 use crate::observe::{self};
 use crate::owner::{Owner, TAG_OWNER};
@@ -23,8 +24,10 @@ mod groups;
 mod owned;
 mod parameters;
 mod rules;
+mod share;
 
 use endpoints::*;
+pub use share::Share;
 
 /// Why an apply stopped.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +60,6 @@ pub enum ApplyError {
     /// came: not an error of the run, which ends `converging`.
     #[error("still in progress: {0}")]
     InProgress(String),
-    /// The action is in an account this deployment has no clients for.
-    #[error(transparent)]
-    NotServed(#[from] NotServed),
 }
 
 impl ApplyError {
@@ -69,9 +69,7 @@ impl ApplyError {
         match self {
             ApplyError::Aws(e) => e.is_transient(),
             ApplyError::NotYet { .. } | ApplyError::Gone { .. } | ApplyError::InProgress(_) => true,
-            ApplyError::NotOurs { .. } | ApplyError::Conflict { .. } | ApplyError::NotServed(_) => {
-                false
-            }
+            ApplyError::NotOurs { .. } | ApplyError::Conflict { .. } => false,
         }
     }
 
@@ -98,7 +96,8 @@ pub(super) enum Effect {
     EndpointCreated(Direction, String),
     /// The endpoint's IPs changed: it is UPDATING.
     EndpointChanged(Direction, String),
-    RuleCreated(String),
+    /// (id, ARN).
+    RuleCreated(String, String),
     ApiRulesCreated(Vec<String>),
     /// (rule, VPC): the association is CREATING.
     Associated(String, String),
@@ -114,6 +113,7 @@ pub(super) struct Resolved {
     pub(super) groups: BTreeMap<Direction, String>,
     pub(super) endpoints: BTreeMap<Direction, String>,
     pub(super) rule_id: Option<String>,
+    pub(super) rule_arn: Option<String>,
     pub(super) api_rule_ids: Vec<String>,
     pub(super) associated: BTreeSet<String>,
     pub(super) inbound_ips: Option<Vec<String>>,
@@ -123,12 +123,12 @@ pub(super) struct Resolved {
     pub(super) changed_endpoints: BTreeSet<String>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Applier<'a> {
     /// The clients of each account an action may act in.
     pub accounts: Accounts<'a>,
     /// Those of the account the action at hand acts in (`Action::account`).
-    pub clients: &'a Clients,
+    pub clients: ClientsRef<'a>,
     pub owner: &'a Owner,
     /// How long an action may wait for what it depends on (a rule's
     /// associations to go before the rule, an endpoint's interfaces to go
@@ -155,17 +155,19 @@ impl<'a> Applier<'a> {
     pub fn new(accounts: Accounts<'a>, owner: &'a Owner, patience: Patience) -> Applier<'a> {
         Applier {
             accounts,
-            clients: accounts.home(),
+            clients: ClientsRef::Home(accounts.home()),
             owner,
             patience,
         }
     }
 
     /// This applier, acting in `account`.
-    fn in_account(&self, account: &Account) -> Result<Applier<'a>, ApplyError> {
+    async fn in_account(&self, account: &Account) -> Result<Applier<'a>, ApplyError> {
         Ok(Applier {
-            clients: self.accounts.get(account)?,
-            ..*self
+            clients: self.accounts.get(account).await?,
+            accounts: self.accounts,
+            owner: self.owner,
+            patience: self.patience,
         })
     }
 
@@ -273,8 +275,10 @@ impl<'a> Applier<'a> {
         let Some((id, account)) = found else {
             return Ok(());
         };
-        let clients = self.accounts.get(&account)?;
-        let ips = observe::endpoint_ips(clients, &id).await?;
+        let clients = self.accounts.get(&account).await?;
+        let ips = observe::endpoint_ips(&clients, &id)
+            .await
+            .map_err(|e| e.in_account(self.accounts.describe(&account)))?;
         let staying: Vec<_> = ips
             .iter()
             .filter(|ip| ip.status.is_live())
@@ -292,10 +296,15 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// One action, by the room of its resource kind, in its account.
+    /// One action, by the room of its resource kind, in its account (a
+    /// failure says which, when not the deployment's own).
     async fn run(&self, action: &Action, resolved: &Resolved) -> Result<Effect, ApplyError> {
-        let here = self.in_account(action.account())?;
-        here.run_here(action, resolved).await
+        let account = action.account();
+        let here = self.in_account(account).await?;
+        here.run_here(action, resolved).await.map_err(|e| match e {
+            ApplyError::Aws(e) => ApplyError::Aws(e.in_account(self.accounts.describe(account))),
+            other => other,
+        })
     }
 
     async fn run_here(&self, action: &Action, resolved: &Resolved) -> Result<Effect, ApplyError> {
@@ -311,9 +320,16 @@ impl<'a> Applier<'a> {
             | Action::DeleteEndpoint { .. } => self.run_endpoints(action, resolved).await,
             Action::CreateRule { .. }
             | Action::UpdateRule { .. }
+            | Action::ShareRule { .. }
             | Action::AssociateRule { .. }
             | Action::DisassociateRule { .. }
             | Action::DeleteRule { .. } => self.run_rules(action, resolved).await,
+            Action::UnshareWith {
+                share_arn,
+                principals,
+                ..
+            } => self.unshare_with(share_arn, principals).await,
+            Action::DeleteShare { share_arn, .. } => self.delete_share(share_arn).await,
             Action::PublishParameters(_) | Action::DeleteParameters { .. } => {
                 self.run_parameters(action, resolved).await
             }
@@ -347,7 +363,10 @@ fn take_effect(action: &Action, effect: Effect, applied: &mut Applied, resolved:
             });
             resolved.changed_endpoints.insert(id);
         }
-        Effect::RuleCreated(id) => resolved.rule_id = Some(id),
+        Effect::RuleCreated(id, arn) => {
+            resolved.rule_id = Some(id);
+            resolved.rule_arn = Some(arn);
+        }
         Effect::ApiRulesCreated(ids) => resolved.api_rule_ids.extend(ids),
         Effect::Associated(rule, vpc) => {
             applied.settle.push(Wait::Association {

@@ -8,12 +8,18 @@ use crate::model::Tags;
 use super::*;
 
 impl Applier<'_> {
+    /// A Resolver resource's tags, read in the account that owns it: a
+    /// consumer of a shared rule does not see its tags, which its owner
+    /// (the deployment) does.
     pub(super) async fn resolver_tags(&self, arn: &str) -> Result<Tags, AwsError> {
+        let here = match (&self.clients.account, super::share::arn_account(arn)) {
+            (Account::Id(here), Some(owner)) if here != owner => self.accounts.home(),
+            _ => &self.clients,
+        };
         let mut tags = Tags::new();
         let mut next: Option<String> = None;
         loop {
-            let out = self
-                .clients
+            let out = here
                 .resolver
                 .list_tags_for_resource()
                 .resource_arn(arn)

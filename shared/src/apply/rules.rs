@@ -30,10 +30,10 @@ impl Applier<'_> {
             } => {
                 let targets = targets_of(targets, resolved)?;
                 let endpoint_id = endpoint_id(endpoint, resolved)?;
-                let id = self
+                let (id, arn) = self
                     .create_rule(cluster, cluster_arn, domain, &targets, &endpoint_id)
                     .await?;
-                Ok(Effect::RuleCreated(id))
+                Ok(Effect::RuleCreated(id, arn))
             }
             Action::UpdateRule {
                 rule_id,
@@ -45,20 +45,40 @@ impl Applier<'_> {
                 self.update_rule(rule_id, rule_arn, targets, endpoint, resolved)
                     .await
             }
+            Action::ShareRule {
+                rule,
+                rule_arn,
+                principals,
+                ..
+            } => {
+                let arn = match (rule, rule_arn) {
+                    (RuleRef::Existing(_), Some(arn)) => arn.clone(),
+                    _ => resolved
+                        .rule_arn
+                        .clone()
+                        .ok_or_else(|| missing("the new rule"))?,
+                };
+                self.share_rule(&arn, principals).await
+            }
             Action::AssociateRule {
                 rule,
+                rule_arn,
                 vpc_id,
                 cluster,
                 ..
             } => {
-                let rule_id = match rule {
-                    RuleRef::Existing(id) => id.clone(),
-                    RuleRef::New => resolved
-                        .rule_id
-                        .clone()
-                        .ok_or_else(|| missing("the new rule"))?,
+                let (rule_id, arn) = match rule {
+                    RuleRef::Existing(id) => (id.clone(), rule_arn.clone()),
+                    RuleRef::New => (
+                        resolved
+                            .rule_id
+                            .clone()
+                            .ok_or_else(|| missing("the new rule"))?,
+                        resolved.rule_arn.clone(),
+                    ),
                 };
-                self.associate(&rule_id, vpc_id, cluster).await?;
+                self.associate_shared(&rule_id, arn.as_deref(), vpc_id, cluster)
+                    .await?;
                 Ok(Effect::Associated(rule_id, vpc_id.clone()))
             }
             Action::DisassociateRule {
@@ -71,8 +91,12 @@ impl Applier<'_> {
                 rule_id,
                 rule_arn,
                 after_associations,
+                shared,
                 ..
             } => {
+                if *shared {
+                    self.unshare_rule(rule_arn).await?;
+                }
                 self.delete_rule(rule_id, rule_arn, after_associations)
                     .await
             }
@@ -82,8 +106,8 @@ impl Applier<'_> {
 
     /// Wait until no VPC is associated with the rule (DELETING ones too).
     pub(super) async fn until_rule_is_unassociated(&self, rule_id: &str) -> Result<(), ApplyError> {
-        let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
-            let left = observe::associations_of_rule(self.clients, rule_id).await?;
+        let waited = poll(&self.clients, "Route53Resolver", &self.patience, || async {
+            let left = observe::associations_of_rule(&self.clients, rule_id).await?;
             Ok(if left.is_empty() {
                 Look::Ready(())
             } else {
@@ -110,7 +134,7 @@ impl Applier<'_> {
         domain: &str,
         targets: &[TargetAddress],
         endpoint_id: &str,
-    ) -> Result<String, ApplyError> {
+    ) -> Result<(String, String), ApplyError> {
         let tags = self.owner.cluster_tags(cluster_arn);
         for generation in 1..=MAX_GENERATIONS {
             let creator_id = self.owner.rule_creator_id(cluster, domain, generation);
@@ -129,24 +153,24 @@ impl Applier<'_> {
                 .await;
             match result {
                 Ok(out) => {
-                    return Ok(out
-                        .resolver_rule()
-                        .and_then(|r| r.id())
-                        .unwrap_or_default()
-                        .to_string())
+                    let rule = out.resolver_rule();
+                    return Ok((
+                        rule.and_then(|r| r.id()).unwrap_or_default().to_string(),
+                        rule.and_then(|r| r.arn()).unwrap_or_default().to_string(),
+                    ));
                 }
                 Err(e) => {
                     let e = AwsError::from_sdk("Route53Resolver.CreateResolverRule", e);
                     if !e.is_code("ResourceExistsException") {
                         return Err(e.into());
                     }
-                    let existing = observe::list_rules(self.clients).await?;
+                    let existing = observe::list_rules(&self.clients).await?;
                     if let Some(found) = existing
                         .iter()
                         .find(|x| x.creator_request_id == creator_id && !x.status.is_going_away())
                     {
                         self.clients.counter.add_lost_race();
-                        return Ok(found.id.clone());
+                        return Ok((found.id.clone(), found.arn.clone()));
                     }
                 }
             }
@@ -158,6 +182,44 @@ impl Applier<'_> {
                  taken"
             ),
         ))
+    }
+
+    /// Associate a rule with a VPC of this applier's account. A rule of
+    /// another account (`rule_arn` names its owner) that is not found here
+    /// yet is shared by an invitation not accepted yet: the invitation is
+    /// accepted, and the association made again; a share RAM has not
+    /// delivered yet is for a later run.
+    async fn associate_shared(
+        &self,
+        rule_id: &str,
+        rule_arn: Option<&str>,
+        vpc_id: &str,
+        cluster: &str,
+    ) -> Result<(), ApplyError> {
+        let owner_account = rule_arn.and_then(super::share::arn_account);
+        let theirs = match (&self.clients.account, owner_account) {
+            (Account::Id(here), Some(owner)) => here != owner,
+            _ => false,
+        };
+        match self.associate(rule_id, vpc_id, cluster).await {
+            Err(ApplyError::Aws(e)) if theirs && e.is_not_found() => {
+                let owner = owner_account.unwrap_or_default();
+                if !self.accept_invitations(owner).await? {
+                    return Err(ApplyError::NotYet {
+                        what: format!("rule {rule_id}, shared by account {owner}, in this account"),
+                    });
+                }
+                match self.associate(rule_id, vpc_id, cluster).await {
+                    Err(ApplyError::Aws(e)) if e.is_not_found() => Err(ApplyError::NotYet {
+                        what: format!(
+                            "rule {rule_id}, whose share this account accepted, in this account"
+                        ),
+                    }),
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     pub(super) async fn associate(
@@ -192,7 +254,7 @@ impl Applier<'_> {
             // rule that is associated. An association of the VPC that is
             // going away (ours, disassociated a moment ago) is waited for.
             // Any other is another rule for the name: a conflict.
-            let associations = observe::list_associations(self.clients).await?;
+            let associations = observe::list_associations(&self.clients).await?;
             let in_vpc: Vec<_> = associations.iter().filter(|a| a.vpc_id == vpc_id).collect();
             if in_vpc
                 .iter()
@@ -218,8 +280,8 @@ impl Applier<'_> {
                     ),
                 ));
             }
-            let waited = poll(self.clients, "Route53Resolver", &self.patience, || async {
-                let now = observe::list_associations(self.clients).await?;
+            let waited = poll(&self.clients, "Route53Resolver", &self.patience, || async {
+                let now = observe::list_associations(&self.clients).await?;
                 let still = now
                     .iter()
                     .any(|a| a.vpc_id == vpc_id && leaving.contains(&a.rule_id));

@@ -32,6 +32,8 @@ pub const ENV_RESOLVER_RATE: &str = "EKS_PRIVATE_DNS_RESOLVER_RATE";
 pub const ENV_SWEEP_CONCURRENCY: &str = "EKS_PRIVATE_DNS_SWEEP_CONCURRENCY";
 pub const ENV_TLS_ROOTS: &str = "EKS_PRIVATE_DNS_TLS_ROOTS";
 pub const ENV_ENDPOINT_TYPE: &str = "EKS_PRIVATE_DNS_ENDPOINT_TYPE";
+pub const ENV_SPOKE_ACCOUNTS: &str = "EKS_PRIVATE_DNS_SPOKE_ACCOUNTS";
+pub const ENV_SPOKE_ROLE_NAME: &str = "EKS_PRIVATE_DNS_SPOKE_ROLE_NAME";
 
 /// Cluster tags that refine the configuration for one cluster.
 pub const TAG_ENABLED: &str = "eks-private-dns/enabled";
@@ -45,6 +47,7 @@ pub const MIN_INBOUND_IPS: u8 = 2;
 pub const MAX_INBOUND_IPS: u8 = 6;
 pub const DEFAULT_RESOLVER_RATE: f64 = 4.0;
 pub const DEFAULT_SWEEP_CONCURRENCY: usize = 4;
+pub const DEFAULT_SPOKE_ROLE_NAME: &str = "eks-private-dns-spoke";
 
 /// When a cluster's endpoint access makes it a candidate for plumbing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +168,8 @@ impl fmt::Display for Mode {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    pub client_vpc_ids: Vec<String>,
+    /// Client VPCs: a bare id is of the deployment's own account.
+    pub client_vpc_ids: Vec<ClientVpc>,
     pub onprem_cidrs: Vec<IpNet>,
     pub discover_peered_vpcs: bool,
     pub outbound_endpoint_id: Option<String>,
@@ -190,6 +194,11 @@ pub struct Config {
     pub sweep_concurrency: usize,
     /// The root certificates AWS endpoints are verified against.
     pub tls_roots: crate::tls::TlsRoots,
+    /// The accounts served besides the deployment's own (hub mode when
+    /// any): accounts, and OUs or the root whose accounts are served.
+    pub spoke_accounts: Vec<SpokeEntry>,
+    /// The role assumed in each spoke account.
+    pub spoke_role_name: String,
 }
 
 impl Default for Config {
@@ -213,6 +222,8 @@ impl Default for Config {
             resolver_rate: DEFAULT_RESOLVER_RATE,
             sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
             tls_roots: crate::tls::TlsRoots::Auto,
+            spoke_accounts: Vec::new(),
+            spoke_role_name: DEFAULT_SPOKE_ROLE_NAME.to_string(),
         }
     }
 }
@@ -260,7 +271,7 @@ impl Config {
         let cidrs = |name: &str| read(get(name), |v| parse_cidr_list(name, v, ',', policy));
         Ok(Config {
             client_vpc_ids: read(get(ENV_CLIENT_VPC_IDS), |v| {
-                parse_vpc_list(ENV_CLIENT_VPC_IDS, v, ',')
+                parse_client_vpc_list(ENV_CLIENT_VPC_IDS, v, ',')
             })?
             .unwrap_or_default(),
             onprem_cidrs: cidrs(ENV_ONPREM_CIDRS)?.unwrap_or_default(),
@@ -307,6 +318,14 @@ impl Config {
                 "a set of root certificates",
                 crate::tls::TlsRoots::CHOICES,
             )?,
+            spoke_accounts: read(get(ENV_SPOKE_ACCOUNTS), |v| {
+                parse_spoke_list(ENV_SPOKE_ACCOUNTS, v)
+            })?
+            .unwrap_or_default(),
+            spoke_role_name: read(get(ENV_SPOKE_ROLE_NAME), |v| {
+                parse_role_name(ENV_SPOKE_ROLE_NAME, v)
+            })?
+            .unwrap_or(defaults.spoke_role_name),
         })
     }
 }
@@ -380,18 +399,35 @@ impl fmt::Display for Config {
         write!(
             f,
             "owner={} trigger={} mode={} prefix={} client-vpcs=[{}] onprem-cidrs=[{}] \
-             peered={} inbound-ips={} outbound-endpoint={} outbound-vpc={}",
+             peered={} inbound-ips={} outbound-endpoint={} outbound-vpc={} spokes=[{}]",
             self.owner,
             self.trigger.as_str(),
             self.mode.as_str(),
             self.ssm_prefix,
-            self.client_vpc_ids.join(","),
+            join_display(&self.client_vpc_ids),
             cidrs.join(","),
             self.discover_peered_vpcs,
             self.inbound_ips,
             self.outbound_endpoint_id.as_deref().unwrap_or("-"),
             self.outbound_vpc_id.as_deref().unwrap_or("-"),
+            join_display(&self.spoke_accounts),
         )
+    }
+}
+
+/// Items as the settings spell them, comma-separated.
+fn join_display<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Config {
+    /// Whether this deployment serves accounts besides its own.
+    pub fn is_hub(&self) -> bool {
+        !self.spoke_accounts.is_empty()
     }
 }
 
@@ -406,7 +442,7 @@ impl Config {
         let mut put = |k: &str, v: String| {
             s.insert(k.to_string(), v);
         };
-        put(ENV_CLIENT_VPC_IDS, join(self.client_vpc_ids.clone()));
+        put(ENV_CLIENT_VPC_IDS, join_display(&self.client_vpc_ids));
         put(ENV_ONPREM_CIDRS, cidrs(&self.onprem_cidrs));
         put(
             ENV_DISCOVER_PEERED_VPCS,
@@ -436,6 +472,8 @@ impl Config {
         put(ENV_RESOLVER_RATE, self.resolver_rate.to_string());
         put(ENV_SWEEP_CONCURRENCY, self.sweep_concurrency.to_string());
         put(ENV_TLS_ROOTS, self.tls_roots.as_str().to_string());
+        put(ENV_SPOKE_ACCOUNTS, join_display(&self.spoke_accounts));
+        put(ENV_SPOKE_ROLE_NAME, self.spoke_role_name.clone());
         s
     }
 

@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 
 use super::*;
+use crate::model::{Account, VpcRef};
 
 pub(super) fn parse_bool(setting: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
@@ -51,19 +52,188 @@ pub(super) fn parse_vpc_id(setting: &str, value: &str) -> Result<String, ConfigE
     }
 }
 
-pub(super) fn parse_vpc_list(
+/// A client VPC as a setting or tag names it: `vpc-id`, of the account
+/// whose setting it is (the deployment's for the variable, the cluster's
+/// for its tag), or `ACCOUNT:vpc-id`, of another account.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientVpc {
+    /// The 12-digit account id, when given.
+    pub account: Option<String>,
+    pub vpc_id: String,
+}
+
+impl ClientVpc {
+    /// A VPC of the setting's own account.
+    pub fn bare(vpc_id: &str) -> ClientVpc {
+        ClientVpc {
+            account: None,
+            vpc_id: vpc_id.to_string(),
+        }
+    }
+
+    /// The VPC this names, seen from a deployment in `home` (when known):
+    /// a bare id is in `own` (the account whose setting names it).
+    pub fn resolve(&self, own: &Account, home: Option<&str>) -> VpcRef {
+        VpcRef {
+            account: match &self.account {
+                Some(id) => Account::of(id, home),
+                None => own.clone(),
+            },
+            id: self.vpc_id.clone(),
+        }
+    }
+}
+
+/// "vpc-id" or "ACCOUNT:vpc-id", unchecked (the settings' parsers check).
+impl From<&str> for ClientVpc {
+    fn from(text: &str) -> ClientVpc {
+        match text.split_once(':') {
+            Some((account, vpc)) => ClientVpc {
+                account: Some(account.to_string()),
+                vpc_id: vpc.to_string(),
+            },
+            None => ClientVpc::bare(text),
+        }
+    }
+}
+
+/// Equal to the text that names it.
+impl PartialEq<&str> for ClientVpc {
+    fn eq(&self, other: &&str) -> bool {
+        match (&self.account, other.split_once(':')) {
+            (Some(account), Some((theirs, vpc))) => account == theirs && self.vpc_id == vpc,
+            (None, None) => self.vpc_id == *other,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ClientVpc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.account {
+            Some(account) => write!(f, "{account}:{}", self.vpc_id),
+            None => f.write_str(&self.vpc_id),
+        }
+    }
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account_id(value: &str) -> bool {
+    value.len() == 12 && value.chars().all(|c| c.is_ascii_digit())
+}
+
+pub(super) fn parse_client_vpc(setting: &str, value: &str) -> Result<ClientVpc, ConfigError> {
+    let (account, vpc) = match value.split_once(':') {
+        Some((account, vpc)) => (Some(account), vpc),
+        None => (None, value),
+    };
+    if let Some(account) = account {
+        if !is_account_id(account) {
+            return Err(ConfigError::new(
+                setting,
+                format!(
+                    "'{value}' names no account: expected ACCOUNT:vpc-id with a 12-digit \
+                     account id, or a bare vpc-id"
+                ),
+            ));
+        }
+    }
+    Ok(ClientVpc {
+        account: account.map(str::to_string),
+        vpc_id: parse_vpc_id(setting, vpc)?,
+    })
+}
+
+pub(super) fn parse_client_vpc_list(
     setting: &str,
     value: &str,
     separator: char,
-) -> Result<Vec<String>, ConfigError> {
-    let mut ids = Vec::new();
+) -> Result<Vec<ClientVpc>, ConfigError> {
+    let mut vpcs = Vec::new();
     for item in split_list(value, separator) {
-        let id = parse_vpc_id(setting, item)?;
-        if !ids.contains(&id) {
-            ids.push(id);
+        let vpc = parse_client_vpc(setting, item)?;
+        if !vpcs.contains(&vpc) {
+            vpcs.push(vpc);
         }
     }
-    Ok(ids)
+    Ok(vpcs)
+}
+
+/// An entry of the spoke accounts: an account, or an organizational unit
+/// or the root, whose accounts (in child OUs too) are served.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SpokeEntry {
+    Account(String),
+    /// "ou-..." or "r-...".
+    Unit(String),
+}
+
+impl fmt::Display for SpokeEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpokeEntry::Account(id) | SpokeEntry::Unit(id) => f.write_str(id),
+        }
+    }
+}
+
+/// Lower-case letters and digits, `min` to `max` of them.
+fn is_id_part(value: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+}
+
+/// An OU id (`ou-` 4 to 32, `-`, 8 to 32 letters or digits) or a root id
+/// (`r-` 4 to 32), as the Organizations API reference gives their patterns.
+pub fn is_unit_id(value: &str) -> bool {
+    if let Some(rest) = value.strip_prefix("ou-") {
+        return rest
+            .split_once('-')
+            .is_some_and(|(root, unit)| is_id_part(root, 4, 32) && is_id_part(unit, 8, 32));
+    }
+    value
+        .strip_prefix("r-")
+        .is_some_and(|root| is_id_part(root, 4, 32))
+}
+
+pub(super) fn parse_spoke_list(setting: &str, value: &str) -> Result<Vec<SpokeEntry>, ConfigError> {
+    let mut entries = Vec::new();
+    for item in split_list(value, ',') {
+        let entry = if is_account_id(item) {
+            SpokeEntry::Account(item.to_string())
+        } else if is_unit_id(item) {
+            SpokeEntry::Unit(item.to_string())
+        } else {
+            return Err(ConfigError::new(
+                setting,
+                format!(
+                    "'{item}' is neither a 12-digit account id nor an organizational unit \
+                     (ou-...) or root (r-...) id"
+                ),
+            ));
+        };
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
+/// An IAM role name: 1 to 64 letters, digits and +=,.@_-.
+pub(super) fn parse_role_name(setting: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            format!("'{value}' is not an IAM role name (1 to 64 letters, digits and +=,.@_-)"),
+        ))
+    }
 }
 
 pub(super) fn parse_endpoint_id(setting: &str, value: &str) -> Result<String, ConfigError> {

@@ -11,7 +11,8 @@ use super::*;
 pub struct ClusterTags {
     /// Some(true): opted in; Some(false): opted out; None: the trigger decides.
     pub enabled: Option<bool>,
-    pub client_vpc_ids: Vec<String>,
+    /// A bare id is of the cluster's own account.
+    pub client_vpc_ids: Vec<ClientVpc>,
     pub onprem_cidrs: Vec<IpNet>,
 }
 
@@ -32,7 +33,7 @@ impl ClusterTags {
         };
         let client_vpc_ids = match tags.get(TAG_CLIENT_VPC_IDS) {
             Some(v) if !v.trim().is_empty() => {
-                parse_vpc_list(&setting(TAG_CLIENT_VPC_IDS), v, ' ')?
+                parse_client_vpc_list(&setting(TAG_CLIENT_VPC_IDS), v, ' ')?
             }
             _ => Vec::new(),
         };

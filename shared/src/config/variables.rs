@@ -276,6 +276,24 @@ pub const VARIABLES: &[Variable] = &[
             whole: true,
         },
     )),
+    unless_default(var(
+        ENV_SPOKE_ACCOUNTS,
+        "spoke-accounts",
+        "SpokeAccounts",
+        "Comma-separated accounts this (hub) deployment serves besides its own: 12-digit \
+         account ids, organizational units (ou-...) or the root (r-...), whose accounts are \
+         served, in child OUs too.",
+        "empty",
+        Value::List,
+    )),
+    how(var(
+        ENV_SPOKE_ROLE_NAME,
+        "spoke-role-name",
+        "SpokeRoleName",
+        "The role assumed in each spoke account (spoke/template.yaml makes it).",
+        DEFAULT_SPOKE_ROLE_NAME,
+        Value::Text,
+    )),
     how(var(
         ENV_TLS_ROOTS,
         "tls-roots",

@@ -12,75 +12,9 @@ pub use crate::status::{AssociationStatus, EndpointStatus, IpStatus, RuleStatus}
 
 pub type Tags = BTreeMap<String, String>;
 
-/// The account a resource lives in, or a cluster runs in.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Account {
-    /// The account the deployment runs in (the caller's, for the CLI).
-    #[default]
-    Home,
-    /// Another account, by its 12-digit id.
-    Id(String),
-}
+mod account;
 
-impl Account {
-    pub fn is_home(&self) -> bool {
-        *self == Account::Home
-    }
-
-    /// The account `id` names, seen from a deployment in `home` (when
-    /// known): `Home` for its own.
-    pub fn of(id: &str, home: Option<&str>) -> Account {
-        if home == Some(id) {
-            Account::Home
-        } else {
-            Account::Id(id.to_string())
-        }
-    }
-}
-
-impl std::fmt::Display for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Account::Home => f.write_str("this account"),
-            Account::Id(id) => write!(f, "account {id}"),
-        }
-    }
-}
-
-impl Serialize for Account {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Account::Home => s.serialize_str("home"),
-            Account::Id(id) => s.serialize_str(id),
-        }
-    }
-}
-
-/// A cluster, by the account it runs in and its name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClusterId {
-    pub account: Account,
-    pub name: String,
-}
-
-impl ClusterId {
-    /// A cluster of the deployment's own account.
-    pub fn home(name: &str) -> ClusterId {
-        ClusterId {
-            account: Account::Home,
-            name: name.to_string(),
-        }
-    }
-}
-
-impl std::fmt::Display for ClusterId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.account {
-            Account::Home => f.write_str(&self.name),
-            Account::Id(id) => write!(f, "{}:{}", id, self.name),
-        }
-    }
-}
+pub use account::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -434,6 +368,8 @@ pub struct RuleView {
     pub name: String,
     pub status: RuleStatus,
     pub status_message: String,
+    /// Shared with other accounts (ShareStatus SHARED_BY_ME).
+    pub shared: bool,
 }
 
 /// A rule's association with a VPC: it lives in the VPC's account.

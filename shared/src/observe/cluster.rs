@@ -3,13 +3,19 @@
 //!
 //! | round | reads                                                              |
 //! |-------|--------------------------------------------------------------------|
-//! | 1     | the cluster, the region's Resolver state, our security groups, the |
-//! |       | cluster's parameters                                               |
+//! | 1     | the cluster, the Resolver state and our security groups of the     |
+//! |       | accounts involved (the deployment's, the cluster's, the configured |
+//! |       | client VPCs'), the cluster's parameters                            |
 //! | 2     | the rules on the groups that matter, the other clusters recorded   |
 //! |       | in the VPC, the inbound endpoints' addresses, the VPCs named so far|
-//! |       | (client, cluster, outbound), peering, additional groups            |
+//! |       | (client, cluster, outbound) and the associations in the accounts   |
+//! |       | of tagged client VPCs, peering, additional groups                  |
 //! | 3     | what only building needs (prerequisites, subnets, addresses to     |
 //! |       | keep), outbound addresses, VPCs that peering added                 |
+//!
+//! Each read is made in the account that owns what it reads; in a
+//! single-account deployment every account is the deployment's own, and a
+//! look makes the calls it always did.
 //!
 //! A look at plumbing that exists and needs no change reads nothing in the
 //! third round: its reads are made only when wanted.
@@ -35,24 +41,11 @@ pub enum Detail {
     Full,
 }
 
-/// Where and as whom a look reads: the clients of one account and region,
-/// the configuration, and the owner whose resources are ours.
-#[derive(Clone, Copy)]
-pub struct Scope<'a> {
-    pub clients: &'a Clients,
-    pub config: &'a Config,
-    pub owner: &'a Owner,
-}
-
-impl Scope<'_> {
-    /// The account it reads in (its clients').
-    pub fn account(&self) -> &Account {
-        &self.clients.account
-    }
-}
-
 /// Observe everything the planner needs for one cluster, in three rounds of
-/// concurrent reads through `reader`.
+/// concurrent reads through `reader`, each resource in the account that
+/// owns it: the cluster's (its VPC, inbound endpoint, groups), the
+/// deployment's own (outbound endpoint, rules, parameters) and each client
+/// VPC's (its description, the rule's association with it).
 pub async fn observe_cluster(
     reader: &impl Reader,
     cluster: &ClusterId,
@@ -62,11 +55,12 @@ pub async fn observe_cluster(
     let Scope { config, owner, .. } = reader.scope();
     let mut obs = first_round(reader, cluster).await?;
     obs.hinted_arn = hinted_arn;
-    let vpc_id = obs
-        .cluster
-        .as_ref()
-        .and_then(|c| c.vpc_id.clone())
-        .or_else(|| obs.previous_state(config).map(|s| s.vpc_id));
+    let vpc = obs.cluster_vpc().or_else(|| {
+        obs.previous_state(config).map(|s| VpcRef {
+            account: cluster.account.clone(),
+            id: s.vpc_id,
+        })
+    });
     // While EKS creates the cluster, or updates anything but its access,
     // only the cluster is decided on: nothing is built yet.
     let wants_details = obs
@@ -74,33 +68,83 @@ pub async fn observe_cluster(
         .as_ref()
         .map(|c| !c.status.is_in_progress() || c.access_update.is_some())
         .unwrap_or(false);
-    second_round(reader, &mut obs, vpc_id.as_ref(), wants_details).await?;
+    second_round(reader, &mut obs, vpc.as_ref(), wants_details).await?;
     if wants_details {
         obs.lean = detail == Detail::Auto && !obs.details_wanted(config, owner);
-        third_round(reader, &mut obs, vpc_id.as_ref(), detail).await?;
+        third_round(reader, &mut obs, vpc.as_ref(), detail).await?;
     }
     Ok(obs)
 }
 
-/// The cluster, the region's Resolver state (what is ours of it), our
-/// security groups and this cluster's parameters.
+/// The accounts whose Resolver state a look of `cluster` reads first: the
+/// deployment's own, the cluster's, and those of the configured client
+/// VPCs (their associations).
+fn first_accounts(scope: &Scope<'_>, cluster: &ClusterId) -> Vec<Account> {
+    let mut accounts = vec![Account::Home, cluster.account.clone()];
+    accounts.extend(
+        scope
+            .config
+            .client_vpc_ids
+            .iter()
+            .map(|v| v.resolve(&Account::Home, scope.home_id).account),
+    );
+    let mut seen = BTreeSet::new();
+    accounts.retain(|a| seen.insert(a.clone()));
+    // An account this deployment does not serve is not read (the cluster's
+    // is, to take away what was made there before).
+    accounts.retain(|a| match a {
+        Account::Home => true,
+        Account::Id(id) => *a == cluster.account || scope.served.contains(id),
+    });
+    accounts
+}
+
+/// The Resolver state of `accounts`, merged: the endpoints of the
+/// deployment's account and the cluster's, the rules (the deployment's),
+/// the associations of every account read.
+fn merge_regions(
+    cluster: &ClusterId,
+    read: Vec<(Account, (ResolverState, Vec<SecurityGroupView>))>,
+) -> (ResolverState, Vec<SecurityGroupView>) {
+    let mut merged = ResolverState::default();
+    let mut groups = Vec::new();
+    for (account, (state, account_groups)) in read {
+        let kept = account.is_home() || account == cluster.account;
+        if kept {
+            merged.endpoints.extend(state.endpoints);
+            groups.extend(account_groups);
+        }
+        merged.rules.extend(state.rules);
+        merged.associations.extend(state.associations);
+    }
+    (merged, groups)
+}
+
+/// The cluster, the Resolver state of the accounts it involves (what is
+/// ours of it), our security groups and this cluster's parameters.
 async fn first_round(reader: &impl Reader, cluster: &ClusterId) -> Result<Observation, AwsError> {
-    let Scope { config, owner, .. } = reader.scope();
-    let (described, (resolver, groups), parameters) = tokio::try_join!(
-        reader.cluster(&cluster.name),
-        reader.region(),
-        reader.parameters(cluster),
-    )?;
+    let scope = reader.scope();
+    let Scope { config, owner, .. } = scope;
+    let accounts = first_accounts(&scope, cluster);
+    let regions = try_join_all(accounts.iter().map(|account| async move {
+        Ok::<_, AwsError>((account.clone(), reader.region(account).await?))
+    }));
+    let (described, regions, parameters) =
+        tokio::try_join!(reader.cluster(cluster), regions, reader.parameters(cluster),)?;
+    let (resolver, groups) = merge_regions(cluster, regions);
     let ours = keep_ours(config, owner, resolver);
     Ok(Observation {
         cluster_name: cluster.name.clone(),
         account: cluster.account.clone(),
+        home_id: scope.home_id.map(str::to_string),
+        served: scope.served.clone(),
         cluster: described,
         security_groups: groups,
         parameters,
         endpoints: ours.endpoints,
         rules: ours.rules,
         associations: ours.associations,
+        accounts_read: accounts,
         ..Observation::default()
     })
 }
@@ -139,28 +183,55 @@ pub fn keep_ours(config: &Config, owner: &Owner, resolver: ResolverState) -> Res
 /// configured and tagged, the cluster VPC (the state records its blocks
 /// outside the private ranges, the only other place an inbound address may
 /// be for `render` to publish it) and the outbound VPC.
-fn vpcs_to_describe(config: &Config, obs: &Observation, vpc_id: Option<&String>) -> Vec<String> {
-    let mut ids = obs.client_vpc_ids(config);
-    ids.extend(vpc_id.cloned());
-    ids.extend(obs.outbound_vpc(config));
+fn vpcs_to_describe(config: &Config, obs: &Observation, vpc: Option<&VpcRef>) -> Vec<VpcRef> {
+    let mut vpcs = obs.client_vpcs(config);
+    vpcs.extend(vpc.cloned());
+    vpcs.extend(obs.outbound_vpc(config).map(|id| VpcRef::home(&id)));
     let mut seen = BTreeSet::new();
-    ids.retain(|id| seen.insert(id.clone()));
-    ids
+    vpcs.retain(|v| seen.insert(v.clone()));
+    // An account this deployment does not serve is not read (the planner
+    // says it is not served).
+    vpcs.retain(|v| obs.serves(&v.account));
+    vpcs
+}
+
+/// The associations of our rules in the accounts of client VPCs that the
+/// first round did not read (those the cluster's tags or peering name).
+async fn more_associations(
+    reader: &impl Reader,
+    obs: &Observation,
+    vpcs: &[VpcRef],
+) -> Result<Vec<AssociationView>, AwsError> {
+    let mut accounts: Vec<Account> = vpcs
+        .iter()
+        .map(|v| v.account.clone())
+        .filter(|a| !obs.accounts_read.contains(a) && obs.serves(a))
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    let reads = try_join_all(accounts.iter().map(|a| reader.region(a))).await?;
+    let ours: BTreeSet<&str> = obs.rules.iter().map(|r| r.id.as_str()).collect();
+    Ok(reads
+        .into_iter()
+        .flat_map(|(state, _)| state.associations)
+        .filter(|a| ours.contains(a.rule_id.as_str()))
+        .collect())
 }
 
 /// Security group rules, peering, the other clusters recorded in the VPC,
 /// the addresses of the VPC's inbound endpoints, the VPCs named so far,
-/// and (tagged mode) the cluster's additional groups.
+/// and (tagged mode) the cluster's additional groups, each in its account.
 async fn second_round(
     reader: &impl Reader,
     obs: &mut Observation,
-    vpc_id: Option<&String>,
+    vpc: Option<&VpcRef>,
     wants_details: bool,
 ) -> Result<(), AwsError> {
-    let Scope {
-        clients, config, ..
-    } = reader.scope();
+    let scope = reader.scope();
+    let config = scope.config;
     let cluster = obs.cluster_id();
+    let here = scope.clients(&cluster.account).await?;
+    let in_here = scope.in_account(&cluster.account);
     let state = obs.previous_state(config);
     // The rules on the control-plane group (and the one the state
     // records), and with the 443 rules on a tagged additional group, the
@@ -178,19 +249,16 @@ async fn second_round(
         _ => Vec::new(),
     };
     rule_groups.extend(additional.iter().cloned());
-    let rules = reader.group_rules(
-        &obs.security_groups,
-        vpc_id.map(String::as_str),
-        rule_groups,
-    );
+    let vpc_id = vpc.map(|v| v.id.as_str());
+    let rules = reader.group_rules(&cluster.account, &obs.security_groups, vpc_id, rule_groups);
     let peering = async {
         match (vpc_id, config.discover_peered_vpcs && wants_details) {
-            (Some(vpc), true) => peered_vpcs(clients, vpc).await,
+            (Some(vpc), true) => peered_vpcs(&here, vpc).await.map_err(&in_here),
             _ => Ok(Peers::default()),
         }
     };
     let registry = async {
-        match vpc_id {
+        match vpc {
             Some(vpc) => reader.registrations(vpc, &cluster).await,
             None => Ok(Vec::new()),
         }
@@ -199,30 +267,39 @@ async fn second_round(
     let inbound_ids: Vec<String> = obs
         .endpoints
         .iter()
-        .filter(|e| e.direction == Direction::Inbound && Some(&e.vpc_id) == vpc_id)
+        .filter(|e| e.direction == Direction::Inbound && Some(e.vpc_id.as_str()) == vpc_id)
         .filter(|e| e.ips.is_none())
         .map(|e| e.id.clone())
         .collect();
-    let ips = try_join_all(inbound_ids.iter().map(|id| endpoint_ips(clients, id)));
-    let vpc_ids = if wants_details {
-        vpcs_to_describe(config, obs, vpc_id)
+    let ips = async {
+        try_join_all(inbound_ids.iter().map(|id| endpoint_ips(&here, id)))
+            .await
+            .map_err(&in_here)
+    };
+    let vpcs = if wants_details {
+        vpcs_to_describe(config, obs, vpc)
     } else {
         Vec::new()
     };
-    let (peered, sg_rules, registrations, ips, cluster_groups, vpcs) = tokio::try_join!(
+    let (peered, sg_rules, registrations, ips, cluster_groups, described, associations) = tokio::try_join!(
         peering,
         rules,
         registry,
         ips,
-        reader.groups(&additional),
-        reader.vpcs(&vpc_ids),
+        reader.groups(&cluster.account, &additional),
+        reader.vpcs(&vpcs),
+        more_associations(reader, obs, &vpcs),
     )?;
     obs.cluster_groups = cluster_groups;
-    obs.peered_vpc_ids = peered.same_account;
-    obs.other_account_peers = peered.other_accounts;
+    note_peers(obs, peered);
     obs.security_group_rules = sg_rules;
     obs.registrations = registrations;
-    obs.vpcs = vpcs;
+    obs.vpcs = described;
+    obs.associations.extend(associations);
+    obs.accounts_read
+        .extend(vpcs.iter().map(|v| v.account.clone()));
+    obs.accounts_read.sort();
+    obs.accounts_read.dedup();
     let mut ips_by_endpoint: BTreeMap<String, Vec<EndpointIp>> =
         inbound_ids.into_iter().zip(ips).collect();
     for endpoint in &mut obs.endpoints {
@@ -233,11 +310,37 @@ async fn second_round(
     Ok(())
 }
 
+/// The cluster VPC's peers: those of its own account, and of another
+/// account this deployment serves, are client VPCs (when discovering);
+/// the others are left out with a warning.
+fn note_peers(obs: &mut Observation, peers: Peers) {
+    let own = obs.account.clone();
+    obs.peered_vpcs = peers
+        .same_account
+        .into_iter()
+        .map(|id| VpcRef {
+            account: own.clone(),
+            id,
+        })
+        .collect();
+    for (id, account) in peers.other_accounts {
+        let account_ref = Account::of(&account, obs.home_id.as_deref());
+        if obs.serves(&account_ref) {
+            obs.peered_vpcs.push(VpcRef {
+                account: account_ref,
+                id,
+            });
+        } else {
+            obs.other_account_peers.push((id, account));
+        }
+    }
+}
+
 /// The published inbound addresses a new endpoint will ask for (`keep`,
 /// empty unless it must be made again): which of them an interface holds.
 async fn held_in(
     clients: &Clients,
-    vpc_id: Option<&String>,
+    vpc_id: Option<&str>,
     keep: Vec<String>,
 ) -> Result<BTreeSet<String>, AwsError> {
     match vpc_id {
@@ -246,18 +349,42 @@ async fn held_in(
     }
 }
 
+/// The outbound endpoints (the deployment's) whose addresses a look reads:
+/// where forwarded queries come from, which the inbound group must admit.
+/// Needed only for one outside this cluster's client VPCs (whose CIDR
+/// blocks are all admitted, and hold every address of an endpoint in
+/// them), and for a full look (verify --path walks them).
+fn outbound_to_read(config: &Config, obs: &Observation, detail: Detail) -> Vec<String> {
+    let client_vpcs = obs.client_vpcs(config);
+    obs.endpoints
+        .iter()
+        .filter(|e| e.direction == Direction::Outbound && !e.is_going_away())
+        .filter(|e| e.ips.is_none())
+        .filter(|e| {
+            detail == Detail::Full
+                || !client_vpcs
+                    .iter()
+                    .any(|v| v.id == e.vpc_id && v.account == e.account)
+        })
+        .map(|e| e.id.clone())
+        .collect()
+}
+
 /// The VPCs that peering added, the outbound endpoints' addresses, and
 /// unless the observation is lean, the prerequisites and subnets building
 /// needs.
 async fn third_round(
     reader: &impl Reader,
     obs: &mut Observation,
-    vpc_id: Option<&String>,
+    vpc: Option<&VpcRef>,
     detail: Detail,
 ) -> Result<(), AwsError> {
-    let Scope {
-        clients, config, ..
-    } = reader.scope();
+    let scope = reader.scope();
+    let config = scope.config;
+    let hub = scope.home();
+    let here = scope.clients(&obs.account).await?;
+    let in_here = scope.in_account(&obs.account);
+    let vpc_id = vpc.map(|v| v.id.as_str());
     let cluster_subnet_ids = obs
         .cluster
         .as_ref()
@@ -266,62 +393,53 @@ async fn third_round(
     let full = !obs.lean;
     let dns = async {
         match (vpc_id, full) {
-            (Some(vpc), true) => vpc_dns(clients, vpc).await.map(Some),
+            (Some(vpc), true) => vpc_dns(&here, vpc).await.map(Some).map_err(&in_here),
             _ => Ok(None),
         }
     };
     let subnets = async {
         if full && !cluster_subnet_ids.is_empty() {
-            describe_subnets(
-                clients,
-                vec![filter("subnet-id", cluster_subnet_ids.clone())],
-            )
-            .await
+            describe_subnets(&here, vec![filter("subnet-id", cluster_subnet_ids.clone())])
+                .await
+                .map_err(&in_here)
         } else {
             Ok(Vec::new())
         }
     };
     // Peering may have added client VPCs (and so an outbound VPC) that the
     // second round could not know of.
-    let described: BTreeSet<&String> = obs.vpcs.iter().map(|v| &v.id).collect();
-    let more_vpcs: Vec<String> = vpcs_to_describe(config, obs, vpc_id)
+    let described: BTreeSet<VpcRef> = obs
+        .vpcs
+        .iter()
+        .map(|v| VpcRef {
+            account: v.account.clone(),
+            id: v.id.clone(),
+        })
+        .collect();
+    let more_vpcs: Vec<VpcRef> = vpcs_to_describe(config, obs, vpc)
         .into_iter()
-        .filter(|id| !described.contains(id))
+        .filter(|v| !described.contains(v))
         .collect();
     let outbound_vpc = obs.outbound_vpc(config);
     let needs_outbound_subnets =
         full && outbound_vpc.is_some() && config.outbound_endpoint_id.is_none();
     let outbound_subnets = async {
         match (&outbound_vpc, needs_outbound_subnets) {
-            (Some(vpc), true) => {
-                describe_subnets(clients, vec![filter("vpc-id", [vpc.clone()])]).await
-            }
+            (Some(vpc), true) => describe_subnets(hub, vec![filter("vpc-id", [vpc.clone()])]).await,
             _ => Ok(Vec::new()),
         }
     };
-    // The addresses of the outbound endpoints, where forwarded queries
-    // come from, which the inbound group must admit: needed only for one
-    // outside this cluster's client VPCs (whose CIDR blocks are all
-    // admitted, and hold every address of an endpoint in them), and for
-    // a full look (verify --path walks them).
-    let client_vpcs = obs.client_vpc_ids(config);
-    let outbound_ids: Vec<String> = obs
-        .endpoints
-        .iter()
-        .filter(|e| e.direction == Direction::Outbound && !e.is_going_away())
-        .filter(|e| e.ips.is_none())
-        .filter(|e| detail == Detail::Full || !client_vpcs.contains(&e.vpc_id))
-        .map(|e| e.id.clone())
-        .collect();
-    let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(clients, id)));
+    let outbound_ids = outbound_to_read(config, obs, detail);
+    let outbound_ips = try_join_all(outbound_ids.iter().map(|id| endpoint_ips(hub, id)));
     let keep = if full {
         obs.addresses_to_keep(config)
     } else {
         Vec::new()
     };
-    let held = held_in(clients, vpc_id, keep);
-    let (vpcs, outbound_subnets, dns, subnets, outbound_ips, held) = tokio::try_join!(
+    let held = async { held_in(&here, vpc_id, keep).await.map_err(&in_here) };
+    let (vpcs, associations, outbound_subnets, dns, subnets, outbound_ips, held) = tokio::try_join!(
         reader.vpcs(&more_vpcs),
+        more_associations(reader, obs, &more_vpcs),
         outbound_subnets,
         dns,
         subnets,
@@ -337,6 +455,7 @@ async fn third_round(
         }
     }
     obs.vpcs.extend(vpcs);
+    obs.associations.extend(associations);
     obs.outbound_vpc_subnets = outbound_subnets;
     obs.cluster_vpc_dns = dns;
     obs.cluster_subnets = subnets;
@@ -378,6 +497,7 @@ mod tests {
             name: id.into(),
             status: "COMPLETE".into(),
             status_message: String::new(),
+            shared: false,
         }
     }
 

@@ -19,41 +19,42 @@ pub async fn parameters_under(
 }
 
 /// Other clusters recorded (by their state parameter) as using the inbound
-/// endpoint of `vpc_id`.
+/// endpoint of `vpc`.
 pub async fn registrations(
     scope: Scope<'_>,
-    vpc_id: &str,
+    vpc: &VpcRef,
     except_cluster: &ClusterId,
 ) -> Result<Vec<Registration>, AwsError> {
-    let Scope {
-        clients,
-        config,
-        owner,
-    } = scope;
+    let Scope { config, owner, .. } = scope;
+    let clients = scope.home();
     let prefix = &config.ssm_prefix;
-    let tagged = owned_parameter_names(clients, prefix, owner, Some((TAG_VPC, vpc_id))).await?;
+    let tagged = owned_parameter_names(clients, prefix, owner, Some((TAG_VPC, &vpc.id))).await?;
     let own_state = parameter_name(prefix, except_cluster, PARAM_STATE);
     let names: Vec<String> = tagged
         .into_iter()
         .filter(|name| is_state_name(prefix, name) && *name != own_state)
         .collect();
-    let docs = parameter_values(clients, &names)
-        .await?
-        .into_iter()
-        .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok());
-    Ok(registrations_in(docs, vpc_id, &except_cluster.name))
+    let values = parameter_values(clients, &names).await?;
+    Ok(registrations_in(
+        recorded_states(prefix, &values),
+        vpc,
+        except_cluster,
+    ))
 }
 
-/// The clusters other than `except` that `docs` record in `vpc`, by name.
+/// The clusters other than `except` that `states` record in `vpc` (of the
+/// cluster's account), by name.
 pub(super) fn registrations_in(
-    docs: impl IntoIterator<Item = StateDoc>,
-    vpc: &str,
-    except: &str,
+    states: impl IntoIterator<Item = (ClusterId, StateDoc)>,
+    vpc: &VpcRef,
+    except: &ClusterId,
 ) -> Vec<Registration> {
-    let mut found: Vec<Registration> = docs
+    let mut found: Vec<Registration> = states
         .into_iter()
-        .filter(|doc| doc.vpc_id == vpc && doc.cluster != except)
-        .map(|doc| Registration {
+        .filter(|(cluster, doc)| {
+            doc.vpc_id == vpc.id && cluster.account == vpc.account && cluster != except
+        })
+        .map(|(_, doc)| Registration {
             allowed_cidrs: doc
                 .allowed_cidrs
                 .iter()
@@ -308,12 +309,18 @@ pub(super) async fn parameters_by_path(
 }
 
 /// The clusters recorded in `parameters` under `prefix` (by their state
-/// documents).
-pub fn recorded_states(prefix: &str, parameters: &[ParameterView]) -> Vec<StateDoc> {
+/// documents), each named by where its record is.
+pub fn recorded_states(prefix: &str, parameters: &[ParameterView]) -> Vec<(ClusterId, StateDoc)> {
     parameters
         .iter()
-        .filter(|p| is_state_name(prefix, &p.name))
-        .filter_map(|p| serde_json::from_str::<StateDoc>(&p.value).ok())
+        .filter_map(|p| {
+            let path = parse_parameter_name(prefix, &p.name)?;
+            if path.leaf != PARAM_STATE {
+                return None;
+            }
+            let doc = serde_json::from_str::<StateDoc>(&p.value).ok()?;
+            Some((path.cluster, doc))
+        })
         .collect()
 }
 

@@ -1,15 +1,52 @@
 //! One interface for the reads of a cluster's look, with two backends,
-//! chosen once per look: `Live` asks AWS; `Prefetched` answers from what a
-//! sweep read for the whole region first (`Fleet`, with its `Prefetched`
+//! chosen once per look: `Live` asks AWS; `FromFleet` answers from what a
+//! sweep read for every account first (`Fleet`, with its `Prefetched`
 //! part) and asks AWS only for what that does not hold. The rounds of
-//! `observe_cluster` read through it and never ask which it is.
+//! `observe_cluster` read through it and never ask which it is. Every read
+//! names the account it reads in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aws::AwsError;
-use crate::ssm::{cluster_folder, parse_parameter_name};
+use crate::accounts::{Accounts, ClientsRef};
+use crate::aws::{AwsError, Clients};
+use crate::config::Config;
+use crate::owner::Owner;
+use crate::ssm::cluster_folder;
 
 use super::*;
+
+/// Where and as whom a look reads: the clients of each account, the
+/// configuration, the owner whose resources are ours, and which accounts
+/// the deployment serves.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub accounts: Accounts<'a>,
+    pub config: &'a Config,
+    pub owner: &'a Owner,
+    /// The deployment's own account id, when known.
+    pub home_id: Option<&'a str>,
+    /// The accounts served besides the deployment's own.
+    pub served: &'a BTreeSet<String>,
+}
+
+impl<'a> Scope<'a> {
+    /// The deployment's own clients (where the rules, the outbound
+    /// endpoint and the parameters are).
+    pub fn home(&self) -> &'a Clients {
+        self.accounts.home()
+    }
+
+    /// The clients of `account`.
+    pub async fn clients(&self, account: &Account) -> Result<ClientsRef<'a>, AwsError> {
+        self.accounts.get(account).await
+    }
+
+    /// A failure of a call made in `account`, said so.
+    pub fn in_account(&self, account: &Account) -> impl Fn(AwsError) -> AwsError + '_ {
+        let who = self.accounts.describe(account);
+        move |e| e.in_account(who.clone())
+    }
+}
 
 /// What a look reads. Every method is one read of a round (a few calls at
 /// most, concurrent with the round's others).
@@ -20,21 +57,27 @@ pub trait Reader {
     /// Where and as whom it reads.
     fn scope(&self) -> Scope<'_>;
 
-    /// The cluster (DescribeCluster); None when it does not exist.
-    async fn cluster(&self, name: &str) -> Result<Option<ClusterView>, AwsError>;
+    /// The cluster (DescribeCluster, in its account); None when it does
+    /// not exist.
+    async fn cluster(&self, cluster: &ClusterId) -> Result<Option<ClusterView>, AwsError>;
 
-    /// The region's Resolver state and our security groups.
-    async fn region(&self) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError>;
+    /// The Resolver state of `account` (its rules only for the
+    /// deployment's own) and our security groups there.
+    async fn region(
+        &self,
+        account: &Account,
+    ) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError>;
 
     /// The parameters of one cluster (its folder under the prefix).
     async fn parameters(&self, cluster: &ClusterId) -> Result<Vec<ParameterView>, AwsError>;
 
-    /// The security group rules a look needs: those on `groups`, and every
-    /// rule on our groups (`ours`, of the cluster VPC `vpc`) and every rule
-    /// that carries our owner tag, as far as the backend reads them at no
-    /// extra cost.
+    /// The security group rules a look needs, in `account`: those on
+    /// `groups`, and every rule on our groups (`ours`, of the cluster VPC
+    /// `vpc`) and every rule that carries our owner tag, as far as the
+    /// backend reads them at no extra cost.
     async fn group_rules(
         &self,
+        account: &Account,
         ours: &[SecurityGroupView],
         vpc: Option<&str>,
         groups: BTreeSet<String>,
@@ -43,15 +86,19 @@ pub trait Reader {
     /// The other clusters recorded as using the inbound endpoint of `vpc`.
     async fn registrations(
         &self,
-        vpc: &str,
+        vpc: &VpcRef,
         except: &ClusterId,
     ) -> Result<Vec<Registration>, AwsError>;
 
-    /// Security groups by id (a cluster's additional groups).
-    async fn groups(&self, ids: &[String]) -> Result<Vec<SecurityGroupView>, AwsError>;
+    /// Security groups of `account` by id (a cluster's additional groups).
+    async fn groups(
+        &self,
+        account: &Account,
+        ids: &[String],
+    ) -> Result<Vec<SecurityGroupView>, AwsError>;
 
-    /// VPCs by id.
-    async fn vpcs(&self, ids: &[String]) -> Result<Vec<VpcView>, AwsError>;
+    /// VPCs, each described in its account.
+    async fn vpcs(&self, vpcs: &[VpcRef]) -> Result<Vec<VpcView>, AwsError>;
 }
 
 /// Reads AWS.
@@ -65,18 +112,29 @@ impl Reader for Live<'_> {
         self.scope
     }
 
-    async fn cluster(&self, name: &str) -> Result<Option<ClusterView>, AwsError> {
-        describe_cluster(self.scope.clients, name).await
+    async fn cluster(&self, cluster: &ClusterId) -> Result<Option<ClusterView>, AwsError> {
+        let account = &cluster.account;
+        let clients = self.scope.clients(account).await?;
+        describe_cluster(&clients, &cluster.name)
+            .await
+            .map_err(self.scope.in_account(account))
     }
 
-    async fn region(&self) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError> {
-        let Scope { clients, owner, .. } = self.scope;
-        tokio::try_join!(resolver_state(clients), our_security_groups(clients, owner))
+    async fn region(
+        &self,
+        account: &Account,
+    ) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError> {
+        let clients = self.scope.clients(account).await?;
+        tokio::try_join!(
+            resolver_state(&clients),
+            our_security_groups(&clients, self.scope.owner)
+        )
+        .map_err(self.scope.in_account(account))
     }
 
     async fn parameters(&self, cluster: &ClusterId) -> Result<Vec<ParameterView>, AwsError> {
         let folder = cluster_folder(&self.scope.config.ssm_prefix, cluster);
-        parameters_under(self.scope.clients, &folder).await
+        parameters_under(self.scope.home(), &folder).await
     }
 
     /// One call by group id: our rules are on our groups and on cluster
@@ -84,34 +142,66 @@ impl Reader for Live<'_> {
     /// every rule of ours this look needs.
     async fn group_rules(
         &self,
+        account: &Account,
         ours: &[SecurityGroupView],
         _vpc: Option<&str>,
         mut groups: BTreeSet<String>,
     ) -> Result<Vec<SecurityGroupRuleView>, AwsError> {
-        groups.extend(ours.iter().map(|g| g.id.clone()));
+        groups.extend(
+            ours.iter()
+                .filter(|g| &g.account == account)
+                .map(|g| g.id.clone()),
+        );
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        security_group_rules(self.scope.clients, vec![filter("group-id", groups)]).await
+        let clients = self.scope.clients(account).await?;
+        security_group_rules(&clients, vec![filter("group-id", groups)])
+            .await
+            .map_err(self.scope.in_account(account))
     }
 
     async fn registrations(
         &self,
-        vpc: &str,
+        vpc: &VpcRef,
         except: &ClusterId,
     ) -> Result<Vec<Registration>, AwsError> {
         registrations(self.scope, vpc, except).await
     }
 
-    async fn groups(&self, ids: &[String]) -> Result<Vec<SecurityGroupView>, AwsError> {
+    async fn groups(
+        &self,
+        account: &Account,
+        ids: &[String],
+    ) -> Result<Vec<SecurityGroupView>, AwsError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        security_groups(self.scope.clients, filter("group-id", ids.to_vec())).await
+        let clients = self.scope.clients(account).await?;
+        security_groups(&clients, filter("group-id", ids.to_vec()))
+            .await
+            .map_err(self.scope.in_account(account))
     }
 
-    async fn vpcs(&self, ids: &[String]) -> Result<Vec<VpcView>, AwsError> {
-        describe_vpcs(self.scope.clients, ids).await
+    async fn vpcs(&self, vpcs: &[VpcRef]) -> Result<Vec<VpcView>, AwsError> {
+        let mut by_account: BTreeMap<&Account, Vec<String>> = BTreeMap::new();
+        for vpc in vpcs {
+            by_account
+                .entry(&vpc.account)
+                .or_default()
+                .push(vpc.id.clone());
+        }
+        let reads = by_account.into_iter().map(|(account, ids)| async move {
+            let clients = self.scope.clients(account).await?;
+            describe_vpcs(&clients, &ids)
+                .await
+                .map_err(self.scope.in_account(account))
+        });
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 
@@ -133,18 +223,21 @@ impl Reader for FromFleet<'_> {
         self.live.scope
     }
 
-    async fn cluster(&self, name: &str) -> Result<Option<ClusterView>, AwsError> {
-        match self.prefetched().and_then(|p| p.clusters.get(name)) {
-            Some(cluster) => Ok(cluster.clone()),
-            None => self.live.cluster(name).await,
+    async fn cluster(&self, cluster: &ClusterId) -> Result<Option<ClusterView>, AwsError> {
+        match self.prefetched().and_then(|p| p.clusters.get(cluster)) {
+            Some(found) => Ok(found.clone()),
+            None => self.live.cluster(cluster).await,
         }
     }
 
-    async fn region(&self) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError> {
-        Ok((
-            self.fleet.resolver.clone(),
-            self.fleet.security_groups.clone(),
-        ))
+    async fn region(
+        &self,
+        account: &Account,
+    ) -> Result<(ResolverState, Vec<SecurityGroupView>), AwsError> {
+        match self.fleet.accounts.get(account) {
+            Some(read) => Ok((read.resolver.clone(), read.security_groups.clone())),
+            None => self.live.region(account).await,
+        }
     }
 
     async fn parameters(&self, cluster: &ClusterId) -> Result<Vec<ParameterView>, AwsError> {
@@ -154,43 +247,50 @@ impl Reader for FromFleet<'_> {
             .parameters
             .iter()
             .filter(|p| {
-                parse_parameter_name(prefix, &p.name).is_some_and(|n| n.cluster == *cluster)
+                crate::ssm::parse_parameter_name(prefix, &p.name)
+                    .is_some_and(|n| n.cluster == *cluster)
             })
             .cloned()
             .collect())
     }
 
-    /// Every rule of ours (read for the fleet), and the rules on `groups`
-    /// and on our groups of the cluster VPC: from the prefetch when it read
-    /// them all, else read now.
+    /// Every rule of ours in the account (read for the fleet), and the
+    /// rules on `groups` and on our groups of the cluster VPC: from the
+    /// prefetch when it read them all, else read now.
     async fn group_rules(
         &self,
+        account: &Account,
         ours: &[SecurityGroupView],
         vpc: Option<&str>,
         mut groups: BTreeSet<String>,
     ) -> Result<Vec<SecurityGroupRuleView>, AwsError> {
+        let Some(read) = self.fleet.accounts.get(account) else {
+            return self.live.group_rules(account, ours, vpc, groups).await;
+        };
         groups.extend(
             ours.iter()
-                .filter(|g| Some(g.vpc_id.as_str()) == vpc)
+                .filter(|g| &g.account == account && Some(g.vpc_id.as_str()) == vpc)
                 .map(|g| g.id.clone()),
         );
-        let mut all = self.fleet.owned_rules.clone();
+        let mut all = read.owned_rules.clone();
         if groups.is_empty() {
             return Ok(all);
         }
-        let on_groups = match self
+        let prefetched = self
             .prefetched()
-            .filter(|p| groups.is_subset(&p.rule_groups))
-        {
-            Some(p) => p
-                .rules
+            .and_then(|p| p.rule_groups.get(account))
+            .filter(|read| groups.is_subset(&read.0));
+        let on_groups = match prefetched {
+            Some((_, rules)) => rules
                 .iter()
                 .filter(|r| groups.contains(&r.group_id))
                 .cloned()
                 .collect(),
             None => {
-                security_group_rules(self.live.scope.clients, vec![filter("group-id", groups)])
-                    .await?
+                let clients = self.live.scope.clients(account).await?;
+                security_group_rules(&clients, vec![filter("group-id", groups)])
+                    .await
+                    .map_err(self.live.scope.in_account(account))?
             }
         };
         let seen: BTreeSet<String> = all.iter().map(|r| r.id.clone()).collect();
@@ -200,44 +300,52 @@ impl Reader for FromFleet<'_> {
 
     async fn registrations(
         &self,
-        vpc: &str,
+        vpc: &VpcRef,
         except: &ClusterId,
     ) -> Result<Vec<Registration>, AwsError> {
         let prefix = &self.live.scope.config.ssm_prefix;
         Ok(registrations_in(
             recorded_states(prefix, &self.fleet.parameters),
             vpc,
-            &except.name,
+            except,
         ))
     }
 
-    async fn groups(&self, ids: &[String]) -> Result<Vec<SecurityGroupView>, AwsError> {
-        match self.prefetched().filter(|p| {
-            ids.iter()
-                .all(|id| p.cluster_groups.iter().any(|g| &g.id == id))
-        }) {
+    async fn groups(
+        &self,
+        account: &Account,
+        ids: &[String],
+    ) -> Result<Vec<SecurityGroupView>, AwsError> {
+        let known = |p: &&Prefetched| {
+            ids.iter().all(|id| {
+                p.cluster_groups
+                    .iter()
+                    .any(|g| &g.id == id && &g.account == account)
+            })
+        };
+        match self.prefetched().filter(known) {
             Some(p) => Ok(p
                 .cluster_groups
                 .iter()
-                .filter(|g| ids.contains(&g.id))
+                .filter(|g| ids.contains(&g.id) && &g.account == account)
                 .cloned()
                 .collect()),
-            None => self.live.groups(ids).await,
+            None => self.live.groups(account, ids).await,
         }
     }
 
-    /// Those the sweep prefetched from it, the others read.
-    async fn vpcs(&self, ids: &[String]) -> Result<Vec<VpcView>, AwsError> {
-        let known: Option<&BTreeMap<String, VpcView>> = self.prefetched().map(|p| &p.vpcs);
-        let missing: Vec<String> = ids
+    /// Those the sweep prefetched, the others read.
+    async fn vpcs(&self, vpcs: &[VpcRef]) -> Result<Vec<VpcView>, AwsError> {
+        let known: Option<&BTreeMap<VpcRef, VpcView>> = self.prefetched().map(|p| &p.vpcs);
+        let missing: Vec<VpcRef> = vpcs
             .iter()
-            .filter(|id| !known.is_some_and(|k| k.contains_key(*id)))
+            .filter(|v| !known.is_some_and(|k| k.contains_key(*v)))
             .cloned()
             .collect();
-        let mut vpcs = self.live.vpcs(&missing).await?;
+        let mut found = self.live.vpcs(&missing).await?;
         if let Some(known) = known {
-            vpcs.extend(ids.iter().filter_map(|id| known.get(id)).cloned());
+            found.extend(vpcs.iter().filter_map(|v| known.get(v)).cloned());
         }
-        Ok(vpcs)
+        Ok(found)
     }
 }

@@ -72,6 +72,7 @@ pub(super) fn rule_view(
         name: r.name().unwrap_or_default().to_string(),
         status: RuleStatus::parse(r.status().map(|s| s.as_str()).unwrap_or_default()),
         status_message: r.status_message().unwrap_or_default().to_string(),
+        shared: r.share_status().map(|s| s.as_str()) == Some("SHARED_BY_ME"),
     }
 }
 
@@ -268,12 +269,19 @@ pub struct ResolverState {
     pub associations: Vec<AssociationView>,
 }
 
+/// The endpoints and associations of the clients' account, and its rules
+/// when it is the deployment's own: ours are made there (another account
+/// lists those shared with it too, as SHARED_WITH_ME, and they are read
+/// once, from their owner).
 pub async fn resolver_state(clients: &Clients) -> Result<ResolverState, AwsError> {
-    let (endpoints, rules, associations) = tokio::try_join!(
-        list_endpoints(clients),
-        list_rules(clients),
-        list_associations(clients)
-    )?;
+    let rules = async {
+        match clients.account.is_home() {
+            true => list_rules(clients).await,
+            false => Ok(Vec::new()),
+        }
+    };
+    let (endpoints, rules, associations) =
+        tokio::try_join!(list_endpoints(clients), rules, list_associations(clients))?;
     Ok(ResolverState {
         endpoints,
         rules,

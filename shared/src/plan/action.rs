@@ -127,10 +127,26 @@ pub enum Action {
         targets: Targets,
         endpoint: EndpointRef,
     },
+    /// The rule shared with `principals` (accounts) through the
+    /// deployment's RAM resource share (one per owner and region, made when
+    /// missing), so that they can associate it with their VPCs.
+    ShareRule {
+        /// The account it acts in (the deployment's: the rule's owner).
+        account: Account,
+        rule: RuleRef,
+        /// Known when the rule exists already.
+        rule_arn: Option<String>,
+        domain: String,
+        principals: Vec<String>,
+    },
+    /// From the VPC's account; where the rule is another account's and
+    /// shared by invitation, the invitation is accepted first.
     AssociateRule {
         /// The account it acts in.
         account: Account,
         rule: RuleRef,
+        /// Known when the rule exists already.
+        rule_arn: Option<String>,
         vpc_id: String,
         cluster: String,
     },
@@ -151,6 +167,8 @@ pub enum Action {
         rule_arn: String,
         domain: String,
         after_associations: bool,
+        /// Shared with other accounts: taken out of the share first.
+        shared: bool,
     },
     /// An endpoint goes once no rule uses it (RSLVR-00600); with
     /// `after_rules`, some rule did when observed.
@@ -173,6 +191,20 @@ pub enum Action {
         role: Direction,
         vpc_id: String,
         after_interfaces: bool,
+    },
+    /// Accounts taken out of the deployment's RAM share: none of their
+    /// VPCs uses a rule of ours any more.
+    UnshareWith {
+        /// The account it acts in (the deployment's: the share's owner).
+        account: Account,
+        share_arn: String,
+        principals: Vec<String>,
+    },
+    /// The deployment's RAM share, once no rule of ours is left.
+    DeleteShare {
+        /// The account it acts in (the deployment's).
+        account: Account,
+        share_arn: String,
     },
     PublishParameters(Box<Publication>),
     DeleteParameters {
@@ -220,11 +252,14 @@ impl Action {
             | Action::RemoveEndpointIps { account, .. }
             | Action::CreateRule { account, .. }
             | Action::UpdateRule { account, .. }
+            | Action::ShareRule { account, .. }
             | Action::AssociateRule { account, .. }
             | Action::DisassociateRule { account, .. }
             | Action::DeleteRule { account, .. }
             | Action::DeleteEndpoint { account, .. }
-            | Action::DeleteSecurityGroup { account, .. } => account,
+            | Action::DeleteSecurityGroup { account, .. }
+            | Action::UnshareWith { account, .. }
+            | Action::DeleteShare { account, .. } => account,
             Action::PublishParameters(_) | Action::DeleteParameters { .. } => &PARAMETERS_ACCOUNT,
         }
     }
@@ -242,6 +277,8 @@ impl Action {
             | Action::DeleteRule { .. }
             | Action::DeleteEndpoint { .. }
             | Action::DeleteSecurityGroup { .. }
+            | Action::UnshareWith { .. }
+            | Action::DeleteShare { .. }
             | Action::DeleteParameters { .. } => true,
             // DUALSTACK to IPV4 takes the IPv6 addresses away.
             Action::ChangeEndpointType { from, to, .. } => from.has_ipv6() && !to.has_ipv6(),
@@ -251,6 +288,7 @@ impl Action {
             | Action::AddEndpointIps { .. }
             | Action::CreateRule { .. }
             | Action::UpdateRule { .. }
+            | Action::ShareRule { .. }
             | Action::AssociateRule { .. }
             | Action::PublishParameters(_) => false,
         }
@@ -269,12 +307,15 @@ impl Action {
             | Action::ChangeEndpointType { .. }
             | Action::RemoveEndpointIps { .. }
             | Action::UpdateRule { .. }
+            | Action::ShareRule { .. }
             | Action::PublishParameters(_) => ActionKind::Change,
             Action::RevokeIngress { .. }
             | Action::DisassociateRule { .. }
             | Action::DeleteRule { .. }
             | Action::DeleteEndpoint { .. }
             | Action::DeleteSecurityGroup { .. }
+            | Action::UnshareWith { .. }
+            | Action::DeleteShare { .. }
             | Action::DeleteParameters { .. } => ActionKind::Delete,
         }
     }
@@ -290,6 +331,8 @@ pub enum Phase {
     Endpoints,
     /// Forward rules made or pointed elsewhere.
     Rules,
+    /// Rules shared with the accounts that associate them.
+    Share,
     /// Rules associated and disassociated, ingress revoked.
     Associations,
     /// Rules deleted, endpoint addresses removed.
@@ -325,176 +368,17 @@ impl Action {
             | Action::ChangeEndpointType { .. }
             | Action::AddEndpointIps { .. } => Phase::Endpoints,
             Action::CreateRule { .. } | Action::UpdateRule { .. } => Phase::Rules,
+            Action::ShareRule { .. } => Phase::Share,
             Action::AssociateRule { .. }
             | Action::DisassociateRule { .. }
             | Action::RevokeIngress { .. } => Phase::Associations,
-            Action::DeleteRule { .. } | Action::RemoveEndpointIps { .. } => Phase::RetireRules,
+            Action::DeleteRule { .. }
+            | Action::RemoveEndpointIps { .. }
+            | Action::UnshareWith { .. }
+            | Action::DeleteShare { .. } => Phase::RetireRules,
             Action::DeleteEndpoint { .. } => Phase::RetireEndpoints,
             Action::DeleteSecurityGroup { .. } => Phase::RetireGroups,
             Action::PublishParameters(_) | Action::DeleteParameters { .. } => Phase::Parameters,
-        }
-    }
-
-    /// One line for people.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::CreateSecurityGroup {
-                role, vpc_id, name, ..
-            } => {
-                format!("create {role} endpoint security group {name} in {vpc_id}")
-            }
-            Action::AuthorizeIngress {
-                group, permissions, ..
-            } => format!(
-                "allow {} on {}",
-                join(permissions.iter().map(|p| p.to_string())),
-                group_label(group)
-            ),
-            Action::RevokeIngress {
-                group_id,
-                permissions,
-                ..
-            } => format!("revoke {} on {group_id}", permissions.join(", ")),
-            Action::CreateEndpoint { .. } => describe_create_endpoint(self),
-            Action::ChangeEndpointType {
-                endpoint_id,
-                from,
-                to,
-                ..
-            } => format!("change endpoint {endpoint_id} from {from} to {to}"),
-            Action::AddEndpointIps {
-                endpoint_id,
-                subnet_ids,
-                ..
-            } => format!(
-                "add {} IPs to {endpoint_id} in {}",
-                subnet_ids.len(),
-                subnet_ids.join(", ")
-            ),
-            Action::RemoveEndpointIps {
-                endpoint_id, ips, ..
-            } => format!(
-                "remove IPs {} from {endpoint_id}",
-                join(
-                    ips.iter()
-                        .map(|ip| ip.ip.clone().unwrap_or(ip.ip_id.clone()))
-                )
-            ),
-            Action::CreateRule {
-                domain, targets, ..
-            } => format!(
-                "create forward rule for {domain} to {}",
-                targets_label(targets)
-            ),
-            Action::UpdateRule {
-                rule_id,
-                targets,
-                endpoint,
-                ..
-            } => format!(
-                "update rule {rule_id}: targets {}, outbound endpoint {}",
-                targets_label(targets),
-                endpoint_label(endpoint)
-            ),
-            Action::AssociateRule { rule, vpc_id, .. } => {
-                format!("associate {} with {vpc_id}", rule_label(rule))
-            }
-            Action::DisassociateRule {
-                rule_id, vpc_id, ..
-            } => {
-                format!("disassociate rule {rule_id} from {vpc_id}")
-            }
-            Action::DeleteRule {
-                rule_id, domain, ..
-            } => format!("delete rule {rule_id} ({domain})"),
-            Action::DeleteEndpoint {
-                endpoint_id,
-                direction,
-                vpc_id,
-                ..
-            } => format!("delete {direction} endpoint {endpoint_id} in {vpc_id}"),
-            Action::DeleteSecurityGroup { group_id, role, .. } => {
-                format!("delete {role} endpoint security group {group_id}")
-            }
-            Action::PublishParameters(p) => format!("publish parameters under {}/", p.folder()),
-            Action::DeleteParameters { names, announce } => {
-                let and_say = if announce.is_some() {
-                    " (and announce the forwarders removed)"
-                } else {
-                    ""
-                };
-                format!("delete parameters {}{and_say}", names.join(", "))
-            }
-        }
-    }
-}
-
-fn describe_create_endpoint(action: &Action) -> String {
-    let Action::CreateEndpoint {
-        direction,
-        vpc_id,
-        subnet_ids,
-        ips,
-        endpoint_type,
-        ipv6s,
-        ..
-    } = action
-    else {
-        return String::new();
-    };
-    let kept: Vec<&str> = ips
-        .iter()
-        .chain(ipv6s)
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    let kept = if kept.is_empty() {
-        String::new()
-    } else {
-        format!(", asking for the published {}", kept.join(", "))
-    };
-    let kind = match endpoint_type {
-        EndpointType::Ipv4 => String::new(),
-        other => format!(" {other}"),
-    };
-    format!(
-        "create{kind} {direction} Resolver endpoint in {vpc_id} with {} IPs in {}{kept}",
-        subnet_ids.len(),
-        subnet_ids.join(", ")
-    )
-}
-
-pub(super) fn join(items: impl Iterator<Item = String>) -> String {
-    items.collect::<Vec<_>>().join(", ")
-}
-
-pub(super) fn group_label(group: &GroupRef) -> String {
-    match group {
-        GroupRef::Existing(id) => id.clone(),
-        GroupRef::New(role) => format!("the new {role} endpoint security group"),
-    }
-}
-
-pub(super) fn endpoint_label(endpoint: &EndpointRef) -> String {
-    match endpoint {
-        EndpointRef::Existing(id) => id.clone(),
-        EndpointRef::New(d) => format!("the new {d} endpoint"),
-    }
-}
-
-pub(super) fn rule_label(rule: &RuleRef) -> String {
-    match rule {
-        RuleRef::Existing(id) => format!("rule {id}"),
-        RuleRef::New => "the new rule".to_string(),
-    }
-}
-
-pub(super) fn targets_label(targets: &Targets) -> String {
-    match targets {
-        Targets::Known(t) => join(t.iter().map(|t| format!("{}:{}", t.ip, t.port))),
-        Targets::InboundEndpointIps => "the inbound endpoint's IPs".to_string(),
-        Targets::InboundEndpointIpsAndIpv6 => {
-            "the inbound endpoint's IPv4 and IPv6 addresses".to_string()
         }
     }
 }

@@ -11,7 +11,10 @@ pub(super) struct Desired<'a> {
     pub(super) cluster: &'a ClusterView,
     pub(super) vpc_id: String,
     pub(super) host: String,
-    pub(super) association_vpcs: Vec<String>,
+    /// The client VPCs the rule is associated with, each from its account:
+    /// every client VPC but the cluster's own (whose inbound endpoint the
+    /// rule targets: a forwarding loop).
+    pub(super) association_vpcs: Vec<VpcRef>,
     pub(super) cidrs: Vec<IpNet>,
     pub(super) control_plane_group: String,
 }
@@ -60,31 +63,35 @@ pub(super) fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desir
         });
     }
     let control_plane_group = api_group(config, cluster, obs)?;
-    let clients = obs.client_vpc_ids_with(config, &tags);
+    let clients = obs.client_vpcs_with(config, &tags);
     let mut cidrs: BTreeSet<IpNet> = BTreeSet::new();
-    for id in &clients {
-        let Some(vpc) = obs.vpcs.iter().find(|v| &v.id == id) else {
-            let source = if config.client_vpc_ids.contains(id) {
-                ENV_CLIENT_VPC_IDS.to_string()
-            } else if tags.client_vpc_ids.contains(id) {
-                format!(
-                    "tag {} of cluster {}",
-                    crate::config::TAG_CLIENT_VPC_IDS,
-                    cluster.name
-                )
-            } else {
-                "a peering connection".to_string()
-            };
+    for client in &clients {
+        let source = || source_of(config, obs, &tags, client, &cluster.name);
+        if !obs.serves(&client.account) {
+            return Err(Invalid::ClientAccountNotServed {
+                vpc: client.to_string(),
+                source: source(),
+            });
+        }
+        let Some(vpc) = obs
+            .vpcs
+            .iter()
+            .find(|v| v.id == client.id && v.account == client.account)
+        else {
             return Err(Invalid::ClientVpcMissing {
-                vpc_id: id.clone(),
-                source,
+                vpc_id: client.to_string(),
+                source: source(),
             });
         };
         cidrs.extend(vpc.cidrs.iter().copied());
     }
     cidrs.extend(config.onprem_cidrs.iter().copied());
     cidrs.extend(tags.onprem_cidrs.iter().copied());
-    let association_vpcs = clients.into_iter().filter(|id| id != &vpc_id).collect();
+    let own = VpcRef {
+        account: obs.account.clone(),
+        id: vpc_id.clone(),
+    };
+    let association_vpcs = clients.into_iter().filter(|v| *v != own).collect();
     Ok(Desired {
         cluster,
         vpc_id,
@@ -93,6 +100,36 @@ pub(super) fn desired<'a>(config: &Config, obs: &'a Observation) -> Result<Desir
         cidrs: cidrs.into_iter().collect(),
         control_plane_group,
     })
+}
+
+/// Where a client VPC was named: the setting, the cluster's tag, or a
+/// peering connection.
+fn source_of(
+    config: &Config,
+    obs: &Observation,
+    tags: &ClusterTags,
+    vpc: &VpcRef,
+    cluster: &str,
+) -> String {
+    let home = obs.home_id.as_deref();
+    if config
+        .client_vpc_ids
+        .iter()
+        .any(|c| c.resolve(&Account::Home, home) == *vpc)
+    {
+        ENV_CLIENT_VPC_IDS.to_string()
+    } else if tags
+        .client_vpc_ids
+        .iter()
+        .any(|c| c.resolve(&obs.account, home) == *vpc)
+    {
+        format!(
+            "tag {} of cluster {cluster}",
+            crate::config::TAG_CLIENT_VPC_IDS
+        )
+    } else {
+        "a peering connection".to_string()
+    }
 }
 
 /// The cluster VPC's CIDR blocks outside the private ranges, as observed,

@@ -12,6 +12,7 @@ pub(super) fn live_endpoints<'a>(
     obs.live_endpoints(owner, direction, vpc_id)
 }
 
+/// Our group of `role` in `vpc_id` (VPC ids are unique across accounts).
 pub(super) fn find_group<'a>(
     owner: &Owner,
     obs: &'a Observation,
@@ -24,16 +25,18 @@ pub(super) fn find_group<'a>(
         .min_by(|a, b| a.id.cmp(&b.id))
 }
 
+/// Our rules for `cluster` (by the key their CreatorRequestId carries).
 pub(super) fn rules_of<'a>(
     owner: &Owner,
     obs: &'a Observation,
-    cluster: &str,
+    cluster: &ClusterId,
 ) -> Vec<&'a RuleView> {
+    let cluster = cluster.to_string();
     obs.rules
         .iter()
         .filter(|r| {
             matches!(owner.parse_creator_id(&r.creator_request_id),
-                Some(CreatorId::Rule { cluster: c, .. }) if c == cluster)
+                Some(CreatorId::Rule { cluster: c, .. }) if c == *cluster)
         })
         .collect()
 }

@@ -6,7 +6,8 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::config::{
-    ENV_API_RULES_GROUP, ENV_ENDPOINT_TYPE, ENV_OUTBOUND_ENDPOINT_ID, TAG_API_RULES,
+    ENV_API_RULES_GROUP, ENV_ENDPOINT_TYPE, ENV_OUTBOUND_ENDPOINT_ID, ENV_OUTBOUND_VPC_ID,
+    ENV_SPOKE_ACCOUNTS, TAG_API_RULES,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +35,16 @@ pub enum Invalid {
     ClientVpcMissing {
         vpc_id: String,
         source: String,
+    },
+    /// A client VPC of an account this deployment does not serve.
+    ClientAccountNotServed {
+        vpc: String,
+        source: String,
+    },
+    /// Client VPCs, none of them in the deployment's own account, and no
+    /// VPC there named for the outbound endpoint.
+    NoOutboundVpc {
+        cluster: String,
     },
     /// `cluster` mode and no cluster security group made by EKS.
     NoClusterGroup {
@@ -96,6 +107,9 @@ impl fmt::Display for Invalid {
             Invalid::ClientVpcMissing { vpc_id, source } => {
                 write!(f, "client VPC {vpc_id} (from {source}) does not exist")
             }
+            Invalid::ClientAccountNotServed { .. } | Invalid::NoOutboundVpc { .. } => {
+                accounts(f, self)
+            }
             Invalid::NoClusterGroup {
                 cluster,
                 additional,
@@ -157,6 +171,25 @@ impl fmt::Display for Invalid {
                 subnets,
             } => no_ipv6_blocks(f, cluster, vpc_id, subnets),
         }
+    }
+}
+
+/// What another account's VPC makes impossible.
+fn accounts(f: &mut fmt::Formatter<'_>, invalid: &Invalid) -> fmt::Result {
+    match invalid {
+        Invalid::ClientAccountNotServed { vpc, source } => write!(
+            f,
+            "client VPC {vpc} (from {source}) is in an account this deployment does not \
+             serve: add the account to {ENV_SPOKE_ACCOUNTS} (and deploy the spoke role \
+             there), or leave the VPC out"
+        ),
+        Invalid::NoOutboundVpc { cluster } => write!(
+            f,
+            "cluster {cluster}'s client VPCs are all in other accounts, and the outbound \
+             endpoint its rule goes through is made in this deployment's account: set \
+             {ENV_OUTBOUND_VPC_ID} to a VPC of this account (or {ENV_OUTBOUND_ENDPOINT_ID})"
+        ),
+        other => write!(f, "{other:?}"),
     }
 }
 

@@ -61,7 +61,7 @@ pub(super) fn managed(
         uses_outbound: outbound.is_some(),
         rule_id,
         uses_rule: wants_rule,
-        associated_vpcs: d.association_vpcs.clone(),
+        associated_vpcs: d.association_vpcs.iter().map(|v| v.to_string()).collect(),
         control_plane_group_id: d.control_plane_group.clone(),
         control_plane_rule_ids: kept_api_rules,
         allowed_cidrs: d.cidrs.iter().map(|c| c.to_string()).collect(),

@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use crate::config::{ClusterTags, Config, Trigger, ENV_CLIENT_VPC_IDS};
+use crate::config::{ClusterTags, Config, Trigger, ENV_CLIENT_VPC_IDS, ENV_SPOKE_ACCOUNTS};
 use crate::model::*;
 use crate::owner::{CreatorId, Owner, TAG_CLUSTER};
 pub use crate::progress::{Problem, Wait};
@@ -27,6 +27,7 @@ pub use crate::ssm::Publication;
 
 mod access;
 mod action;
+mod describe;
 mod desired;
 mod find;
 mod inbound;
@@ -43,7 +44,7 @@ pub use access::api_group;
 pub use action::*;
 pub use inbound::{new_endpoint_addresses, pick_subnets};
 pub use invalid::Invalid;
-pub use orphans::{plan_shared_orphans, shared_leaders, SharedView};
+pub use orphans::{plan_shared_orphans, shared_leaders, ShareView, SharedView};
 pub use rule::{reaches_ipv6, rule_targets, MAX_RULE_TARGETS};
 
 use access::*;
@@ -208,6 +209,15 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
     let Some(cluster) = &obs.cluster else {
         return Decision::Gone;
     };
+    if !obs.serves(&obs.account) {
+        return Decision::NotManaged {
+            reason: format!(
+                "its {} is not among the accounts this deployment serves \
+                 ({ENV_SPOKE_ACCOUNTS})",
+                obs.account
+            ),
+        };
+    }
     match cluster.status {
         ClusterStatus::Deleting => return Decision::Gone,
         ClusterStatus::Failed => {
@@ -263,7 +273,7 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
         || !tags.client_vpc_ids.is_empty()
         || !config.onprem_cidrs.is_empty()
         || !tags.onprem_cidrs.is_empty()
-        || (config.discover_peered_vpcs && !obs.peered_vpc_ids.is_empty());
+        || (config.discover_peered_vpcs && !obs.peered_vpcs.is_empty());
     if !has_clients {
         return Decision::NotManaged {
             reason: "no client VPCs or on-premises CIDRs are configured, so nothing would use it"

@@ -17,6 +17,19 @@ pub struct SharedView {
     pub security_groups: Vec<SecurityGroupView>,
     /// VPCs recorded in a state parameter, or of a cluster found managed.
     pub needed_vpcs: BTreeSet<String>,
+    /// The deployment's RAM share of its rules, when a hub read it.
+    pub share: Option<ShareView>,
+    /// The accounts (not the deployment's) whose VPCs are associated with
+    /// a rule of ours: the principals the share still needs.
+    pub sharing_accounts: BTreeSet<String>,
+}
+
+/// The deployment's RAM share, as the sweep read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShareView {
+    pub arn: String,
+    /// The accounts it is shared with.
+    pub principals: Vec<String>,
 }
 
 /// Shared resources of ours that nothing uses any more: inbound endpoints
@@ -60,8 +73,39 @@ pub fn plan_shared_orphans(config: &Config, owner: &Owner, view: &SharedView) ->
             actions.push(delete_group(group, role, &view.endpoints));
         }
     }
+    actions.extend(plan_share_orphans(view));
     actions.sort_by_key(Action::phase);
     actions
+}
+
+/// The share, once no rule of ours is left; otherwise the accounts it no
+/// longer needs (no VPC of theirs is associated with a rule of ours: the
+/// account left the spokes, or its client VPCs did).
+fn plan_share_orphans(view: &SharedView) -> Vec<Action> {
+    let Some(share) = &view.share else {
+        return Vec::new();
+    };
+    let rules_left = view.rules.iter().any(|r| !r.status.is_going_away());
+    if !rules_left {
+        return vec![Action::DeleteShare {
+            account: Account::Home,
+            share_arn: share.arn.clone(),
+        }];
+    }
+    let unneeded: Vec<String> = share
+        .principals
+        .iter()
+        .filter(|p| !view.sharing_accounts.contains(*p))
+        .cloned()
+        .collect();
+    match unneeded.is_empty() {
+        true => Vec::new(),
+        false => vec![Action::UnshareWith {
+            account: Account::Home,
+            share_arn: share.arn.clone(),
+            principals: unneeded,
+        }],
+    }
 }
 
 /// For each VPC whose clusters need an inbound endpoint and where none of
@@ -73,32 +117,39 @@ pub fn shared_leaders(
     config: &Config,
     owner: &Owner,
     endpoints: &[EndpointView],
-    clusters: &[&ClusterView],
-) -> Vec<String> {
+    clusters: &[(&ClusterId, &ClusterView)],
+    served: &BTreeSet<String>,
+) -> Vec<ClusterId> {
     let region = Observation {
         endpoints: endpoints.to_vec(),
         ..Observation::default()
     };
-    let mut leaders: BTreeMap<&str, &str> = BTreeMap::new();
-    for cluster in clusters {
+    let mut leaders: BTreeMap<VpcRef, &ClusterId> = BTreeMap::new();
+    for (id, cluster) in clusters {
         let Some(vpc) = cluster.vpc_id.as_deref() else {
             continue;
         };
         let look = Observation {
             cluster_name: cluster.name.clone(),
+            account: id.account.clone(),
+            served: served.clone(),
             cluster: Some((*cluster).clone()),
             ..Observation::default()
         };
         if live_endpoints(owner, &region, Direction::Inbound, Some(vpc)).is_empty()
             && decide(config, &look) == Decision::Managed
         {
-            let first = leaders.entry(vpc).or_insert(cluster.name.as_str());
-            if cluster.name.as_str() < *first {
-                *first = cluster.name.as_str();
+            let key = VpcRef {
+                account: id.account.clone(),
+                id: vpc.to_string(),
+            };
+            let first = leaders.entry(key).or_insert(id);
+            if *id < *first {
+                *first = id;
             }
         }
     }
-    let mut names: Vec<String> = leaders.into_values().map(str::to_string).collect();
-    names.sort();
-    names
+    let mut ids: Vec<ClusterId> = leaders.into_values().cloned().collect();
+    ids.sort();
+    ids
 }

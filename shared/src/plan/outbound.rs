@@ -26,7 +26,11 @@ pub(super) fn plan_outbound(
             }),
         };
     }
-    let outbound_vpc = outbound_vpc(config, d);
+    let outbound_vpc = obs
+        .outbound_vpc(config)
+        .ok_or_else(|| Invalid::NoOutboundVpc {
+            cluster: d.cluster.name.clone(),
+        })?;
     let ours = live_endpoints(owner, obs, Direction::Outbound, None);
     let chosen = ours.iter().find(|e| e.vpc_id == outbound_vpc).or_else(|| {
         if config.outbound_vpc_id.is_none() {
@@ -77,16 +81,6 @@ pub(super) fn plan_outbound(
         ipv6s: Vec::new(),
     });
     Ok((m, EndpointRef::New(Direction::Outbound)))
-}
-
-/// Where a new outbound endpoint goes: the configured VPC, else the first
-/// configured client VPC, else this cluster's first client VPC.
-pub(super) fn outbound_vpc(config: &Config, d: &Desired) -> String {
-    config
-        .outbound_vpc_id
-        .clone()
-        .or_else(|| config.client_vpc_ids.first().cloned())
-        .unwrap_or_else(|| d.association_vpcs[0].clone())
 }
 
 /// Delete our outbound endpoints (and their groups) that no remaining rule

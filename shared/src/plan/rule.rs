@@ -1,6 +1,6 @@
 //! The cluster's forward rule and its associations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::*;
 
@@ -16,7 +16,7 @@ pub(super) fn plan_rule(
 ) -> (Planned, Option<String>) {
     let mut m = Planned::default();
     let wants_rule = !d.association_vpcs.is_empty();
-    let rules_of_cluster = rules_of(owner, obs, &d.cluster.name);
+    let rules_of_cluster = rules_of(owner, obs, &obs.cluster_id());
     let current = rules_of_cluster
         .iter()
         .find(|r| r.domain == d.host && !r.status.is_going_away() && !r.status.is_failed())
@@ -58,7 +58,7 @@ pub(super) fn plan_rule(
             m.actions.push(Action::CreateRule {
                 // The rule names the deployment's outbound endpoint.
                 account: Account::Home,
-                cluster: d.cluster.name.clone(),
+                cluster: obs.cluster_id().to_string(),
                 cluster_arn: d.cluster.arn.clone(),
                 domain: d.host.clone(),
                 targets,
@@ -79,7 +79,44 @@ pub(super) fn plan_rule(
         .map(|r| r.id.as_str())
         .collect();
     m.absorb(plan_associations(obs, d, current, &rule_ref, &other_rules));
+    m.actions.extend(plan_share(obs, d, current, &rule_ref));
     (m, rule_id)
+}
+
+/// The rule shared (through the deployment's RAM share) with the accounts
+/// of client VPCs it is not associated with yet, when they are not the
+/// deployment's own: an account associates a rule of another only once it
+/// is shared with it. Once every association is in place, nothing is
+/// planned (an association proves the share).
+fn plan_share(
+    obs: &Observation,
+    d: &Desired,
+    current: Option<&RuleView>,
+    rule_ref: &RuleRef,
+) -> Option<Action> {
+    let rule_id = current.map(|r| r.id.as_str());
+    let mut principals: Vec<String> = d
+        .association_vpcs
+        .iter()
+        .filter(|vpc| {
+            !obs.associations.iter().any(|a| {
+                Some(a.rule_id.as_str()) == rule_id
+                    && a.vpc_id == vpc.id
+                    && a.account == vpc.account
+                    && a.status.is_live()
+            })
+        })
+        .filter_map(|vpc| vpc.account.id().map(str::to_string))
+        .collect();
+    principals.sort();
+    principals.dedup();
+    (!principals.is_empty()).then(|| Action::ShareRule {
+        account: Account::Home,
+        rule: rule_ref.clone(),
+        rule_arn: current.map(|r| r.arn.clone()),
+        domain: d.host.clone(),
+        principals,
+    })
 }
 
 /// A rule's targets: the inbound endpoint's IPv4 addresses, and its IPv6
@@ -137,8 +174,9 @@ fn update_rule(rule: &RuleView, targets: Targets, outbound: &EndpointRef) -> Opt
     })
 }
 
-/// The rule associated with every client VPC and no other: failed
-/// associations removed (and made again), ones in progress waited for.
+/// The rule associated with every client VPC and no other, each from the
+/// VPC's account: failed associations removed (and made again), ones in
+/// progress waited for.
 fn plan_associations(
     obs: &Observation,
     d: &Desired,
@@ -153,10 +191,14 @@ fn plan_associations(
         .iter()
         .filter(|a| Some(a.rule_id.as_str()) == rule_id)
         .collect();
-    let associated: BTreeMap<&str, &Account> = of_rule
+    let vpc_of = |a: &AssociationView| VpcRef {
+        account: a.account.clone(),
+        id: a.vpc_id.clone(),
+    };
+    let associated: BTreeSet<VpcRef> = of_rule
         .iter()
         .filter(|a| a.status.is_live())
-        .map(|a| (a.vpc_id.as_str(), &a.account))
+        .map(|a| vpc_of(a))
         .collect();
     for a in &of_rule {
         if a.status.is_in_progress() {
@@ -168,9 +210,9 @@ fn plan_associations(
             });
         }
         if a.status.is_failed() {
-            let wanted = d.association_vpcs.iter().any(|v| v == &a.vpc_id);
+            let wanted = d.association_vpcs.contains(&vpc_of(a));
             m.problems.push(Problem {
-                resource: format!("the association of rule {} with {}", a.rule_id, a.vpc_id),
+                resource: format!("the association of rule {} with {}", a.rule_id, vpc_of(a)),
                 status: a.status.to_string(),
                 message: a.status_message.clone(),
                 repair: Some(if wanted {
@@ -188,11 +230,12 @@ fn plan_associations(
         }
     }
     for vpc in &d.association_vpcs {
-        if associated.contains_key(vpc.as_str()) {
+        if associated.contains(vpc) {
             continue;
         }
         let blocking = obs.associations.iter().find(|a| {
-            &a.vpc_id == vpc
+            a.vpc_id == vpc.id
+                && a.account == vpc.account
                 && (other_rules.contains(a.rule_id.as_str())
                     || (Some(a.rule_id.as_str()) == rule_id && !a.status.is_live()))
         });
@@ -200,26 +243,25 @@ fn plan_associations(
             Some(a) => m.waits.push(Wait::AssociationGone {
                 account: a.account.clone(),
                 rule_id: a.rule_id.clone(),
-                vpc_id: vpc.clone(),
+                vpc_id: vpc.id.clone(),
             }),
             None => m.actions.push(Action::AssociateRule {
-                // A client VPC named by its id alone is of the cluster's
-                // account, and is associated from there.
-                account: obs.account.clone(),
+                account: vpc.account.clone(),
                 rule: rule_ref.clone(),
-                vpc_id: vpc.clone(),
+                rule_arn: current.map(|r| r.arn.clone()),
+                vpc_id: vpc.id.clone(),
                 cluster: d.cluster.name.clone(),
             }),
         }
     }
     if let Some(rule) = current {
-        for (vpc, account) in associated {
-            if !d.association_vpcs.iter().any(|v| v == vpc) {
+        for vpc in associated {
+            if !d.association_vpcs.contains(&vpc) {
                 m.actions.push(Action::DisassociateRule {
-                    account: account.clone(),
+                    account: vpc.account,
                     rule_id: rule.id.clone(),
                     rule_arn: rule.arn.clone(),
-                    vpc_id: vpc.to_string(),
+                    vpc_id: vpc.id,
                 });
             }
         }
@@ -251,6 +293,7 @@ pub(super) fn remove_rule(obs: &Observation, rule: &RuleView) -> Vec<Action> {
             rule_arn: rule.arn.clone(),
             domain: rule.domain.clone(),
             after_associations: !associations.is_empty(),
+            shared: rule.shared,
         });
     }
     actions

@@ -53,7 +53,7 @@ pub(super) fn teardown(config: &Config, owner: &Owner, obs: &Observation) -> Vec
         .or_else(|| state.as_ref().map(|s| s.vpc_id.clone()));
 
     // Rules and associations.
-    let rules = rules_of(owner, obs, &obs.cluster_name);
+    let rules = rules_of(owner, obs, &obs.cluster_id());
     for rule in &rules {
         actions.extend(remove_rule(obs, rule));
     }

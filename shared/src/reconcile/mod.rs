@@ -19,8 +19,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::accounts::{Accounts, Spokes};
 use crate::apply::{Applier, ApplyError};
-use crate::aws::{Accounts, AwsError, CallCounter, Clients};
+
+use crate::aws::{AwsError, CallCounter, Clients};
 use crate::config::{Config, Mode};
 use crate::model::ClusterId;
 use crate::observe::{self, Detail, Fleet};
@@ -29,6 +31,7 @@ use crate::plan::{self, Invalid, Observation, Plan};
 use crate::policy::{self, Verdict};
 use crate::wait::{self, Patience};
 
+mod accounts;
 mod report;
 mod request;
 
@@ -60,8 +63,11 @@ pub struct Reconciler {
     /// whatever a state recorded.
     pub deployment_digest: Option<String>,
     /// The account this runs in, when known (the Lambda learns it from its
-    /// own ARN): events from any other account are ignored.
+    /// own ARN; the CLI asks STS when it needs it): events from any account
+    /// but this one and the spokes it serves are ignored.
     pub account: std::sync::OnceLock<String>,
+    /// The spoke accounts it serves besides its own, and their clients.
+    pub spokes: std::sync::Arc<Spokes>,
     /// How long a reconcile waits for AWS when its request sets no
     /// deadline, and how often it looks (`wait::Patience`).
     pub wait_budget: Duration,
@@ -141,6 +147,10 @@ impl ReconcileError {
 impl Reconciler {
     pub fn new(clients: Clients, config: Config) -> Reconciler {
         let owner = Owner::new(&config.owner);
+        let spokes = std::sync::Arc::new(Spokes::new(
+            &config.spoke_role_name,
+            config.spoke_accounts.clone(),
+        ));
         Reconciler {
             clients,
             config,
@@ -149,6 +159,7 @@ impl Reconciler {
             publishes_settings: false,
             deployment_digest: None,
             account: std::sync::OnceLock::new(),
+            spokes,
             wait_budget: DEFAULT_WAIT,
             first_poll: wait::FIRST_POLL,
             max_poll: wait::MAX_POLL,
@@ -185,13 +196,15 @@ impl Reconciler {
         cluster: &ClusterId,
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
-        self.observe_and_plan(cluster, hinted_arn, None).await
+        let served = self.served(crate::accounts::SERVED_TTL).await?;
+        self.observe_and_plan(&served, cluster, hinted_arn, None)
+            .await
     }
 
     /// The clients of each account this reconciler acts in, found by
-    /// account (its own account's, today).
+    /// account: its own, and the spokes it serves.
     pub fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(&self.clients)
+        Accounts::new(&self.clients, &self.spokes)
     }
 
     /// An applier of this reconciler's, waiting as `patience` allows.
@@ -199,20 +212,23 @@ impl Reconciler {
         Applier::new(self.accounts(), &self.owner, patience)
     }
 
-    /// Where and as whom this reconciler reads.
-    pub fn scope(&self) -> observe::Scope<'_> {
+    /// Where and as whom this reconciler reads, serving `served`.
+    pub fn scope<'a>(&'a self, served: &'a BTreeSet<String>) -> observe::Scope<'a> {
         observe::Scope {
-            clients: &self.clients,
+            accounts: self.accounts(),
             config: &self.config,
             owner: &self.owner,
+            home_id: self.home_id(),
+            served,
         }
     }
 
     /// Observe everything, the prerequisites included (what `verify --path`
     /// walks).
     pub async fn observe_full(&self, cluster: &ClusterId) -> Result<Observation, AwsError> {
+        let served = self.served(crate::accounts::SERVED_TTL).await?;
         let live = observe::Live {
-            scope: self.scope(),
+            scope: self.scope(&served),
         };
         observe::observe_cluster(&live, cluster, None, Detail::Full).await
     }
@@ -230,12 +246,13 @@ impl Reconciler {
     /// and plan again when the plan builds or resizes an endpoint.
     async fn observe_and_plan(
         &self,
+        served: &BTreeSet<String>,
         cluster: &ClusterId,
         hinted_arn: Option<String>,
         fleet: Option<&Fleet>,
     ) -> Result<(Plan, Observation), AwsError> {
         let live = observe::Live {
-            scope: self.scope(),
+            scope: self.scope(served),
         };
         match fleet {
             Some(fleet) => {
@@ -253,8 +270,14 @@ impl Reconciler {
         cluster: &ClusterId,
         hinted_arn: Option<String>,
     ) -> Result<(Plan, Observation), AwsError> {
-        let observe =
-            |detail| observe::observe_cluster(reader, cluster, hinted_arn.clone(), detail);
+        let observe = |detail| {
+            Box::pin(observe::observe_cluster(
+                reader,
+                cluster,
+                hinted_arn.clone(),
+                detail,
+            ))
+        };
         let obs = observe(Detail::Auto).await?;
         let plan = plan::plan(&self.config, &self.owner, &obs);
         if obs.lean && plan.needs_details() {
@@ -315,7 +338,7 @@ impl Reconciler {
     /// One reconcile, its outcome decided.
     async fn run_once(&self, request: &Request<'_>, patience: &Patience) -> Report {
         let mode = request.mode.unwrap_or(self.config.mode);
-        let mut report = Report::new(&request.cluster.name, mode);
+        let mut report = Report::new(&request.cluster, mode);
         let result = self.run(request, mode, patience, &mut report).await;
         // A run that ends well may still end in an error: the cluster is
         // invalid, or AWS reports a failure that nothing repaired.
@@ -358,12 +381,17 @@ impl Reconciler {
     ) -> Result<(), ReconcileError> {
         let mut fleet = request.fleet;
         let mut seen_problems: BTreeSet<String> = BTreeSet::new();
+        let served = match &request.served {
+            Some(served) => served.clone(),
+            None => self.served(crate::accounts::SERVED_TTL).await?,
+        };
         loop {
             report.rounds += 1;
             let round = self
                 .round(
                     request,
                     mode,
+                    &served,
                     fleet.take(),
                     patience,
                     &mut seen_problems,
@@ -391,10 +419,12 @@ impl Reconciler {
 
     /// One round: look (observe and plan); unless that is the end, act on
     /// the plan and wait for what AWS is doing.
+    #[allow(clippy::too_many_arguments)]
     async fn round(
         &self,
         request: &Request<'_>,
         mode: Mode,
+        served: &BTreeSet<String>,
         fleet: Option<&Fleet>,
         patience: &Patience,
         seen_problems: &mut BTreeSet<String>,
@@ -402,15 +432,14 @@ impl Reconciler {
     ) -> Result<Round, ReconcileError> {
         let cluster = request.cluster.name.as_str();
         let hinted_arn = request.hinted_arn.clone();
-        let (mut plan, mut obs) = self
-            .observe_and_plan(&request.cluster, hinted_arn.clone(), fleet)
-            .await?;
+        let (mut plan, mut obs) =
+            Box::pin(self.observe_and_plan(served, &request.cluster, hinted_arn.clone(), fleet))
+                .await?;
         // A plan that would delete a shared resource is made again from a
         // fresh observation: the fleet may be out of date.
         if fleet.is_some() && plan.deletes_shared() {
-            (plan, obs) = self
-                .observe_and_plan(&request.cluster, hinted_arn, None)
-                .await?;
+            (plan, obs) =
+                Box::pin(self.observe_and_plan(served, &request.cluster, hinted_arn, None)).await?;
         }
         if report.rounds == 1 {
             self.note_first_look(cluster, &plan, &obs, report);
@@ -431,7 +460,7 @@ impl Reconciler {
         }
         let mut waits = plan.waits.clone();
         if !plan.is_empty() {
-            let applied = self.applier(*patience).apply(&plan).await?;
+            let applied = Box::pin(self.applier(*patience).apply(&plan)).await?;
             report.applied = true;
             report.kept.extend(applied.kept);
             if !applied.stopped.is_empty() {
@@ -440,7 +469,7 @@ impl Reconciler {
             }
             waits.extend(applied.settle);
         }
-        let pending = wait::settle(self.accounts(), &waits, patience).await?;
+        let pending = Box::pin(wait::settle(self.accounts(), &waits, patience)).await?;
         if !pending.is_empty() {
             report.in_progress = pending.iter().map(|w| w.describe()).collect();
             return Ok(Round::Done);
@@ -465,7 +494,8 @@ impl Reconciler {
             for (vpc, account) in &obs.other_account_peers {
                 let warning = format!(
                     "skipped peered VPC {vpc}: it belongs to account {account}, which \
-                 this deployment does not serve"
+                     this deployment does not serve (add it to {})",
+                    crate::config::ENV_SPOKE_ACCOUNTS
                 );
                 tracing::warn!(cluster, vpc = %vpc, account = %account, "{warning}");
                 report.warnings.push(warning);

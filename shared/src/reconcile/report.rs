@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::config::Mode;
+use crate::model::{Account, ClusterId};
 use crate::plan::Decision;
 
 /// How a reconcile ended.
@@ -43,6 +44,9 @@ impl Outcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub cluster: String,
+    /// The account the cluster runs in: left out for the deployment's own.
+    #[serde(skip_serializing_if = "Account::is_home")]
+    pub account: Account,
     pub decision: ReportDecision,
     pub outcome: Outcome,
     /// The cluster VPC, when known.
@@ -104,10 +108,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// The cluster reported on.
+    pub fn cluster_id(&self) -> ClusterId {
+        ClusterId {
+            account: self.account.clone(),
+            name: self.cluster.clone(),
+        }
+    }
+
     /// A report before the first look.
-    pub fn new(cluster: &str, mode: Mode) -> Report {
+    pub fn new(cluster: &ClusterId, mode: Mode) -> Report {
         Report {
-            cluster: cluster.to_string(),
+            cluster: cluster.name.clone(),
+            account: cluster.account.clone(),
             decision: ReportDecision(None),
             outcome: Outcome::NothingToDo,
             vpc_id: None,

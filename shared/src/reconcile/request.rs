@@ -27,6 +27,10 @@ pub struct Request<'a> {
     pub while_eks_works: Option<Duration>,
     /// What a sweep read for the whole region, for the first look.
     pub fleet: Option<&'a Fleet>,
+    /// The accounts served besides the deployment's own, as a sweep
+    /// resolved them at its start; None: the reconcile resolves them (or
+    /// takes them as resolved a moment ago, `accounts::SERVED_TTL`).
+    pub served: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
     /// Told, while EKS works, of each look and the pause before the next.
     pub progress: Option<&'a Progress<'a>>,
 }
@@ -44,6 +48,7 @@ impl<'a> Request<'a> {
             patience: None,
             while_eks_works: None,
             fleet: None,
+            served: None,
             progress: None,
         }
     }
@@ -70,6 +75,11 @@ impl<'a> Request<'a> {
 
     pub fn fleet(mut self, fleet: &'a Fleet) -> Self {
         self.fleet = Some(fleet);
+        self
+    }
+
+    pub fn served(mut self, served: std::sync::Arc<std::collections::BTreeSet<String>>) -> Self {
+        self.served = Some(served);
         self
     }
 

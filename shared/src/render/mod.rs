@@ -20,6 +20,9 @@ pub use windows::WindowsScope;
 /// One cluster as published under the prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
+    /// The cluster's key: its name for the deployment's own account,
+    /// "account:name" for a spoke's (its parameters under
+    /// `{prefix}/{account}/{name}/`), as the files' comments name it.
     pub cluster: String,
     /// The endpoint host name (lower case, no trailing dot).
     pub name: String,
@@ -133,10 +136,7 @@ pub fn collect_with_skipped(
         let Some(path) = crate::ssm::parse_parameter_name(prefix, &p.name) else {
             continue;
         };
-        if !path.cluster.account.is_home() {
-            continue;
-        }
-        let (cluster, leaf) = (path.cluster.name.as_str(), path.leaf.as_str());
+        let (cluster, leaf) = (path.cluster.to_string(), path.leaf.as_str());
         if !trust.owned.contains(&p.name) {
             warnings.push(format!(
                 "skipping parameter {}: it does not carry our owner tag ({TAG_OWNER}={}), \
@@ -146,7 +146,7 @@ pub fn collect_with_skipped(
             continue;
         }
         by_cluster
-            .entry(cluster.to_string())
+            .entry(cluster)
             .or_default()
             .insert(leaf.to_string(), p.value.clone());
     }
@@ -158,7 +158,7 @@ pub fn collect_with_skipped(
             Err(problem) => {
                 warnings.push(format!(
                     "skipping cluster {cluster} ({}/): {problem}",
-                    crate::ssm::cluster_folder(prefix, &ClusterId::home(&cluster))
+                    crate::ssm::cluster_folder(prefix, &ClusterId::from_key(&cluster))
                 ));
                 skipped.insert(cluster);
             }
@@ -237,7 +237,7 @@ fn is_region(label: &str) -> bool {
 }
 
 fn parse_cluster(cluster: &str, values: &BTreeMap<String, String>) -> Result<Published, String> {
-    if !crate::event::is_cluster_name(cluster) {
+    if !crate::event::is_cluster_name(&ClusterId::from_key(cluster).name) {
         return Err("not a valid cluster name".into());
     }
     let raw_name = values

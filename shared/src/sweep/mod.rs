@@ -1,17 +1,20 @@
-//! The sweep: reconcile every cluster in the region, then remove what we
-//! own for clusters that no longer exist and the shared pieces nothing uses.
-//! It is what keeps the fleet right when an event never arrives (CloudTrail
-//! delivery is best effort, and EKS sends none when a cluster or an update
-//! finishes), and it repairs drift.
+//! The sweep: reconcile every cluster in the region, in the deployment's
+//! account and every spoke account it serves, then remove what we own for
+//! clusters that no longer exist (or whose account is no longer served) and
+//! the shared pieces nothing uses. It is what keeps the fleet right when an
+//! event never arrives (CloudTrail delivery is best effort, and EKS sends
+//! none when a cluster or an update finishes), and it repairs drift. An
+//! account that cannot be read (its role cannot be assumed, a permission is
+//! missing) is a failure that names it; the other accounts go on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::aws::{AwsError, CallCounter, Counts};
 use crate::event::cluster_name_from_arn;
+use crate::model::{Account, ClusterId};
 use crate::observe::{self, Fleet};
 use crate::owner::{CreatorId, TAG_CLUSTER};
 use crate::plan::{self, Decision, Plan, SharedView};
@@ -20,13 +23,19 @@ use crate::settings::Published;
 use crate::wait::Patience;
 
 mod passes;
+mod shared;
 
 use passes::*;
+use shared::*;
 
-/// One cluster the sweep could not reconcile, and why.
+/// One cluster the sweep could not reconcile (or an account it could not
+/// read, "(account)"), and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
     pub cluster: String,
+    /// The spoke account, for a failure in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub error: String,
     pub transient: bool,
 }
@@ -41,6 +50,8 @@ pub struct InProgress {
 /// The one summary a sweep logs.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SweepReport {
+    /// The spoke accounts served (besides the deployment's own).
+    pub spoke_accounts: usize,
     pub clusters_seen: usize,
     pub managed: usize,
     pub pending: usize,
@@ -74,22 +85,53 @@ pub struct SweepReport {
     pub held_back: Vec<String>,
     /// Whether this run published the deployment's settings (they changed).
     pub settings_published: bool,
+    /// What the records say is still made in an account the sweep could
+    /// not act in (its role no longer works): the records stay.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<String>,
     #[serde(skip)]
     pub reports: Vec<Report>,
 }
 
 impl SweepReport {
+    /// The spoke accounts this sweep reconciled in or failed in, by id.
+    pub fn swept_accounts(&self) -> BTreeSet<String> {
+        let of_reports = self
+            .reports
+            .iter()
+            .filter_map(|r| r.account.id().map(str::to_string));
+        let of_failures = self.failures.iter().filter_map(|f| f.account.clone());
+        of_reports.chain(of_failures).collect()
+    }
+
+    /// A gone cluster's merged report, counted; where its account could
+    /// not be acted in, what its records say is left there.
+    fn add_orphan(&mut self, reconciler: &Reconciler, fleet: &Fleet, report: Report) {
+        self.count_orphan(&report);
+        if report.error.is_some() && !report.account.is_home() {
+            self.left_behind
+                .extend(left_behind(reconciler, fleet, &report.cluster_id()));
+        }
+        self.reports.push(report);
+    }
+
     /// Whether trying again later may fix what failed: then the invocation
     /// fails, so that it is retried and alarmed.
     pub fn has_transient_failure(&self) -> bool {
         self.failures.iter().any(|f| f.transient)
     }
 
-    /// Count a failure of `cluster` (or "(shared)", "(settings)").
+    /// Count a failure of `cluster` (or "(shared)", "(settings)",
+    /// "(account)").
     fn fail(&mut self, cluster: &str, error: String, transient: bool) {
+        self.fail_in(&Account::Home, cluster, error, transient);
+    }
+
+    fn fail_in(&mut self, account: &Account, cluster: &str, error: String, transient: bool) {
         self.failed += 1;
         self.failures.push(Failure {
             cluster: cluster.to_string(),
+            account: account.id().map(str::to_string),
             error,
             transient,
         });
@@ -120,7 +162,8 @@ impl SweepReport {
                 .map(|line| format!("{}: {line}", report.cluster)),
         );
         if let Some(error) = &report.error {
-            self.fail(
+            self.fail_in(
+                &report.account,
                 &report.cluster,
                 error.clone(),
                 report.transient.unwrap_or(true),
@@ -159,42 +202,63 @@ async fn publish_settings(
     Ok(true)
 }
 
-/// List every cluster in the region.
-pub async fn list_clusters(reconciler: &Reconciler) -> Result<Vec<String>, AwsError> {
+/// List every cluster of `account` in the region.
+pub async fn list_clusters(
+    reconciler: &Reconciler,
+    account: &Account,
+) -> Result<Vec<ClusterId>, AwsError> {
+    let accounts = reconciler.accounts();
+    let clients = accounts.get(account).await?;
     let mut names = Vec::new();
-    let mut pages = reconciler
-        .clients
+    let mut pages = clients
         .eks
         .list_clusters()
         .max_results(100)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("EKS.ListClusters", e))?;
+        let page = page.map_err(|e| {
+            AwsError::from_sdk("EKS.ListClusters", e).in_account(accounts.describe(account))
+        })?;
         names.extend(page.clusters().iter().cloned());
     }
     names.sort();
     names.dedup();
-    Ok(names)
+    Ok(names
+        .into_iter()
+        .map(|name| ClusterId {
+            account: account.clone(),
+            name,
+        })
+        .collect())
 }
 
-/// Clusters that something of ours still names: rules, 443 rules, parameters.
-fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String, Option<String>> {
+/// Clusters that something of ours still names: rules (the deployment's),
+/// 443 rules (in each account), parameters (the deployment's).
+fn named_by_leftovers(
+    reconciler: &Reconciler,
+    fleet: &Fleet,
+) -> BTreeMap<ClusterId, Option<String>> {
     let owner = &reconciler.owner;
-    let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for rule in &fleet.resolver.rules {
+    let mut names: BTreeMap<ClusterId, Option<String>> = BTreeMap::new();
+    for rule in fleet.rules() {
         if let Some(CreatorId::Rule { cluster, .. }) =
             owner.parse_creator_id(&rule.creator_request_id)
         {
-            names.entry(cluster).or_default();
+            names.entry(ClusterId::from_key(&cluster)).or_default();
         }
     }
     let region_marker = format!(":eks:{}:", reconciler.clients.region);
-    for rule in &fleet.owned_rules {
+    for rule in fleet.owned_rules() {
         if let Some(arn) = rule.tags.get(TAG_CLUSTER) {
             if arn.contains(&region_marker) {
                 if let Some(name) = cluster_name_from_arn(arn) {
-                    names.insert(name, Some(arn.clone()));
+                    let (_, account) = crate::event::arn_region_and_account(arn);
+                    let account = match account {
+                        Some(id) => reconciler.account_of(id),
+                        None => rule.account.clone(),
+                    };
+                    names.insert(ClusterId { account, name }, Some(arn.clone()));
                 }
             }
         }
@@ -202,8 +266,8 @@ fn named_by_leftovers(reconciler: &Reconciler, fleet: &Fleet) -> BTreeMap<String
     let prefix = &reconciler.config.ssm_prefix;
     for parameter in &fleet.parameters {
         if let Some(path) = crate::ssm::parse_parameter_name(prefix, &parameter.name) {
-            if path.cluster.account.is_home() && crate::event::is_cluster_name(&path.cluster.name) {
-                names.entry(path.cluster.name).or_default();
+            if crate::event::is_cluster_name(&path.cluster.name) {
+                names.entry(path.cluster).or_default();
             }
         }
     }
@@ -251,12 +315,16 @@ async fn sweep_counted(
     let mut summary = SweepReport::default();
     let concurrency = reconciler.config.sweep_concurrency.max(1);
 
-    let (names, mut fleet) = tokio::try_join!(
-        list_clusters(reconciler),
-        observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
-    )?;
-    fleet.prefetched =
-        Some(observe::prefetch(reconciler.scope(), &fleet, &names, concurrency * 2).await?);
+    // The accounts served, from the Organization afresh at every run.
+    let served = reconciler.served(std::time::Duration::ZERO).await?;
+    summary.spoke_accounts = served.len();
+    let mut accounts = vec![Account::Home];
+    accounts.extend(served.iter().map(|id| Account::Id(id.clone())));
+    let Accounts {
+        fleet,
+        names,
+        unread,
+    } = Box::pin(read_accounts(reconciler, &served, &accounts, &mut summary)).await?;
     summary.clusters_seen = names.len();
     if reconciler.publishes_settings && mode == crate::config::Mode::Apply {
         match publish_settings(reconciler, &fleet).await {
@@ -269,156 +337,149 @@ async fn sweep_counted(
 
     let total = names.len();
     let mut done = 0;
-    let (reports, fleet) =
-        first_pass(reconciler, &names, fleet, &mut done, total, &mut progress).await?;
+    let (reports, fleet) = Box::pin(first_pass(
+        reconciler,
+        &served,
+        &names,
+        fleet,
+        &mut done,
+        total,
+        &mut progress,
+    ))
+    .await?;
 
-    let (orphans, orphan_arns) = reconcile_orphans(reconciler, &names, &fleet).await;
+    let (orphans, orphan_arns) = Box::pin(reconcile_orphans(
+        reconciler, &served, &names, &unread, &fleet,
+    ))
+    .await;
 
     // Those AWS is still working on: again, waiting this time.
-    let again: Vec<(String, Option<String>)> = reports
-        .iter()
-        .chain(&orphans)
-        .filter(|r| r.outcome == Outcome::Converging)
-        .map(|r| {
-            let arn = orphan_arns.get(&r.cluster).cloned().flatten();
-            (r.cluster.clone(), arn)
-        })
-        .collect();
-    let mut second = stream::iter(again.iter())
-        .map(|(name, arn)| {
-            reconciler.reconcile(
-                Request::from(name.as_str())
-                    .hinted_arn(arn.clone())
-                    .patience(patience),
-            )
-        })
-        .buffer_unordered(concurrency);
-    let mut finished: Vec<Report> = Vec::new();
-    while let Some(report) = second.next().await {
-        if !orphans.iter().any(|o| o.cluster == report.cluster) {
-            done += 1;
-            progress(done, total, &report);
-        }
-        finished.push(report);
+    let again = converging(&reports, &orphans, &orphan_arns);
+    let orphan_ids: Vec<ClusterId> = orphans.iter().map(|o| o.cluster_id()).collect();
+    let finished = Pass {
+        reconciler,
+        served: &served,
+        concurrency,
+        done: &mut done,
+        total,
+        progress: &mut progress,
     }
-    drop(second);
+    .again(&again, &orphan_ids, patience)
+    .await;
     for report in reports {
-        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let later = finished
+            .iter()
+            .find(|r| r.cluster_id() == report.cluster_id());
         let report = merge(report, later);
         summary.count(&report);
         summary.reports.push(report);
     }
     for report in orphans {
-        let later = finished.iter().find(|r| r.cluster == report.cluster);
+        let later = finished
+            .iter()
+            .find(|r| r.cluster_id() == report.cluster_id());
         let report = merge(report, later);
-        summary.count_orphan(&report);
-        progress(done, total, &report);
-        summary.reports.push(report);
+        summary.add_orphan(reconciler, &fleet, report);
+        progress(done, total, summary.reports.last().expect("just added"));
     }
 
     // A sweep that has written nothing looks at the shared leftovers with
     // what it read at its start (nothing of ours changed since); one that
     // wrote looks again.
     let quiet = counter.snapshot().writes() == 0;
-    remove_shared_orphans(reconciler, quiet.then_some(&fleet), patience, &mut summary).await?;
+    let shared = Shared {
+        served: &served,
+        accounts: &accounts,
+        unread: &unread,
+    };
+    Box::pin(remove_shared_orphans(
+        reconciler,
+        shared,
+        quiet.then_some(&fleet),
+        patience,
+        &mut summary,
+    ))
+    .await?;
     Ok(summary)
 }
 
-/// Shared pieces that nothing needs any more, from a fresh look: removed,
-/// or held back when this run's settings are not the deployment's.
-async fn remove_shared_orphans(
-    reconciler: &Reconciler,
-    unchanged: Option<&Fleet>,
-    patience: Patience,
-    summary: &mut SweepReport,
-) -> Result<(), AwsError> {
-    let mode = reconciler.config.mode;
-    let read;
-    let fresh = match unchanged {
-        Some(fleet) => fleet,
-        None => {
-            read =
-                observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner)
-                    .await?;
-            &read
-        }
-    };
-    let mut needed_vpcs: BTreeSet<String> =
-        observe::recorded_states(&reconciler.config.ssm_prefix, &fresh.parameters)
-            .into_iter()
-            .map(|doc| doc.vpc_id)
-            .collect();
-    for report in &summary.reports {
-        // A cluster that is managed, pending or failed may need its VPC's
-        // endpoint; only "not needed" decisions release it.
-        let releases = matches!(
-            report.decision.0,
-            Some(Decision::NotManaged { .. } | Decision::Gone)
-        );
-        if !releases {
-            if let Some(vpc) = &report.vpc_id {
-                needed_vpcs.insert(vpc.clone());
-            }
-        }
-    }
-    let view = SharedView {
-        endpoints: fresh.resolver.endpoints.clone(),
-        rules: fresh
-            .resolver
-            .rules
-            .iter()
-            .filter(|r| {
-                reconciler
-                    .owner
-                    .parse_creator_id(&r.creator_request_id)
-                    .is_some()
-            })
-            .cloned()
-            .collect(),
-        security_groups: fresh.security_groups.clone(),
-        needed_vpcs,
-    };
-    let mut actions = plan::plan_shared_orphans(&reconciler.config, &reconciler.owner, &view);
-    let ours = reconciler.config.digest();
-    let theirs =
-        Published::find(&reconciler.config.ssm_prefix, &fresh.parameters).map(|p| p.digest);
-    if !actions.is_empty() && reconciler.role.holds_back(&ours, theirs.as_deref()) {
-        let why = held_back_reason(&ours, theirs.as_deref(), "the deployment publishes");
-        summary.held_back.extend(
-            actions
-                .drain(..)
-                .map(|a| format!("(shared): {} ({why})", a.describe())),
-        );
-    }
-    if !actions.is_empty() {
-        let count = actions.len();
-        let shared = Plan {
-            cluster: "(shared)".into(),
-            decision: Decision::Gone,
-            actions,
-            waits: Vec::new(),
-            problems: Vec::new(),
-        };
-        tracing::info!(actions = ?shared.actions.iter().map(|a| a.describe()).collect::<Vec<_>>(),
-            "shared resources nothing uses");
-        if mode == crate::config::Mode::Apply {
-            let applier = reconciler.applier(patience);
-            match applier.apply(&shared).await {
-                Ok(applied) if !applied.stopped.is_empty() => {
-                    summary.orphans_removed += applied.done.len();
-                    summary.converging += 1;
-                    summary.in_progress.push(InProgress {
-                        cluster: "(shared)".into(),
-                        waiting_for: applied.stopped,
-                    });
-                }
-                Ok(_) => summary.orphans_removed += count,
-                Err(e) => {
-                    summary.fail("(shared)", e.to_string(), e.is_transient());
-                }
-            }
-        }
-    }
+/// The clusters AWS was still working on at the first pass, with the ARN
+/// of those that are gone.
+fn converging(
+    reports: &[Report],
+    orphans: &[Report],
+    orphan_arns: &BTreeMap<ClusterId, Option<String>>,
+) -> Vec<(ClusterId, Option<String>)> {
+    reports
+        .iter()
+        .chain(orphans)
+        .filter(|r| r.outcome == Outcome::Converging)
+        .map(|r| {
+            let arn = orphan_arns.get(&r.cluster_id()).cloned().flatten();
+            (r.cluster_id(), arn)
+        })
+        .collect()
+}
 
-    Ok(())
+/// What a sweep read of its accounts first: the fleet (with what its
+/// clusters' first looks need, prefetched), every cluster, and the
+/// accounts it could not read (each a failure in the summary).
+struct Accounts {
+    fleet: Fleet,
+    names: Vec<ClusterId>,
+    unread: BTreeSet<Account>,
+}
+
+/// List and read every account; the deployment's own failing ends the
+/// sweep, another's is a failure that names it.
+async fn read_accounts(
+    reconciler: &Reconciler,
+    served: &BTreeSet<String>,
+    accounts: &[Account],
+    summary: &mut SweepReport,
+) -> Result<Accounts, AwsError> {
+    let scope = reconciler.scope(served);
+    let listing =
+        futures::future::join_all(accounts.iter().map(|account| async move {
+            (account.clone(), list_clusters(reconciler, account).await)
+        }));
+    // Each on the heap: a sweep's futures nest deeply, and a debug build
+    // lays each one out on the stack before moving it.
+    let (listed, fleet) = tokio::join!(
+        Box::pin(listing),
+        Box::pin(observe::observe_fleet(scope, accounts))
+    );
+    let (mut fleet, mut unread) = fleet?;
+    let mut names: Vec<ClusterId> = Vec::new();
+    for (account, listed) in listed {
+        match listed {
+            Ok(ids) => names.extend(ids),
+            Err(e) if account.is_home() => return Err(e),
+            Err(e) => {
+                if !unread.iter().any(|(a, _)| *a == account) {
+                    unread.push((account, e));
+                }
+            }
+        }
+    }
+    for (account, error) in &unread {
+        tracing::error!(account = %account, error = %error, "account not swept");
+        fleet.accounts.remove(account);
+        summary.fail_in(
+            account,
+            "(account)",
+            error.to_string(),
+            error.is_transient(),
+        );
+    }
+    let unread: BTreeSet<Account> = unread.into_iter().map(|(a, _)| a).collect();
+    names.retain(|id| !unread.contains(&id.account));
+    let concurrency = reconciler.config.sweep_concurrency.max(1);
+    fleet.prefetched =
+        Some(Box::pin(observe::prefetch(scope, &fleet, &names, concurrency * 2)).await?);
+    Ok(Accounts {
+        fleet,
+        names,
+        unread,
+    })
 }

@@ -4,10 +4,11 @@
 //! a cluster's two passes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::model::ClusterView;
+use crate::model::{Account, ClusterId, ClusterView};
 
 use super::*;
 
@@ -19,15 +20,17 @@ use super::*;
 /// at a time. Returns the reports and the fleet as last read.
 pub(super) async fn first_pass<P: FnMut(usize, usize, &Report)>(
     reconciler: &Reconciler,
-    names: &[String],
+    served: &Arc<BTreeSet<String>>,
+    names: &[ClusterId],
     mut fleet: Fleet,
     done: &mut usize,
     total: usize,
     progress: &mut P,
 ) -> Result<(Vec<Report>, Fleet), AwsError> {
-    let leaders = leaders(reconciler, &fleet, names);
+    let leaders = leaders(reconciler, served, &fleet, names);
     let mut pass = Pass {
         reconciler,
+        served,
         concurrency: reconciler.config.sweep_concurrency.max(1),
         done,
         total,
@@ -36,14 +39,14 @@ pub(super) async fn first_pass<P: FnMut(usize, usize, &Report)>(
     let mut reports: Vec<Report> = Vec::new();
     if let Some((first, others)) = leaders.split_first() {
         reports.extend(pass.run(std::slice::from_ref(first), &fleet).await);
-        fleet = refreshed(reconciler, fleet).await?;
+        fleet = refreshed(reconciler, served, fleet).await?;
         if !others.is_empty() {
             reports.extend(pass.run(others, &fleet).await);
-            fleet = refreshed(reconciler, fleet).await?;
+            fleet = refreshed(reconciler, served, fleet).await?;
         }
     }
     // Every other cluster, a few at a time, sharing what was read once.
-    let rest: Vec<String> = names
+    let rest: Vec<ClusterId> = names
         .iter()
         .filter(|n| !leaders.contains(n))
         .cloned()
@@ -56,6 +59,7 @@ pub(super) async fn first_pass<P: FnMut(usize, usize, &Report)>(
 /// a time, sharing the fleet.
 pub(super) struct Pass<'a, P: FnMut(usize, usize, &Report)> {
     pub(super) reconciler: &'a Reconciler,
+    pub(super) served: &'a Arc<BTreeSet<String>>,
     pub(super) concurrency: usize,
     pub(super) done: &'a mut usize,
     pub(super) total: usize,
@@ -63,13 +67,15 @@ pub(super) struct Pass<'a, P: FnMut(usize, usize, &Report)> {
 }
 
 impl<P: FnMut(usize, usize, &Report)> Pass<'_, P> {
-    pub(super) async fn run(&mut self, names: &[String], fleet: &Fleet) -> Vec<Report> {
+    pub(super) async fn run(&mut self, names: &[ClusterId], fleet: &Fleet) -> Vec<Report> {
         let mut reports = Vec::new();
+        let served = self.served;
         let mut looks = stream::iter(names.iter())
-            .map(|name| {
+            .map(|id| {
                 self.reconciler.reconcile(
-                    Request::from(name.as_str())
+                    Request::new(id.clone())
                         .fleet(fleet)
+                        .served(served.clone())
                         .patience(Patience::none()),
                 )
             })
@@ -85,59 +91,115 @@ impl<P: FnMut(usize, usize, &Report)> Pass<'_, P> {
     }
 }
 
+impl<P: FnMut(usize, usize, &Report)> Pass<'_, P> {
+    /// The clusters AWS was still working on, again, waiting this time as
+    /// `patience` allows; `orphans` (gone clusters) are not progress.
+    pub(super) async fn again(
+        &mut self,
+        again: &[(ClusterId, Option<String>)],
+        orphans: &[ClusterId],
+        patience: Patience,
+    ) -> Vec<Report> {
+        let served = self.served;
+        let mut finished = Vec::new();
+        let mut second = stream::iter(again.iter())
+            .map(|(id, arn)| {
+                self.reconciler.reconcile(
+                    Request::new(id.clone())
+                        .hinted_arn(arn.clone())
+                        .served(served.clone())
+                        .patience(patience),
+                )
+            })
+            .buffer_unordered(self.concurrency);
+        while let Some(report) = second.next().await {
+            if !orphans.contains(&report.cluster_id()) {
+                *self.done += 1;
+                (self.progress)(*self.done, self.total, &report);
+            }
+            finished.push(report);
+        }
+        finished
+    }
+}
+
 /// For each VPC whose clusters need its inbound endpoint and where none of
 /// ours is live, the first such cluster (by name): the ones that make the
 /// shared pieces. Decided on the prefetched clusters alone; a cluster that
 /// only peering would make managed is not a leader (its VPC's clusters then
 /// adopt what a concurrent twin made, as any concurrent run does).
-pub(super) fn leaders(reconciler: &Reconciler, fleet: &Fleet, names: &[String]) -> Vec<String> {
+pub(super) fn leaders(
+    reconciler: &Reconciler,
+    served: &BTreeSet<String>,
+    fleet: &Fleet,
+    names: &[ClusterId],
+) -> Vec<ClusterId> {
     let Some(prefetched) = &fleet.prefetched else {
         return Vec::new();
     };
-    let clusters: Vec<&ClusterView> = names
+    let clusters: Vec<(&ClusterId, &ClusterView)> = names
         .iter()
-        .filter_map(|name| prefetched.clusters.get(name).and_then(Option::as_ref))
+        .filter_map(|id| {
+            prefetched
+                .clusters
+                .get(id)
+                .and_then(Option::as_ref)
+                .map(|c| (id, c))
+        })
         .collect();
+    let endpoints: Vec<_> = fleet.endpoints().cloned().collect();
     plan::shared_leaders(
         &reconciler.config,
         &reconciler.owner,
-        &fleet.resolver.endpoints,
+        &endpoints,
         &clusters,
+        served,
     )
 }
 
 /// The fleet read again after the shared pass, with the clusters as
 /// prefetched (the pass changed none of them).
-pub(super) async fn refreshed(reconciler: &Reconciler, fleet: Fleet) -> Result<Fleet, AwsError> {
+pub(super) async fn refreshed(
+    reconciler: &Reconciler,
+    served: &BTreeSet<String>,
+    fleet: Fleet,
+) -> Result<Fleet, AwsError> {
+    let accounts: Vec<Account> = fleet.accounts.keys().cloned().collect();
     let clusters = fleet.prefetched.map(|p| p.clusters).unwrap_or_default();
-    let mut fresh =
-        observe::observe_fleet(&reconciler.clients, &reconciler.config, &reconciler.owner).await?;
-    fresh.prefetched = Some(observe::batch_reads(reconciler.scope(), &fresh, clusters).await?);
+    let scope = reconciler.scope(served);
+    let (mut fresh, _) = observe::observe_fleet(scope, &accounts).await?;
+    fresh.prefetched = Some(observe::batch_reads(scope, &fresh, clusters).await?);
     Ok(fresh)
 }
 
 /// Clusters that are gone but still named by something of ours, each
 /// reconciled once (their plumbing goes), with the ARN that names them.
+/// Clusters of an account that could not be listed are not taken for
+/// gone. A cluster of an account no longer served is reconciled too: what
+/// was made for it goes while its role still works.
 pub(super) async fn reconcile_orphans(
     reconciler: &Reconciler,
-    names: &[String],
+    served: &Arc<BTreeSet<String>>,
+    names: &[ClusterId],
+    unread: &BTreeSet<Account>,
     fleet: &Fleet,
-) -> (Vec<Report>, BTreeMap<String, Option<String>>) {
-    let existing: BTreeSet<&String> = names.iter().collect();
+) -> (Vec<Report>, BTreeMap<ClusterId, Option<String>>) {
+    let existing: BTreeSet<&ClusterId> = names.iter().collect();
     let mut orphans: Vec<Report> = Vec::new();
-    let mut orphan_arns: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (name, arn) in named_by_leftovers(reconciler, fleet) {
-        if existing.contains(&name) {
+    let mut orphan_arns: BTreeMap<ClusterId, Option<String>> = BTreeMap::new();
+    for (id, arn) in named_by_leftovers(reconciler, fleet) {
+        if existing.contains(&id) || unread.contains(&id.account) {
             continue;
         }
         let report = reconciler
             .reconcile(
-                Request::from(name.as_str())
+                Request::new(id.clone())
                     .hinted_arn(arn.clone())
+                    .served(served.clone())
                     .patience(Patience::none()),
             )
             .await;
-        orphan_arns.insert(name, arn);
+        orphan_arns.insert(id, arn);
         orphans.push(report);
     }
     (orphans, orphan_arns)
@@ -179,7 +241,8 @@ impl SweepReport {
             });
         }
         if let Some(error) = &report.error {
-            self.fail(
+            self.fail_in(
+                &report.account,
                 &report.cluster,
                 error.clone(),
                 report.transient.unwrap_or(true),

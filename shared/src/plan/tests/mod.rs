@@ -226,6 +226,7 @@ fn complete() -> Observation {
             name: "eks-private-dns-prod".into(),
             status: "COMPLETE".into(),
             status_message: String::new(),
+            shared: false,
         }],
         associations: vec![AssociationView {
             account: Account::Home,
@@ -314,11 +315,14 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemoveEndpointIps { .. } => "remove-ips",
             Action::CreateRule { .. } => "create-rule",
             Action::UpdateRule { .. } => "update-rule",
+            Action::ShareRule { .. } => "share",
             Action::AssociateRule { .. } => "associate",
             Action::DisassociateRule { .. } => "disassociate",
             Action::DeleteRule { .. } => "delete-rule",
             Action::DeleteEndpoint { .. } => "delete-endpoint",
             Action::DeleteSecurityGroup { .. } => "delete-sg",
+            Action::UnshareWith { .. } => "unshare",
+            Action::DeleteShare { .. } => "delete-share",
             Action::PublishParameters(_) => "publish",
             Action::DeleteParameters { .. } => "delete-params",
         })

@@ -239,7 +239,13 @@ fn one_leader_per_vpc_that_needs_its_inbound_endpoint() {
     let obs = complete();
     let prod = obs.cluster.clone().unwrap();
     let leaders = |endpoints: &[EndpointView], clusters: &[&ClusterView]| {
-        shared_leaders(&config(), &owner(), endpoints, clusters)
+        let ids: Vec<ClusterId> = clusters.iter().map(|c| ClusterId::home(&c.name)).collect();
+        let pairs: Vec<(&ClusterId, &ClusterView)> =
+            ids.iter().zip(clusters.iter().copied()).collect();
+        shared_leaders(&config(), &owner(), endpoints, &pairs, &Default::default())
+            .into_iter()
+            .map(|id| id.name)
+            .collect::<Vec<_>>()
     };
     assert!(
         leaders(&obs.endpoints, &[&prod]).is_empty(),
