@@ -343,7 +343,15 @@ fn assume_role_error(
             let mut found = match sts {
                 SdkError::ServiceError(service) => {
                     let code = service.err().code().map(str::to_string);
-                    let kind = code.as_deref().map(kind_of).unwrap_or(ErrorKind::Other);
+                    let kind = match code.as_deref().map(kind_of) {
+                        Some(ErrorKind::Other) | None
+                            if service.raw().status().is_server_error() =>
+                        {
+                            ErrorKind::Unavailable
+                        }
+                        Some(kind) => kind,
+                        None => ErrorKind::Other,
+                    };
                     let message = service
                         .err()
                         .message()

@@ -33,8 +33,7 @@ pub const ARRIVAL_GUARD: Duration = Duration::from_millis(50);
 pub struct RateLimiter {
     burst: usize,
     window: Duration,
-    /// The last `burst` starts, oldest first (some may be in the future:
-    /// turns handed out and not yet taken).
+    /// The last `burst` starts, oldest first.
     starts: Mutex<VecDeque<Instant>>,
 }
 
@@ -49,20 +48,29 @@ impl RateLimiter {
         }
     }
 
-    /// Wait for the next turn.
+    /// Wait for the next turn. A start is counted when it is taken, not
+    /// when it was due: a waiter that wakes late (a busy process) moves
+    /// the next turns later with it instead of leaving them closer to it.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut starts = self.starts.lock().await;
-            let now = Instant::now();
-            let mut slot = starts.back().map_or(now, |last| now.max(*last));
-            if starts.len() == self.burst {
-                let oldest = starts.pop_front().expect("full");
-                slot = slot.max(oldest + self.window);
-            }
-            starts.push_back(slot);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        loop {
+            let due = {
+                let mut starts = self.starts.lock().await;
+                let now = Instant::now();
+                match starts.front() {
+                    Some(oldest) if starts.len() == self.burst && *oldest + self.window > now => {
+                        *oldest + self.window
+                    }
+                    _ => {
+                        if starts.len() == self.burst {
+                            starts.pop_front();
+                        }
+                        starts.push_back(now);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(due).await;
+        }
     }
 }
 
