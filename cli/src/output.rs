@@ -46,6 +46,9 @@ pub(crate) fn print_sweep(s: &shared::sweep::SweepReport) {
             c.waiting_for.join("; ")
         );
     }
+    for line in &s.left_behind {
+        println!("left behind: {line}");
+    }
 }
 
 pub(crate) fn emit<T: Serialize>(output: Output, value: &T, text: impl FnOnce()) -> Result<()> {

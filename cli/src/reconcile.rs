@@ -144,7 +144,7 @@ pub(crate) async fn sweep(cli: &Cli, timeout: u64) -> Result<ExitCode> {
             };
             eprintln!(
                 "[{done}/{total}] {}: {} ({what}){}",
-                report.cluster,
+                report.cluster_id(),
                 report.decision,
                 report
                     .error
@@ -165,7 +165,10 @@ pub(crate) async fn sweep(cli: &Cli, timeout: u64) -> Result<ExitCode> {
             summary
                 .failures
                 .iter()
-                .map(|f| format!("{} ({})", f.cluster, f.error))
+                .map(|f| match &f.account {
+                    Some(account) => format!("{account}:{} ({})", f.cluster, f.error),
+                    None => format!("{} ({})", f.cluster, f.error),
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         ));

@@ -517,3 +517,72 @@ async fn a_shell_without_the_settings_takes_nothing_away() {
         text(&out.stdout)
     );
 }
+
+/// A hub's operator: plan, apply, verify and status name a spoke's cluster
+/// with --account; status lists every served account with an ACCOUNT
+/// column; render names a spoke's cluster ACCOUNT:NAME.
+#[tokio::test]
+async fn a_hub_plans_applies_and_shows_a_spokes_clusters() {
+    let org = org::Org::new(EmulatorOptions::default()).await;
+    org.clusters(Access::Private).await;
+    let settings = org.settings_with(&[]);
+    let env: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let w = org.workload_id.as_str();
+    let spoke = ["--cluster", "orders", "--account", w];
+    let out = run(&org.emulator, &env, &[&["plan"][..], &spoke].concat(), None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("(account {w})")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(
+        &org.emulator,
+        &env,
+        &[&["apply"][..], &spoke].concat(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(
+        &org.emulator,
+        &env,
+        &[&["verify", "--path"][..], &spoke].concat(),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let out = run(&org.emulator, &env, &["status"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("ACCOUNT"), "{table}");
+    let orders = table.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(
+        orders.starts_with(w) && orders.contains("in place"),
+        "{table}"
+    );
+    let out = run(&org.emulator, &env, &["--output", "json", "status"], None);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        3,
+        "the workload account's three"
+    );
+    assert!(rows.as_array().unwrap().iter().all(|r| r["account"] == w));
+
+    let out = run(&org.emulator, &env, &["render", "--format", "bind"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("cluster {w}:orders")),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -43,6 +43,7 @@ pub struct Failure {
 /// A cluster AWS was still working on when the sweep stopped.
 #[derive(Clone, Debug, Serialize)]
 pub struct InProgress {
+    /// Its name ("account:name" for a spoke's).
     pub cluster: String,
     pub waiting_for: Vec<String>,
 }
@@ -151,7 +152,7 @@ impl SweepReport {
         if report.outcome == Outcome::Converging {
             self.converging += 1;
             self.in_progress.push(InProgress {
-                cluster: report.cluster.clone(),
+                cluster: report.cluster_id().to_string(),
                 waiting_for: report.in_progress.clone(),
             });
         }

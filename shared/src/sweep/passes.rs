@@ -236,7 +236,7 @@ impl SweepReport {
         if report.outcome == Outcome::Converging {
             self.converging += 1;
             self.in_progress.push(InProgress {
-                cluster: report.cluster.clone(),
+                cluster: report.cluster_id().to_string(),
                 waiting_for: report.in_progress.clone(),
             });
         }
