@@ -141,8 +141,9 @@ impl Tally {
 pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    /// The account of each access key STS AssumeRole gave through it.
-    assumed: Arc<Mutex<HashMap<String, String>>>,
+    /// The account and the assumed-role ARN of each access key STS
+    /// AssumeRole gave through it.
+    assumed: Arc<Mutex<HashMap<String, (String, String)>>>,
     faults: Arc<Mutex<Faults>>,
     held: Arc<tokio::sync::Notify>,
 }
@@ -163,6 +164,10 @@ struct Faults {
     plan: Option<FaultPlan>,
     /// Requests seen per operation (the plan's hash input).
     per_operation: HashMap<String, u64>,
+    /// Operations ("Route53Resolver.CreateResolverEndpoint") refused with
+    /// AccessDenied to the role of an account, as AWS refuses a call that
+    /// no policy of the role allows.
+    denied: Vec<(String, String)>,
     /// Hold after this many writes have been answered by AWS.
     hold_after: Option<usize>,
     writes_answered: usize,
@@ -210,15 +215,29 @@ impl Proxy {
         };
         let started = Instant::now();
         let shared = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let proxy = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(client, &upstream, proxy, started).await;
+        let listener = listener.into_std()?;
+        // Its own thread and runtime: a request is timed when it arrives,
+        // however busy the runtime of the clients that sent it is.
+        std::thread::Builder::new()
+            .name("proxy".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the proxy's runtime");
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    while let Ok((client, _)) = listener.accept().await {
+                        let upstream = upstream.clone();
+                        let proxy = shared.clone();
+                        tokio::spawn(async move {
+                            let _ = serve(client, &upstream, proxy, started).await;
+                        });
+                    }
                 });
-            }
-        });
+            })?;
         Ok(proxy)
     }
 
@@ -294,6 +313,18 @@ impl Proxy {
         f.throttle = Some((service.to_string(), every.max(1)));
     }
 
+    /// Refuse `operation` to the role of `account` from now on, as AWS
+    /// refuses a call that no policy of the role allows.
+    pub fn deny(&self, account: &str, operation: &str) {
+        let mut f = self.faults.lock().unwrap();
+        f.denied.push((account.to_string(), operation.to_string()));
+    }
+
+    /// Refuse nothing any more (the missing permission granted).
+    pub fn allow_all(&self) {
+        self.faults.lock().unwrap().denied.clear();
+    }
+
     /// Delay every forwarded request by `latency` (a fixed round trip).
     pub fn set_latency(&self, latency: Duration) {
         self.faults.lock().unwrap().latency = latency;
@@ -345,21 +376,63 @@ impl Proxy {
         window: Duration,
         caller: impl Fn(&str) -> bool,
     ) -> usize {
-        let times: Vec<Duration> = self
+        self.busiest_window_of(service, window, caller).len()
+    }
+
+    /// The requests of `service` from callers `caller` takes that AWS's
+    /// throttling would have refused: AWS enforces an API's rate with a
+    /// token bucket per account and region (the EC2 and ECS API references
+    /// describe theirs), `capacity` tokens refilled at `rate` a second,
+    /// each request taking one. A refused request takes none.
+    pub fn over_rate_of(
+        &self,
+        service: &str,
+        rate: f64,
+        capacity: f64,
+        caller: impl Fn(&str) -> bool,
+    ) -> Vec<Seen> {
+        let mut tokens = capacity;
+        let mut last = Duration::ZERO;
+        let mut refused = Vec::new();
+        for s in self.seen() {
+            if !(s.operation.starts_with(service) && caller(&s.caller)) {
+                continue;
+            }
+            tokens = (tokens + (s.at.saturating_sub(last)).as_secs_f64() * rate).min(capacity);
+            last = last.max(s.at);
+            if tokens >= 1.0 {
+                tokens -= 1.0;
+            } else {
+                refused.push(s);
+            }
+        }
+        refused
+    }
+
+    /// The requests of the busiest `window` of `service` from callers
+    /// `caller` takes, by arrival, for a message that shows them.
+    pub fn busiest_window_of(
+        &self,
+        service: &str,
+        window: Duration,
+        caller: impl Fn(&str) -> bool,
+    ) -> Vec<Seen> {
+        let seen: Vec<Seen> = self
             .seen()
             .into_iter()
             .filter(|s| s.operation.starts_with(service) && caller(&s.caller))
-            .map(|s| s.at)
             .collect();
-        let mut best = 0;
-        for (i, start) in times.iter().enumerate() {
-            let n = times[i..]
+        let mut best: &[Seen] = &[];
+        for (i, start) in seen.iter().enumerate() {
+            let n = seen[i..]
                 .iter()
-                .take_while(|t| **t < *start + window)
+                .take_while(|s| s.at < start.at + window)
                 .count();
-            best = best.max(n);
+            if n > best.len() {
+                best = &seen[i..i + n];
+            }
         }
-        best
+        best.to_vec()
     }
 }
 
@@ -441,15 +514,23 @@ fn error_answer(operation: &str, fault: Fault) -> Vec<u8> {
         Fault::Throttle if operation.starts_with("EC2.") => {
             (503, "RequestLimitExceeded", "Request limit exceeded.")
         }
-        Fault::Throttle if operation.starts_with("EKS.") => {
+        Fault::Throttle if operation.starts_with("EKS.") || operation.starts_with("RAM.") => {
             (429, "ThrottlingException", "Rate exceeded")
         }
+        Fault::Throttle if operation.starts_with("STS.") => (400, "Throttling", "Rate exceeded"),
         Fault::Throttle => (400, "ThrottlingException", "Rate exceeded"),
         Fault::Unavailable => (503, "ServiceUnavailable", "Service unavailable"),
         _ => (500, "InternalError", "An internal error has occurred"),
     };
+    error_response(operation, status, code, message)
+}
+
+/// An error `code` with `status` and `message`, framed as `operation`'s
+/// service frames its errors.
+fn error_response(operation: &str, status: u16, code: &str, message: &str) -> Vec<u8> {
     let reason = match status {
         400 => "Bad Request",
+        403 => "Forbidden",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         _ => "Service Unavailable",
@@ -463,7 +544,16 @@ fn error_answer(operation: &str, fault: Fault) -> Vec<u8> {
                  <RequestID>injected</RequestID></Response>"
             ),
         )
-    } else if operation.starts_with("EKS.") {
+    } else if operation.starts_with("STS.") {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>\
+                 <Message>{message}</Message></Error><RequestId>injected</RequestId>\
+                 </ErrorResponse>"
+            ),
+        )
+    } else if operation.starts_with("EKS.") || operation.starts_with("RAM.") {
         ("application/json", format!(r#"{{"message":"{message}"}}"#))
     } else {
         (
@@ -566,6 +656,19 @@ async fn serve(
     while let Some((head, body)) = read_message(&mut client, &mut from_client).await? {
         let op = operation(&head, &body);
         let write = is_write(&head, &op);
+        if let Some(answer) = proxy.denial(&op, &caller(&head)) {
+            proxy.seen.lock().unwrap().push(Seen {
+                at: started.elapsed(),
+                done: Some(started.elapsed()),
+                operation: op.clone(),
+                write,
+                attempt: attempt(&head),
+                caller: caller(&head),
+                fault: None,
+            });
+            client.write_all(&answer).await?;
+            continue;
+        }
         let decision = {
             let mut f = proxy.faults.lock().unwrap();
             let throttle_every = match f.throttle.clone() {
@@ -671,6 +774,15 @@ impl Proxy {
     /// The account an access key acts in: a role's (STS AssumeRole through
     /// this proxy), or None for another key (the emulator's own account).
     pub fn account_of(&self, caller: &str) -> Option<String> {
+        self.assumed
+            .lock()
+            .unwrap()
+            .get(caller)
+            .map(|(account, _)| account.clone())
+    }
+
+    /// The assumed-role ARN an access key acts as, when a role's.
+    fn principal_of(&self, caller: &str) -> Option<(String, String)> {
         self.assumed.lock().unwrap().get(caller).cloned()
     }
 
@@ -688,9 +800,43 @@ impl Proxy {
             .nth(1)
             .and_then(|rest| rest.split("</AccessKeyId>").next())
             .map(str::to_string);
+        // <AssumedRoleUser><Arn>arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION</Arn>
+        let arn = answer
+            .split("<AssumedRoleUser>")
+            .nth(1)
+            .and_then(|rest| rest.split("<Arn>").nth(1))
+            .and_then(|rest| rest.split("</Arn>").next())
+            .map(str::to_string)
+            .unwrap_or_default();
         if let (Some(account), Some(key)) = (account, key) {
-            self.assumed.lock().unwrap().insert(key, account);
+            self.assumed.lock().unwrap().insert(key, (account, arn));
         }
+    }
+
+    /// AWS's AccessDenied answer when `operation` is denied to the role
+    /// `caller` acts as. The message is AWS's for an identity-based denial:
+    /// it names the principal and the action.
+    fn denial(&self, operation: &str, caller: &str) -> Option<Vec<u8>> {
+        let (account, principal) = self.principal_of(caller)?;
+        let denied = self.faults.lock().unwrap().denied.clone();
+        if !denied.iter().any(|(a, o)| *a == account && o == operation) {
+            return None;
+        }
+        let (service, action) = operation.split_once('.')?;
+        let prefix = match service {
+            "AmazonSSM" => "ssm".to_string(),
+            other => other.to_ascii_lowercase(),
+        };
+        let action = format!("{prefix}:{action}");
+        let message = format!(
+            "User: {principal} is not authorized to perform: {action} because no \
+             identity-based policy allows the {action} action"
+        );
+        Some(match service {
+            // EC2's code for a call no policy allows.
+            "EC2" => error_response(operation, 403, "UnauthorizedOperation", &message),
+            _ => error_response(operation, 400, "AccessDeniedException", &message),
+        })
     }
 
     /// Count a write AWS has done; true when that write starts the hold.
