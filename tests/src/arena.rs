@@ -240,7 +240,7 @@ impl Diff {
     }
 }
 
-fn unversioned(lines: Vec<String>) -> Vec<String> {
+pub fn unversioned(lines: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = lines
         .into_iter()
         .map(|l| match l.strip_prefix("parameter ") {

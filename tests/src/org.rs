@@ -114,7 +114,7 @@ impl Org {
         Org::build(emulator).await
     }
 
-    async fn build(emulator: Emulator) -> Org {
+    pub(crate) async fn build(emulator: Emulator) -> Org {
         let hub = emulator.aws();
         let members = emulator
             .organization(&["workload", "client"])
@@ -158,22 +158,32 @@ impl Org {
 
     /// The same, with `more` over it.
     pub fn config_with(&self, more: &[(&str, &str)]) -> Config {
+        let vars = self.settings_with(more);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        config(&vars)
+    }
+
+    /// The hub's settings as the environment gives them, with `more`.
+    pub fn settings_with(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
         let spokes = format!("{},{}", self.workload_id, self.client_id);
         let clients = format!(
             "{},{}:{}",
             self.hub_client_vpc.id, self.client_id, self.client_vpc.id
         );
-        let mut vars: Vec<(&str, &str)> = vec![
-            (shared::config::ENV_SPOKE_ACCOUNTS, &spokes),
+        let mut vars: Vec<(String, String)> = [
+            (shared::config::ENV_SPOKE_ACCOUNTS, spokes.as_str()),
             (shared::config::ENV_CLIENT_VPC_IDS, &clients),
             (shared::config::ENV_OUTBOUND_VPC_ID, &self.outbound_vpc.id),
             (shared::config::ENV_ONPREM_CIDRS, ONPREM),
-        ];
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         for (name, value) in more {
             vars.retain(|(n, _)| n != name);
-            vars.push((name, value));
+            vars.push((name.to_string(), value.to_string()));
         }
-        config(&vars)
+        vars
     }
 
     /// The hub's reconciler (its Lambdas' settings), knowing its account.
@@ -229,5 +239,146 @@ impl Org {
             self.client.snapshot()
         );
         (hub.unwrap(), workload.unwrap(), client.unwrap())
+    }
+}
+
+/// The reliability families' Organization (tests/tests/faults.rs): the
+/// three-account world with one cluster of the workload account (`orders`),
+/// every request of the hub's reconcilers through the fault proxy, its
+/// state read in each account.
+pub struct OrgArena {
+    pub org: Org,
+    pub proxy: crate::proxy::Proxy,
+}
+
+/// The workload account's cluster of the arena.
+pub const ARENA_CLUSTER: &str = "orders";
+
+impl OrgArena {
+    pub async fn new() -> OrgArena {
+        // Resolver takes its time, a second per change, as in the
+        // single-account arena.
+        let org = Org::new(EmulatorOptions {
+            resolver_seconds: 1.0,
+            ..EmulatorOptions::default()
+        })
+        .await;
+        OrgArena::furnish(org).await
+    }
+
+    async fn furnish(org: Org) -> OrgArena {
+        org.workload
+            .cluster(ARENA_CLUSTER, &org.shared_vpc, Access::Private, &[])
+            .await
+            .unwrap();
+        let proxy = crate::proxy::Proxy::start(&org.emulator.url).await.unwrap();
+        OrgArena { org, proxy }
+    }
+
+    /// The same world again, in the same emulator emptied.
+    pub async fn renew(self) -> OrgArena {
+        self.org.emulator.reset().await.expect("emulator resets");
+        OrgArena::furnish(Org::build(self.org.emulator).await).await
+    }
+
+    /// The arena's cluster, as the hub names it.
+    pub fn cluster(&self) -> shared::model::ClusterId {
+        self.org.spoke_cluster(ARENA_CLUSTER)
+    }
+
+    /// A reconciler of the hub's whose requests go through the proxy, with
+    /// the arena's short SDK timeouts.
+    pub fn reconciler(&self) -> Reconciler {
+        let rec = self.org.emulator.reconciler_via_with(
+            &self.proxy.url,
+            self.org.config(),
+            crate::arena::ARENA_TIMEOUTS,
+        );
+        let _ = rec.account.set(self.org.hub_id.clone());
+        rec
+    }
+
+    /// The event of the arena's cluster (the workload account's trail).
+    pub fn event(&self) -> Vec<u8> {
+        self.org.event(&self.org.workload_id, ARENA_CLUSTER)
+    }
+
+    /// Every account's state, each line named by its account, ids by
+    /// labels that are the same in every run, parameter versions left out.
+    pub async fn state(&self) -> Vec<String> {
+        let o = &self.org;
+        let (hub, workload, client) = o.snapshots().await;
+        // What one account's lines name of another's (the cluster's host
+        // and groups, the endpoints, the 443 rules in the hub's records),
+        // by labels that are the same in every run.
+        let mut names: Vec<(String, String)> = [
+            (&o.outbound_vpc.id, "outbound VPC"),
+            (&o.hub_client_vpc.id, "hub client VPC"),
+            (&o.shared_vpc.id, "shared VPC"),
+            (&o.single_vpc.id, "single VPC"),
+            (&o.client_vpc.id, "client VPC"),
+            (&o.workload_id, "workload account"),
+            (&o.client_id, "client account"),
+        ]
+        .iter()
+        .map(|(id, name)| (id.to_string(), name.to_string()))
+        .collect();
+        if let Ok(c) = o.workload.describe(ARENA_CLUSTER).await {
+            if let Some(host) = c.endpoint().and_then(shared::model::endpoint_host) {
+                names.push((host, format!("{ARENA_CLUSTER} host")));
+            }
+            names.push((
+                o.workload.cluster_sg(ARENA_CLUSTER).await,
+                format!("{ARENA_CLUSTER} cluster group"),
+            ));
+        }
+        for e in hub.endpoints.iter().chain(&workload.endpoints) {
+            let direction = e.direction().map(|d| d.as_str()).unwrap_or_default();
+            names.push((
+                e.id().unwrap_or_default().to_string(),
+                format!(
+                    "{direction} endpoint in {}",
+                    e.host_vpc_id().unwrap_or_default()
+                ),
+            ));
+        }
+        for r in &workload.group_rules {
+            if let Some(id) = r.security_group_rule_id() {
+                names.push((id.to_string(), "group rule id".to_string()));
+            }
+        }
+        let names: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut lines = Vec::new();
+        for (account, snap) in [("hub", hub), ("workload", workload), ("client", client)] {
+            lines.extend(
+                crate::arena::unversioned(snap.canonical(&names))
+                    .into_iter()
+                    .map(|l| format!("{account}: {l}")),
+            );
+        }
+        lines.sort();
+        lines
+    }
+
+    /// Compare the state with `expected`; add what differs to `figures`.
+    pub async fn judge(
+        &self,
+        expected: &[String],
+        figures: &mut crate::arena::Figures,
+        what: &str,
+    ) {
+        let state = self.state().await;
+        let diff = crate::arena::Diff::of(expected, &state);
+        figures.leaked += diff.extra;
+        figures.doubled += diff.doubled;
+        figures.missing += diff.missing;
+        if !diff.is_empty() {
+            figures.failures.push(format!(
+                "{what} (three accounts): {diff:?}\nnow: {state:#?}"
+            ));
+        }
     }
 }

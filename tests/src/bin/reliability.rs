@@ -10,7 +10,16 @@ use anyhow::{bail, Context, Result};
 use eks_private_dns_tests::table;
 use serde_json::Value;
 
-const FAMILIES: &[&str] = &["replay", "concurrency", "faults", "crash", "bad input"];
+const FAMILIES: &[&str] = &[
+    "replay",
+    "concurrency",
+    "concurrency, three accounts",
+    "faults",
+    "faults, three accounts",
+    "crash",
+    "crash, three accounts",
+    "bad input",
+];
 
 fn main() -> Result<()> {
     let dir: PathBuf = std::env::args()
