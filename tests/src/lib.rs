@@ -35,12 +35,27 @@ pub const DNS_ON: shared::model::VpcDns = shared::model::VpcDns {
 };
 pub const ACCOUNT: &str = "123456789012";
 
-/// The workspace root (where .venv and events/ live).
+/// The workspace root (where .venv and events/ live), found when the test
+/// runs: from the package cargo runs it for, else the working directory
+/// (the Makefile runs the benchmarks from the root). Not the path the test
+/// was compiled at: cargo reuses a build made in another checkout that
+/// shares the target directory, and that checkout may be gone.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    let is_root = |dir: &std::path::Path| dir.join("tests/emulator/launcher.py").is_file();
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| start.ancestors().find(|d| is_root(d)).map(PathBuf::from))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("tests/ has a parent")
+                .to_path_buf()
+        })
 }
 
 /// The Python that has moto: EKS_PRIVATE_DNS_TEST_PYTHON, else the
