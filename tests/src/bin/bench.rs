@@ -25,7 +25,8 @@ use shared::config::*;
 
 struct Options {
     short: bool,
-    /// Run only these parts (sizes, api, waits, cold, sweep, ready); all when empty.
+    /// Run only these parts (sizes, api, waits, cold, sweep, ready,
+    /// organization); all when empty.
     only: Vec<String>,
     artifacts: PathBuf,
     hello: PathBuf,
@@ -81,7 +82,7 @@ fn options() -> Result<Options> {
                 o.cli_variants.push((label.to_string(), bin.into()));
             }
             other => bail!(
-                "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep|ready, \
+                "unknown argument {other} (--short, --only sizes|api|waits|cold|sweep|ready|organization, \
                  --artifacts DIR, --hello FILE, --hello-current-thread FILE, \
                  --python FILE, --out FILE, \
                  --variant LABEL=DIR, --cli-variant LABEL=FILE)"
@@ -964,6 +965,256 @@ async fn sweeps(o: &Options, f: &mut Figures, calls: &mut Value) -> Result<()> {
     Ok(())
 }
 
+/// What the sweeps of an Organization's fleet cost.
+struct OrgRun {
+    converge: Duration,
+    noop: Duration,
+    /// Calls of the quiet sweep, and its AssumeRole calls.
+    noop_calls: usize,
+    noop_writes: usize,
+    assumed: usize,
+    /// Each account's Route 53 Resolver calls in the converging sweep.
+    resolver_by_account: BTreeMap<String, usize>,
+    /// The most Resolver requests any one account's saw in a second.
+    peak_resolver_per_second: usize,
+    /// Resolver requests that a bucket of `rate` refilled at `rate` a
+    /// second per account (the token bucket AWS documents) would refuse.
+    over_bucket: usize,
+}
+
+/// An Organization of a hub, `workloads` workload accounts (two cluster
+/// VPCs each, `n` private clusters in all) and a client account, swept by
+/// the hub at `rate` through the proxy: a converging sweep, then a quiet
+/// one by a new process (its AssumeRole calls counted).
+async fn org_sweep_of(workloads: usize, n: usize, latency: Duration, rate: f64) -> Result<OrgRun> {
+    let emulator = Emulator::start()?;
+    let mut names: Vec<String> = (0..workloads).map(|i| format!("workload-{i}")).collect();
+    names.push("client".into());
+    let members = emulator
+        .organization(&names.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    let hub = emulator.aws();
+    let hub_client = hub.vpc("10.101.0.0/16", &[], &["a", "b"]).await?;
+    let outbound = hub.vpc("10.100.0.0/16", &[], &["a", "b"]).await?;
+    let client_id = members[workloads].clone();
+    let client_vpc = emulator
+        .aws_in(&client_id)
+        .await?
+        .vpc("10.30.0.0/16", &[], &["a", "b"])
+        .await?;
+    for (w, account) in members[..workloads].iter().enumerate() {
+        let aws = emulator.aws_in(account).await?;
+        let vpcs = [
+            aws.vpc("10.20.0.0/16", &[], &["a", "b"]).await?,
+            aws.vpc("10.21.0.0/16", &[], &["a", "b"]).await?,
+        ];
+        for i in (w..n).step_by(workloads) {
+            aws.cluster(&format!("c{i:03}"), &vpcs[i % 2], Access::Private, &[])
+                .await?;
+        }
+    }
+    let proxy = Proxy::start(&emulator.url).await?;
+    proxy.set_latency(latency);
+    let vars = [
+        (ENV_SPOKE_ACCOUNTS, members.join(",")),
+        (
+            ENV_CLIENT_VPC_IDS,
+            format!("{},{client_id}:{}", hub_client.id, client_vpc.id),
+        ),
+        (ENV_OUTBOUND_VPC_ID, outbound.id.clone()),
+        (ENV_ONPREM_CIDRS, ONPREM.to_string()),
+        (ENV_RESOLVER_RATE, rate.to_string()),
+        (ENV_SWEEP_CONCURRENCY, "8".to_string()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let hub_rec = || {
+        let rec = emulator.reconciler_via(&proxy.url, config(&vars));
+        let _ = rec.account.set(ACCOUNT.to_string());
+        rec
+    };
+    let rec = hub_rec();
+    let started = Instant::now();
+    let first = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {}).await?;
+    let converge = started.elapsed();
+    if !first.failures.is_empty() || first.managed != n {
+        bail!(
+            "the Organization's sweep of {n} did not converge: {:?}",
+            first.failures
+        );
+    }
+    let account_of = |caller: &str| proxy.account_of(caller).unwrap_or(ACCOUNT.to_string());
+    let mut resolver_by_account: BTreeMap<String, usize> = BTreeMap::new();
+    for s in proxy.seen() {
+        if s.operation.starts_with("Route53Resolver") {
+            *resolver_by_account
+                .entry(account_of(&s.caller))
+                .or_default() += 1;
+        }
+    }
+    let peak_resolver_per_second = resolver_by_account
+        .keys()
+        .map(|a| {
+            proxy.max_in_window_of("Route53Resolver", Duration::from_secs(1), |c| {
+                account_of(c) == *a
+            })
+        })
+        .max()
+        .unwrap_or(0);
+    let over_bucket = resolver_by_account
+        .keys()
+        .map(|a| {
+            proxy
+                .over_rate_of("Route53Resolver", rate, rate, |c| account_of(c) == *a)
+                .len()
+        })
+        .sum();
+    // The quiet sweep, as the next scheduled run in a new process.
+    proxy.reset();
+    let rec = hub_rec();
+    let started = Instant::now();
+    let second = shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {}).await?;
+    let noop = started.elapsed();
+    if second.write_calls != 0 || !second.failures.is_empty() {
+        bail!(
+            "the Organization's quiet sweep wrote {} times",
+            second.write_calls
+        );
+    }
+    let (noop_calls, noop_writes, by_op) = counted(&proxy);
+    let assumed = by_op.get("STS.AssumeRole").copied().unwrap_or(0);
+    Ok(OrgRun {
+        converge,
+        noop,
+        noop_calls: noop_calls - assumed,
+        noop_writes: noop_writes - assumed,
+        assumed,
+        resolver_by_account,
+        peak_resolver_per_second,
+        over_bucket,
+    })
+}
+
+/// An Organization's sweeps: a quiet fleet at one call a cluster and a
+/// constant per account, one AssumeRole per account; a converging sweep
+/// against each account's rate.
+async fn org_sweeps(o: &Options, f: &mut Figures) -> Result<()> {
+    let (workloads, small, large, latency) = if o.short {
+        (2, 10, 30, Duration::ZERO)
+    } else {
+        (8, 50, 200, Duration::from_millis(50))
+    };
+    let accounts = workloads + 2;
+    let rate = DEFAULT_RESOLVER_RATE;
+    let mut totals = Vec::new();
+    for n in [small, large] {
+        let run = org_sweep_of(workloads, n, latency, rate).await?;
+        let what = format!("{accounts} accounts, {n} clusters");
+        totals.push((n, run.noop_calls));
+        f.note(
+            "organization",
+            format!("{what}: no-op calls"),
+            run.noop_calls as f64,
+            "",
+        );
+        f.budget(
+            "organization",
+            format!("{what}: no-op writes"),
+            run.noop_writes as f64,
+            "",
+            ("0".into(), run.noop_writes == 0),
+            true,
+        );
+        f.budget(
+            "organization",
+            format!("{what}: AssumeRole calls of a sweep"),
+            run.assumed as f64,
+            "",
+            (
+                format!("{} (one per spoke account)", accounts - 1),
+                run.assumed == accounts - 1,
+            ),
+            true,
+        );
+        f.note(
+            "organization",
+            format!("{what}: peak Route 53 Resolver requests of one account in any second"),
+            run.peak_resolver_per_second as f64,
+            "",
+        );
+        f.budget(
+            "organization",
+            format!(
+                "{what}: Resolver requests a bucket of {rate} refilled at {rate}/s per account would refuse"
+            ),
+            run.over_bucket as f64,
+            "",
+            ("0".into(), run.over_bucket == 0),
+            false,
+        );
+        if !o.short {
+            // Each account's limiter is its own: the bound is the busiest
+            // account's Resolver calls at the rate (the hub's, with the
+            // rules, their associations and the share).
+            let (busiest, calls) = run
+                .resolver_by_account
+                .iter()
+                .max_by_key(|(_, c)| **c)
+                .map(|(a, c)| (a.clone(), *c))
+                .unwrap_or_default();
+            let bound = calls as f64 / rate;
+            let ratio = run.converge.as_secs_f64() / bound;
+            f.note(
+                "organization",
+                format!("{what}: converge"),
+                secs(run.converge),
+                "s",
+            );
+            f.note(
+                "organization",
+                format!(
+                    "{what}: rate bound (account {busiest}'s {calls} Resolver calls / {rate} a second)"
+                ),
+                (bound * 10.0).round() / 10.0,
+                "s",
+            );
+            f.budget(
+                "organization",
+                format!("{what}: converge / rate bound"),
+                (ratio * 100.0).round() / 100.0,
+                "x",
+                ("<= 1.3".into(), ratio <= 1.3),
+                false,
+            );
+            f.note(
+                "organization",
+                format!("{what}: no-op sweep"),
+                secs(run.noop),
+                "s",
+            );
+        }
+    }
+    // What each cluster more costs a quiet sweep, and what is left per
+    // account at the larger fleet.
+    let ((small_n, small_total), (large_n, large_total)) = (totals[0], totals[1]);
+    let marginal = (large_total as f64 - small_total as f64) / (large_n - small_n) as f64;
+    f.budget(
+        "organization",
+        format!("no-op calls per cluster more, from {small_n} to {large_n} clusters"),
+        (marginal * 100.0).round() / 100.0,
+        "",
+        ("<= 1.3".into(), marginal <= 1.3),
+        true,
+    );
+    let per_account = (large_total as f64 - marginal * large_n as f64) / accounts as f64;
+    f.note(
+        "organization",
+        format!("no-op calls per account besides the clusters' ({accounts} accounts)"),
+        (per_account * 10.0).round() / 10.0,
+        "",
+    );
+    Ok(())
+}
+
 /// Time from an UpdateClusterConfig that makes a cluster private to a
 /// passing `verify --path`, with EKS's update and Resolver's changes
 /// taking their time: built while EKS updates (now), beside waiting for
@@ -1139,6 +1390,10 @@ async fn main() -> Result<()> {
     if run("ready") {
         eprintln!("bench: DNS ready during an access update");
         dns_ready(&o, &mut f).await?;
+    }
+    if run("organization") {
+        eprintln!("bench: an Organization's sweeps");
+        org_sweeps(&o, &mut f).await?;
     }
     print(&f);
     let figures: Vec<Value> =
