@@ -586,3 +586,62 @@ async fn a_hub_plans_applies_and_shows_a_spokes_clusters() {
         text(&out.stdout)
     );
 }
+
+/// The release an operator runs is one version, the workspace's.
+#[test]
+fn version_is_the_workspaces() {
+    let out = Command::new(env!("CARGO_BIN_EXE_eks-private-dns"))
+        .arg("--version")
+        .output()
+        .expect("the CLI runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("eks-private-dns {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A rollback never takes apart what a newer release made: a record of a
+/// newer schema fails the cluster's run, naming the record, and writes
+/// nothing, even once the cluster is gone.
+#[tokio::test]
+async fn a_record_of_a_newer_release_is_refused_and_kept() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let env = [("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str())];
+    let out = run(&emulator, &env, &["apply", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let aws = emulator.aws();
+    let name = "/eks-private-dns/demo/state";
+    let (value, _) = aws.snapshot().await.unwrap().parameters[name].clone();
+    let mut doc: serde_json::Value = serde_json::from_str(&value).unwrap();
+    doc["schema"] = 99.into();
+    aws.ssm
+        .put_parameter()
+        .name(name)
+        .value(doc.to_string())
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let before = aws.snapshot().await.unwrap();
+
+    let out = run(&emulator, &env, &["apply", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains(name) && said.contains("state schema 99"),
+        "{said}"
+    );
+    aws.delete_cluster("demo").await.unwrap();
+    let out = run(&emulator, &env, &["sweep"], None);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("state schema 99"), "{said}");
+    let after = aws.snapshot().await.unwrap();
+    assert_eq!(after.endpoints.len(), before.endpoints.len());
+    assert_eq!(after.rules.len(), before.rules.len());
+    assert_eq!(after.associations.len(), before.associations.len());
+    assert_eq!(after.parameters, before.parameters);
+}

@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use crate::config::{ClusterTags, Config};
 use crate::model::*;
 use crate::owner::{CreatorId, Owner};
-use crate::ssm::{parameter_name, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE};
+use crate::ssm::{
+    parameter_name, PARAM_INBOUND_IPS, PARAM_INBOUND_IPV6, PARAM_STATE, STATE_SCHEMA,
+};
 
 /// Everything the planner needs, as read by the observe step.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +83,18 @@ impl Observation {
             account: self.account.clone(),
             name: self.cluster_name.clone(),
         }
+    }
+
+    /// The name and schema of this cluster's state parameter when a newer
+    /// release wrote it (a schema above `STATE_SCHEMA`).
+    pub fn newer_record(&self, config: &Config) -> Option<(String, u64)> {
+        let name = parameter_name(&config.ssm_prefix, &self.cluster_id(), PARAM_STATE);
+        let value = &self.parameters.iter().find(|p| p.name == name)?.value;
+        let schema = serde_json::from_str::<serde_json::Value>(value)
+            .ok()?
+            .get("schema")?
+            .as_u64()?;
+        (schema > u64::from(STATE_SCHEMA)).then_some((name, schema))
     }
 
     /// The state parameter of this cluster (what an earlier run made),

@@ -75,6 +75,14 @@ pub enum Invalid {
         vpc_id: String,
         subnets: Vec<String>,
     },
+    /// The cluster's record was written by a newer release: this one
+    /// changes nothing of it (a rollback never takes apart what a newer
+    /// release made).
+    NewerRecord {
+        cluster: String,
+        parameter: String,
+        schema: u64,
+    },
 }
 
 impl fmt::Display for Invalid {
@@ -170,6 +178,18 @@ impl fmt::Display for Invalid {
                 vpc_id,
                 subnets,
             } => no_ipv6_blocks(f, cluster, vpc_id, subnets),
+            Invalid::NewerRecord {
+                cluster,
+                parameter,
+                schema,
+            } => write!(
+                f,
+                "cluster {cluster}'s record {parameter} was written by a newer release of \
+                 eks-private-dns (state schema {schema}; this release {} knows schema {}): \
+                 nothing of it is changed; deploy that release or a later one",
+                env!("CARGO_PKG_VERSION"),
+                crate::ssm::STATE_SCHEMA
+            ),
         }
     }
 }

@@ -206,6 +206,16 @@ impl Planned {
 
 /// Whether the cluster should have plumbing.
 pub fn decide(config: &Config, obs: &Observation) -> Decision {
+    // Before anything else, a gone cluster's teardown included.
+    if let Some((parameter, schema)) = obs.newer_record(config) {
+        return Decision::Invalid {
+            problem: Invalid::NewerRecord {
+                cluster: obs.cluster_id().to_string(),
+                parameter,
+                schema,
+            },
+        };
+    }
     let Some(cluster) = &obs.cluster else {
         return Decision::Gone;
     };

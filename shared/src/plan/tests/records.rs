@@ -102,3 +102,42 @@ fn a_value_to_write_is_recorded_at_the_version_it_gets() {
     assert_eq!(recorded(&json), vec![("endpoint", 1), ("inbound-ips", 4)]);
     assert_eq!(json.parameters["inbound-ips"].value, "10.0.1.10,10.0.2.10");
 }
+
+/// `complete()` with its state's schema set to `schema`.
+fn with_schema(schema: u64) -> Observation {
+    let mut obs = complete();
+    let last = obs.parameters.last_mut().unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&last.value).unwrap();
+    doc["schema"] = schema.into();
+    last.value = doc.to_string();
+    obs
+}
+
+#[test]
+fn a_record_of_a_newer_release_is_refused_and_nothing_is_taken_away() {
+    let newer = u64::from(crate::ssm::STATE_SCHEMA) + 1;
+    // The cluster as it is, and the cluster gone: neither plans a write.
+    let mut gone = with_schema(newer);
+    gone.cluster = None;
+    for obs in [with_schema(newer), gone] {
+        let plan = plan_of(&obs);
+        assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
+        let Decision::Invalid { problem } = &plan.decision else {
+            panic!("refused, not {:?}", plan.decision)
+        };
+        let text = problem.to_string();
+        assert!(
+            text.contains(&format!("state schema {newer}")) && text.contains("/state"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_record_of_an_older_release_is_upgraded_when_written() {
+    let obs = with_schema(0);
+    let publication = publication_of(&plan_of(&obs));
+    let rendered = publication.render(Some("2030-01-01T00:00:00Z")).unwrap();
+    assert_eq!(changed_leaves(&rendered, &obs), vec!["state"]);
+    assert_eq!(rendered.state.schema, crate::ssm::STATE_SCHEMA);
+}
