@@ -51,7 +51,20 @@ async fn invoke(logical_id: &str, env: &[(String, String)], fixture: &str) -> se
     let result: serde_json::Value = serde_json::from_str(body)
         .unwrap_or_else(|e| panic!("{logical_id} with {fixture}: not JSON ({e}): {body}"));
     check_metrics(logical_id, &run.stdout, &result);
+    check_ready_line(logical_id, &run.stdout);
     result
+}
+
+/// The function said it was ready, with the release it runs (the
+/// workspace's one version), so that an operator finds it in the log.
+fn check_ready_line(logical_id: &str, stdout: &str) {
+    let version = format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(" ready\"") && l.contains(&version)),
+        "{logical_id}: no ready line with {version} in {stdout}"
+    );
 }
 
 /// The invocation printed one embedded-metric document, in our namespace,

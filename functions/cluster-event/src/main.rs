@@ -31,7 +31,11 @@ impl From<Transient> for Diagnostic {
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let reconciler = Reconciler::from_env(None).await?;
-    tracing::info!(config = %reconciler.config, "cluster-event ready");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %reconciler.config,
+        "cluster-event ready"
+    );
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler(reconciler, event).await

@@ -34,7 +34,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let mut reconciler = Reconciler::from_env(None).await?;
     // The deployment: it publishes its settings for the CLI.
     reconciler.publishes_settings = true;
-    tracing::info!(config = %reconciler.config, "sweep ready");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %reconciler.config,
+        "sweep ready"
+    );
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler(reconciler, event).await
