@@ -158,6 +158,20 @@ enum Command {
         #[arg(long, default_value_t = shared::reconcile::DEFAULT_WAIT.as_secs())]
         timeout: u64,
     },
+    /// Remove everything of this owner in the account and region and in the
+    /// accounts a hub serves: every cluster's plumbing (whatever its tags
+    /// say), the shared endpoints, the orphans and the deployment's
+    /// published settings; then list what still carries the owner tag.
+    /// Without --apply, say what would go. Exit 0: nothing (left), 2: plan
+    /// with something to remove, 1: something left or an error.
+    Teardown {
+        /// Carry it out (otherwise plan only).
+        #[arg(long)]
+        apply: bool,
+        /// How long to wait for AWS to finish the deletes, in seconds.
+        #[arg(long, default_value_t = shared::reconcile::DEFAULT_WAIT.as_secs())]
+        timeout: u64,
+    },
     /// Per cluster: endpoint access, trigger decision, plumbing state, inbound IPs
     /// (of every account a hub serves, with an ACCOUNT column).
     Status {
@@ -295,6 +309,7 @@ async fn run(cli: &Cli) -> Result<ExitCode> {
             .await
         }
         Command::Sweep { timeout } => sweep(cli, *timeout).await,
+        Command::Teardown { apply, timeout } => teardown(cli, *apply, *timeout).await,
     }
 }
 

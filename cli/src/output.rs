@@ -51,6 +51,20 @@ pub(crate) fn print_sweep(s: &shared::sweep::SweepReport) {
     }
 }
 
+pub(crate) fn print_teardown(t: &shared::sweep::TeardownReport, applied: bool) {
+    print_sweep(&t.sweep);
+    if t.settings_removed {
+        println!("removed the deployment's settings parameter");
+    }
+    let heading = if applied { "left" } else { "of this owner now" };
+    if t.left.is_empty() {
+        println!("{heading}: nothing");
+    }
+    for line in &t.left {
+        println!("{heading}: {line}");
+    }
+}
+
 pub(crate) fn emit<T: Serialize>(output: Output, value: &T, text: impl FnOnce()) -> Result<()> {
     match output {
         Output::Json => {

@@ -175,3 +175,29 @@ pub(crate) async fn sweep(cli: &Cli, timeout: u64) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Everything of this owner, taken down (or, without `apply`, planned).
+pub(crate) async fn teardown(cli: &Cli, apply: bool, timeout: u64) -> Result<ExitCode> {
+    let mode = if apply { Mode::Apply } else { Mode::Plan };
+    let mut rec = reconciler(cli, mode).await?;
+    rec.config.take_down = true;
+    // Asked for by name: what the deployment's settings say does not hold
+    // it back. Only what carries this owner is touched, as always.
+    rec.role = shared::reconcile::Role::Operator { force: true };
+    let patience = rec.patience_for(Duration::from_secs(timeout));
+    let report = shared::sweep::teardown(&rec, patience, |_, _, _| {})
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    emit(cli.output, &report, || print_teardown(&report, apply))?;
+    let owner = &rec.config.owner;
+    match (apply, report.left.is_empty()) {
+        (_, true) => Ok(ExitCode::SUCCESS),
+        (false, false) => Ok(ExitCode::from(2)),
+        (true, false) => Err(anyhow!(
+            "{} resources of owner {owner} are left (AWS may still be deleting some: run \
+             teardown --apply again): {}",
+            report.left.len(),
+            report.left.join("; ")
+        )),
+    }
+}

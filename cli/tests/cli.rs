@@ -645,3 +645,87 @@ async fn a_record_of_a_newer_release_is_refused_and_kept() {
     assert_eq!(after.associations.len(), before.associations.len());
     assert_eq!(after.parameters, before.parameters);
 }
+
+/// `teardown` plans, then removes everything of its owner (the cluster's
+/// plumbing, the shared endpoints, the deployment's settings) and proves
+/// nothing is left, leaving another owner's plumbing of the same cluster
+/// as it was; run again, it writes nothing.
+#[tokio::test]
+async fn teardown_removes_everything_of_its_owner_and_proves_it() {
+    let emulator = Emulator::start().unwrap();
+    let (_, client) = world(&emulator).await;
+    let env = [("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str())];
+    // A VPC has one rule for a name: the other owner serves another.
+    let their_client = emulator
+        .aws()
+        .vpc("10.2.0.0/16", &[], &["a", "b"])
+        .await
+        .unwrap();
+    let theirs = [
+        ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", their_client.id.as_str()),
+        ("EKS_PRIVATE_DNS_OWNER", "other"),
+        ("EKS_PRIVATE_DNS_SSM_PREFIX", "/other"),
+    ];
+    for env in [&env[..], &theirs[..]] {
+        let out = run(&emulator, env, &["apply", "--cluster", "demo"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    // The deployment's sweep publishes its settings.
+    let mut rec = emulator.reconciler(config(&env));
+    rec.publishes_settings = true;
+    shared::sweep::sweep(&rec, rec.patience(), |_, _, _| {})
+        .await
+        .unwrap();
+    let aws = emulator.aws();
+    let before = aws.snapshot().await.unwrap();
+    assert!(before
+        .parameters
+        .contains_key("/eks-private-dns/_deployment/settings"));
+    let ours = |s: &Snapshot| {
+        s.parameters
+            .keys()
+            .filter(|k| k.starts_with("/eks-private-dns/"))
+            .count()
+    };
+    assert_eq!(ours(&before), 4, "{:?}", before.parameters.keys());
+
+    let out = run(&emulator, &[], &["teardown"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("of this owner now: this account: forward rule"),
+        "{said}"
+    );
+    let planned = aws.snapshot().await.unwrap();
+    assert_eq!(planned.endpoints.len(), before.endpoints.len());
+    assert_eq!(planned.parameters, before.parameters);
+
+    let out = run(&emulator, &[], &["teardown", "--apply"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("removed the deployment's settings parameter"),
+        "{said}"
+    );
+    assert!(said.contains("left: nothing"), "{said}");
+    let after = aws.snapshot().await.unwrap();
+    assert_eq!(ours(&after), 0, "{:?}", after.parameters.keys());
+    // Exactly the other owner's half is left: its endpoints (inbound and
+    // outbound), its rule and association, and its plan finds it whole.
+    assert_eq!(after.endpoints.len(), before.endpoints.len() / 2);
+    assert_eq!(after.rules.len(), 1);
+    assert_eq!(after.associations.len(), 1);
+    let out = run(&emulator, &theirs, &["plan", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    let out = run(
+        &emulator,
+        &[],
+        &["--output", "json", "teardown", "--apply"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["sweep"]["write_calls"], 0, "{doc}");
+    assert_eq!(doc["left"], serde_json::json!([]));
+}

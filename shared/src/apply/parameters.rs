@@ -225,7 +225,7 @@ impl Applier<'_> {
     /// Delete those of `names` that carry our owner tag. Someone else's
     /// parameter under the prefix is left as it is: removing what is ours
     /// is done without it.
-    pub(super) async fn delete_parameters(&self, names: &[String]) -> Result<(), ApplyError> {
+    pub(crate) async fn delete_parameters(&self, names: &[String]) -> Result<(), ApplyError> {
         let mut ours = Vec::new();
         for name in names {
             match self.parameter_tags(name).await? {

@@ -199,6 +199,9 @@ pub struct Config {
     pub spoke_accounts: Vec<SpokeEntry>,
     /// The role assumed in each spoke account.
     pub spoke_role_name: String,
+    /// Everything of this owner is being taken down (the CLI's
+    /// `teardown`): no cluster is managed. Not a setting.
+    pub take_down: bool,
 }
 
 impl Default for Config {
@@ -224,6 +227,7 @@ impl Default for Config {
             tls_roots: crate::tls::TlsRoots::Auto,
             spoke_accounts: Vec::new(),
             spoke_role_name: DEFAULT_SPOKE_ROLE_NAME.to_string(),
+            take_down: false,
         }
     }
 }
@@ -326,6 +330,7 @@ impl Config {
                 parse_role_name(ENV_SPOKE_ROLE_NAME, v)
             })?
             .unwrap_or(defaults.spoke_role_name),
+            take_down: false,
         })
     }
 }

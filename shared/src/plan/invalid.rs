@@ -182,16 +182,26 @@ impl fmt::Display for Invalid {
                 cluster,
                 parameter,
                 schema,
-            } => write!(
-                f,
-                "cluster {cluster}'s record {parameter} was written by a newer release of \
-                 eks-private-dns (state schema {schema}; this release {} knows schema {}): \
-                 nothing of it is changed; deploy that release or a later one",
-                env!("CARGO_PKG_VERSION"),
-                crate::ssm::STATE_SCHEMA
-            ),
+            } => newer_record(f, cluster, parameter, *schema),
         }
     }
+}
+
+/// A record a later release wrote, which this one leaves as it is.
+fn newer_record(
+    f: &mut fmt::Formatter<'_>,
+    cluster: &str,
+    parameter: &str,
+    schema: u64,
+) -> fmt::Result {
+    write!(
+        f,
+        "cluster {cluster}'s record {parameter} was written by a newer release of \
+         eks-private-dns (state schema {schema}; this release {} knows schema {}): nothing of \
+         it is changed; deploy that release or a later one",
+        env!("CARGO_PKG_VERSION"),
+        crate::ssm::STATE_SCHEMA
+    )
 }
 
 /// What another account's VPC makes impossible.

@@ -219,6 +219,14 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
     let Some(cluster) = &obs.cluster else {
         return Decision::Gone;
     };
+    if config.take_down {
+        return Decision::NotManaged {
+            reason: format!(
+                "everything of owner {} is being taken down (teardown)",
+                config.owner
+            ),
+        };
+    }
     if !obs.serves(&obs.account) {
         return Decision::NotManaged {
             reason: format!(

@@ -24,9 +24,11 @@ use crate::wait::Patience;
 
 mod passes;
 mod shared;
+mod teardown;
 
 use passes::*;
 use shared::*;
+pub use teardown::{teardown, TeardownReport};
 
 /// One cluster the sweep could not reconcile (or an account it could not
 /// read, "(account)"), and why.
@@ -327,7 +329,10 @@ async fn sweep_counted(
         unread,
     } = Box::pin(read_accounts(reconciler, &served, &accounts, &mut summary)).await?;
     summary.clusters_seen = names.len();
-    if reconciler.publishes_settings && mode == crate::config::Mode::Apply {
+    if reconciler.publishes_settings
+        && mode == crate::config::Mode::Apply
+        && !reconciler.config.take_down
+    {
         match publish_settings(reconciler, &fleet).await {
             Ok(published) => summary.settings_published = published,
             Err(e) => {

@@ -144,3 +144,21 @@ fn an_access_update_in_progress_is_decided_on_what_it_sets() {
     assert!(matches!(p.decision, Decision::Pending { .. }), "{p:?}");
     assert!(p.actions.is_empty(), "nothing taken away before it ends");
 }
+
+#[test]
+fn a_teardown_of_the_owner_takes_away_a_cluster_that_wants_its_plumbing() {
+    // Private, opted in, in sync: only the teardown makes it go.
+    let obs = complete();
+    assert!(plan_of(&obs).actions.is_empty());
+    let config = Config {
+        take_down: true,
+        ..config()
+    };
+    let p = plan(&config, &owner(), &obs);
+    assert!(
+        matches!(&p.decision, Decision::NotManaged { reason } if reason.contains("teardown")),
+        "{:?}",
+        p.decision
+    );
+    assert_full_teardown(&p);
+}
