@@ -646,6 +646,76 @@ async fn a_record_of_a_newer_release_is_refused_and_kept() {
     assert_eq!(after.parameters, before.parameters);
 }
 
+type Settings = Vec<(&'static str, String)>;
+
+/// Two deployments serving cluster demo, each with its plumbing applied:
+/// the default owner's settings, and another owner's (its own prefix and
+/// client VPC: a VPC has one rule for a name).
+async fn two_owners(emulator: &Emulator) -> (Settings, Settings) {
+    let (_, client) = world(emulator).await;
+    let their_client = emulator
+        .aws()
+        .vpc("10.2.0.0/16", &[], &["a", "b"])
+        .await
+        .unwrap();
+    let ours = vec![("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.clone())];
+    let theirs = vec![
+        ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", their_client.id.clone()),
+        ("EKS_PRIVATE_DNS_OWNER", "other".to_string()),
+        ("EKS_PRIVATE_DNS_SSM_PREFIX", "/other".to_string()),
+    ];
+    for settings in [&ours, &theirs] {
+        let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = run(emulator, &env, &["apply", "--cluster", "demo"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    (ours, theirs)
+}
+
+/// Each deployment reads its own opt-out tag: the default owner's opts the
+/// cluster out of the default deployment only, and another owner's key out
+/// of that one only.
+#[tokio::test]
+async fn an_opt_out_tag_is_its_owners_alone() {
+    let emulator = Emulator::start().unwrap();
+    let (ours, theirs) = two_owners(&emulator).await;
+    let ours: Vec<(&str, &str)> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let theirs: Vec<(&str, &str)> = theirs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let aws = emulator.aws();
+    let params = |s: &Snapshot, prefix: &str| {
+        s.parameters
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .count()
+    };
+
+    aws.tag_cluster("demo", "eks-private-dns/enabled", "false")
+        .await
+        .unwrap();
+    for env in [&ours, &theirs] {
+        let out = run(&emulator, env, &["apply", "--cluster", "demo"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let s = aws.snapshot().await.unwrap();
+    assert_eq!(params(&s, "/eks-private-dns/"), 0);
+    assert_eq!(params(&s, "/other/"), 3);
+    assert_eq!((s.rules.len(), s.associations.len()), (1, 1));
+
+    aws.tag_cluster("demo", "eks-private-dns/other/enabled", "false")
+        .await
+        .unwrap();
+    let out = run(&emulator, &theirs, &["apply", "--cluster", "demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("eks-private-dns/other/enabled=false"),
+        "{said}"
+    );
+    let s = aws.snapshot().await.unwrap();
+    assert_eq!(params(&s, "/other/"), 0);
+    assert!(s.endpoints.is_empty() && s.rules.is_empty());
+}
+
 /// `teardown` plans, then removes everything of its owner (the cluster's
 /// plumbing, the shared endpoints, the deployment's settings) and proves
 /// nothing is left, leaving another owner's plumbing of the same cluster
@@ -653,23 +723,9 @@ async fn a_record_of_a_newer_release_is_refused_and_kept() {
 #[tokio::test]
 async fn teardown_removes_everything_of_its_owner_and_proves_it() {
     let emulator = Emulator::start().unwrap();
-    let (_, client) = world(&emulator).await;
-    let env = [("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", client.id.as_str())];
-    // A VPC has one rule for a name: the other owner serves another.
-    let their_client = emulator
-        .aws()
-        .vpc("10.2.0.0/16", &[], &["a", "b"])
-        .await
-        .unwrap();
-    let theirs = [
-        ("EKS_PRIVATE_DNS_CLIENT_VPC_IDS", their_client.id.as_str()),
-        ("EKS_PRIVATE_DNS_OWNER", "other"),
-        ("EKS_PRIVATE_DNS_SSM_PREFIX", "/other"),
-    ];
-    for env in [&env[..], &theirs[..]] {
-        let out = run(&emulator, env, &["apply", "--cluster", "demo"], None);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    }
+    let (ours, theirs) = two_owners(&emulator).await;
+    let env: Vec<(&str, &str)> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let theirs: Vec<(&str, &str)> = theirs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // The deployment's sweep publishes its settings.
     let mut rec = emulator.reconciler(config(&env));
     rec.publishes_settings = true;

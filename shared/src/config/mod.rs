@@ -434,6 +434,18 @@ impl Config {
     pub fn is_hub(&self) -> bool {
         !self.spoke_accounts.is_empty()
     }
+
+    /// The tag that opts a cluster in or out of this deployment:
+    /// `eks-private-dns/enabled` for the default owner, and
+    /// `eks-private-dns/OWNER/enabled` for another, so that opting a
+    /// cluster out of one deployment leaves it in every other.
+    pub fn enabled_tag(&self) -> String {
+        if self.owner == DEFAULT_OWNER {
+            TAG_ENABLED.to_string()
+        } else {
+            format!("eks-private-dns/{}/enabled", self.owner)
+        }
+    }
 }
 
 impl Config {

@@ -27,9 +27,10 @@ impl ClusterTags {
         config: &Config,
     ) -> Result<ClusterTags, ConfigError> {
         let setting = |tag: &str| format!("tag {tag} of cluster {cluster}");
-        let enabled = match tags.get(TAG_ENABLED).map(|v| v.trim()) {
+        let enabled_tag = config.enabled_tag();
+        let enabled = match tags.get(&enabled_tag).map(|v| v.trim()) {
             None | Some("") => None,
-            Some(v) => Some(parse_bool(&setting(TAG_ENABLED), v)?),
+            Some(v) => Some(parse_bool(&setting(&enabled_tag), v)?),
         };
         let client_vpc_ids = match tags.get(TAG_CLIENT_VPC_IDS) {
             Some(v) if !v.trim().is_empty() => {

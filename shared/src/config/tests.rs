@@ -138,6 +138,27 @@ fn cluster_tags_are_space_separated() {
 }
 
 #[test]
+fn the_opt_out_tag_is_the_owners_own() {
+    let out = |key: &str| BTreeMap::from([(key.to_string(), "false".to_string())]);
+    let other = Config {
+        owner: "team-b".into(),
+        ..Config::default()
+    };
+    assert_eq!(other.enabled_tag(), "eks-private-dns/team-b/enabled");
+    // The default owner's tag opts a cluster out of the default deployment
+    // only; another owner reads its own key.
+    let default_out = out(TAG_ENABLED);
+    let parse = |tags: &BTreeMap<String, String>, config: &Config| {
+        ClusterTags::parse("prod", tags, config).unwrap().enabled
+    };
+    assert_eq!(parse(&default_out, &Config::default()), Some(false));
+    assert_eq!(parse(&default_out, &other), None);
+    let team_b_out = out("eks-private-dns/team-b/enabled");
+    assert_eq!(parse(&team_b_out, &other), Some(false));
+    assert_eq!(parse(&team_b_out, &Config::default()), None);
+}
+
+#[test]
 fn bad_cluster_tags_name_the_tag_and_cluster() {
     let mut tags = BTreeMap::new();
     tags.insert(

@@ -268,7 +268,7 @@ pub fn decide(config: &Config, obs: &Observation) -> Decision {
     };
     if tags.enabled == Some(false) {
         return Decision::NotManaged {
-            reason: "opted out by its eks-private-dns/enabled=false tag".into(),
+            reason: format!("opted out by its {}=false tag", config.enabled_tag()),
         };
     }
     if !private_access {
