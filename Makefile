@@ -20,7 +20,7 @@ OFFLINE = AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_ACCESS_KEY_ID=of
 
 TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test venv sam-venv checkov-venv build sam-build check-template bench bench-check bench-hello lint prune-target clean
+.PHONY: demo test venv sam-venv checkov-venv build sam-build check-template bench bench-check bench-hello dist lint prune-target clean
 
 $(VENV)/.installed: tests/emulator/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,18 @@ test: venv check-template sam-build
 	rm -rf $(TARGET_DIR)/tmp/reliability
 	$(CARGO) test --workspace
 	$(TARGET_DIR)/debug/reliability $(TARGET_DIR)/tmp
+
+# A release: dist/eks-private-dns-VERSION/ with both Lambda zips, a template
+# that deploys them without a Rust toolchain, the spoke's template, the CLI
+# for Linux x86_64 (glibc 2.30 or later: built like the functions, with
+# cargo-lambda's zig) and SHA256SUMS; build-support/dist.py says how it stays
+# reproducible. The version is the workspace's, in Cargo.toml.
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+BUILD_CLI = $(CARGO) lambda build --release --package eks-private-dns --bin eks-private-dns
+dist: sam-build
+	$(OFFLINE) $(BUILD_CLI)
+	$(PYTHON) build-support/dist.py --version $(VERSION) --sam-build .aws-sam/build \
+		--cli $(TARGET_DIR)/lambda/eks-private-dns/bootstrap --out dist
 
 # The floor of the cold-start benchmark, built like the functions.
 BUILD_HELLO = $(CARGO) lambda build --release --package bench-hello
