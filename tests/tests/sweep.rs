@@ -332,9 +332,18 @@ async fn two_deployments_with_different_owners_leave_each_other_alone() {
     aws.cluster("alpha", &vpc_a, Access::Private, &[])
         .await
         .unwrap();
-    aws.cluster("beta", &vpc_b, Access::Private, &[(TAG_ENABLED, "false")])
-        .await
-        .unwrap();
+    // Opted out of both: each deployment reads its own owner's key.
+    aws.cluster(
+        "beta",
+        &vpc_b,
+        Access::Private,
+        &[
+            (TAG_ENABLED, "false"),
+            ("eks-private-dns/team-b/enabled", "false"),
+        ],
+    )
+    .await
+    .unwrap();
     let ours = emulator.reconciler(config(&[(ENV_ONPREM_CIDRS, ONPREM)]));
     let theirs = emulator.reconciler(config(&[
         (ENV_ONPREM_CIDRS, "172.16.0.0/12"),
@@ -342,8 +351,8 @@ async fn two_deployments_with_different_owners_leave_each_other_alone() {
         (ENV_SSM_PREFIX, "/team-b"),
         (ENV_TRIGGER, "private-access"),
     ]));
-    // Theirs manages beta? No: beta is opted out for everyone. Give them
-    // their own cluster instead.
+    // Theirs manages beta? No: it is opted out of both. Give them their
+    // own cluster instead.
     let vpc_c = aws.vpc("10.4.0.0/16", &[], &["a", "b"]).await.unwrap();
     aws.cluster("gamma", &vpc_c, Access::PublicAndPrivate, &[])
         .await
